@@ -1,0 +1,349 @@
+//! The default policy's operations, written against [`Host`] so that they run natively in unit
+//! tests with a fake store, and in the component against the real imports.
+
+use crate::codec;
+use crate::resilience::{self, Access};
+use crate::types::{
+    Applied, Context, Level, ListOp, Message, Range, Settings, StoreError, Stored, WriteError,
+    WriteOutcome,
+};
+use crate::window;
+
+/// What the policy needs from its host: the imports of the `policy` world.
+pub trait Host {
+    /// `config.get-settings`.
+    fn settings(&self) -> Settings;
+    /// `store.read-range`.
+    fn read_range(&self, key: &str, range: Range) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// `store.apply`.
+    fn apply(&self, key: &str, ops: &[ListOp]) -> Result<Applied, StoreError>;
+    /// `log.log`.
+    fn log(&self, level: Level, message: &str);
+}
+
+/// The key of a session: the prefix and the id, as the Python original interpolates them.
+pub fn session_key(settings: &Settings, session_id: &str) -> String {
+    let mut key = String::with_capacity(settings.key_prefix.len() + session_id.len());
+    key.push_str(&settings.key_prefix);
+    key.push_str(session_id);
+    key
+}
+
+/// `memory.get-context`: the newest messages of the window, skipping entries that are not
+/// messages; a store fault gives an empty, degraded context.
+pub fn get_context(host: &impl Host, session_id: &str) -> Context {
+    let settings = host.settings();
+    let Some(range) = window::read_range(&settings) else {
+        return Context {
+            messages: Vec::new(),
+            skipped: 0,
+            degraded: None,
+        };
+    };
+    let key = session_key(&settings, session_id);
+    let entries = resilience::with_retry(
+        Access::Read,
+        || host.read_range(&key, range),
+        |error| host.log(Level::Warn, &format!("read failed, retrying once: {error:?}")),
+    );
+    let entries = match entries {
+        Ok(entries) => entries,
+        Err(error) => {
+            host.log(Level::Warn, &format!("read failed, history degraded to empty: {error:?}"));
+            return Context {
+                messages: Vec::new(),
+                skipped: 0,
+                degraded: Some(error),
+            };
+        }
+    };
+    let mut messages = Vec::with_capacity(entries.len());
+    let mut skipped = 0u32;
+    for entry in &entries {
+        match codec::decode(entry) {
+            Ok(message) => messages.push(message),
+            Err(reason) => {
+                skipped = skipped.saturating_add(1);
+                host.log(
+                    Level::Warn,
+                    &format!("skipped a stored entry of {} bytes: {reason:?}", entry.len()),
+                );
+            }
+        }
+    }
+    Context {
+        messages,
+        skipped,
+        degraded: None,
+    }
+}
+
+/// `memory.add-messages` (and `add-message`, a batch of one): validate and encode every
+/// message, then write them in one transaction that also trims and renews the TTL.
+pub fn add_messages(
+    host: &impl Host,
+    session_id: &str,
+    messages: &[Message],
+) -> Result<WriteOutcome, WriteError> {
+    if messages.is_empty() {
+        return Err(WriteError::NoMessages);
+    }
+    let settings = host.settings();
+    let mut encoded = Vec::with_capacity(messages.len());
+    for (index, message) in messages.iter().enumerate() {
+        let entry = codec::encode(message, settings.max_message_bytes).map_err(|reason| {
+            WriteError::InvalidMessage((u32::try_from(index).unwrap_or(u32::MAX), reason))
+        })?;
+        encoded.push(entry);
+    }
+    let plan = window::plan_append(encoded, &settings);
+    let key = session_key(&settings, session_id);
+    Ok(
+        match write(host, &key, &plan.ops) {
+            Ok(applied) => WriteOutcome::Stored(window::report(&plan, &applied, &settings)),
+            Err(error) => WriteOutcome::Failed(error),
+        },
+    )
+}
+
+/// `memory.clear`: delete the session's list.
+pub fn clear(host: &impl Host, session_id: &str) -> WriteOutcome {
+    let settings = host.settings();
+    let key = session_key(&settings, session_id);
+    match write(host, &key, &window::plan_clear()) {
+        Ok(_) => WriteOutcome::Stored(Stored {
+            appended: 0,
+            trimmed: 0,
+            length: 0,
+        }),
+        Err(error) => WriteOutcome::Failed(error),
+    }
+}
+
+fn write(host: &impl Host, key: &str, ops: &[ListOp]) -> Result<Applied, StoreError> {
+    resilience::with_retry(
+        Access::Write,
+        || host.apply(key, ops),
+        |error| host.log(Level::Warn, &format!("write failed, retrying once: {error:?}")),
+    )
+    .inspect_err(|error| host.log(Level::Warn, &format!("write failed: {error:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Content, InvalidMessage};
+    use std::cell::RefCell;
+    use std::collections::{HashMap, VecDeque};
+
+    /// A list store with Redis semantics for the operations the policy uses, plus a queue of
+    /// errors to return before serving requests.
+    #[derive(Default)]
+    struct FakeHost {
+        lists: RefCell<HashMap<String, Vec<Vec<u8>>>>,
+        failures: RefCell<VecDeque<StoreError>>,
+        calls: RefCell<Vec<String>>,
+        max_messages: u32,
+    }
+
+    impl FakeHost {
+        fn with_window(max_messages: u32) -> Self {
+            Self {
+                max_messages,
+                ..Self::default()
+            }
+        }
+    }
+
+    fn index(len: usize, i: i64) -> i64 {
+        if i < 0 { len as i64 + i } else { i }
+    }
+
+    impl Host for FakeHost {
+        fn settings(&self) -> Settings {
+            Settings {
+                max_messages: self.max_messages,
+                ttl_seconds: 3600,
+                key_prefix: "ai:memory:".to_string(),
+                max_message_bytes: 1000,
+                extra: Vec::new(),
+            }
+        }
+
+        fn read_range(&self, key: &str, range: Range) -> Result<Vec<Vec<u8>>, StoreError> {
+            self.calls.borrow_mut().push(format!("read {key}"));
+            if let Some(error) = self.failures.borrow_mut().pop_front() {
+                return Err(error);
+            }
+            let lists = self.lists.borrow();
+            let list = lists.get(key).cloned().unwrap_or_default();
+            let start = index(list.len(), range.start).max(0) as usize;
+            let stop = index(list.len(), range.stop).min(list.len() as i64 - 1);
+            Ok(if stop < start as i64 {
+                Vec::new()
+            } else {
+                list[start..=stop as usize].to_vec()
+            })
+        }
+
+        fn apply(&self, key: &str, ops: &[ListOp]) -> Result<Applied, StoreError> {
+            self.calls.borrow_mut().push(format!("apply {key}"));
+            if let Some(error) = self.failures.borrow_mut().pop_front() {
+                return Err(error);
+            }
+            let mut lists = self.lists.borrow_mut();
+            let mut applied = Applied {
+                length_after_push: None,
+            };
+            for op in ops {
+                let list = lists.entry(key.to_string()).or_default();
+                match op {
+                    ListOp::Push(values) => {
+                        list.extend(values.iter().cloned());
+                        applied.length_after_push = Some(list.len() as u64);
+                    }
+                    ListOp::Trim(range) => {
+                        let start = index(list.len(), range.start).max(0) as usize;
+                        list.drain(..start.min(list.len()));
+                    }
+                    ListOp::Expire(_) => {}
+                    ListOp::Delete => {
+                        lists.remove(key);
+                    }
+                }
+            }
+            Ok(applied)
+        }
+
+        fn log(&self, _level: Level, _message: &str) {}
+    }
+
+    fn user(content: &str) -> Message {
+        Message {
+            role: "user".to_string(),
+            content: Some(Content::Text(content.to_string())),
+            extra: Vec::new(),
+        }
+    }
+
+    fn contents(context: &Context) -> Vec<String> {
+        context
+            .messages
+            .iter()
+            .map(|message| match &message.content {
+                Some(Content::Text(text)) => text.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn messages_written_are_read_back_in_order_under_the_session_key() {
+        let host = FakeHost::with_window(50);
+        add_messages(&host, "s1", &[user("a"), user("b")]).unwrap();
+        let context = get_context(&host, "s1");
+        assert_eq!(contents(&context), ["a", "b"]);
+        assert!(host.lists.borrow().contains_key("ai:memory:s1"));
+    }
+
+    #[test]
+    fn the_window_keeps_the_newest_messages_and_reports_what_it_trimmed() {
+        let host = FakeHost::with_window(2);
+        add_messages(&host, "s", &[user("a"), user("b")]).unwrap();
+        let outcome = add_messages(&host, "s", &[user("c")]).unwrap();
+        assert_eq!(
+            outcome,
+            WriteOutcome::Stored(Stored {
+                appended: 1,
+                trimmed: 1,
+                length: 2
+            })
+        );
+        assert_eq!(contents(&get_context(&host, "s")), ["b", "c"]);
+    }
+
+    #[test]
+    fn entries_that_are_not_messages_are_skipped_and_counted() {
+        let host = FakeHost::with_window(50);
+        host.lists.borrow_mut().insert(
+            "ai:memory:s".to_string(),
+            vec![
+                br#"{"role": "user", "content": "a"}"#.to_vec(),
+                b"{broken".to_vec(),
+                b"42".to_vec(),
+                br#"{"role": "user", "content": "b"}"#.to_vec(),
+            ],
+        );
+        let context = get_context(&host, "s");
+        assert_eq!(contents(&context), ["a", "b"]);
+        assert_eq!((context.skipped, context.degraded), (2, None));
+    }
+
+    #[test]
+    fn a_failed_read_degrades_to_an_empty_history_with_the_reason() {
+        let host = FakeHost::with_window(50);
+        host.failures.borrow_mut().extend([StoreError::Timeout]);
+        let context = get_context(&host, "s");
+        assert_eq!(context.messages, Vec::new());
+        assert_eq!(context.degraded, Some(StoreError::Timeout));
+    }
+
+    #[test]
+    fn a_read_survives_one_dropped_connection() {
+        let host = FakeHost::with_window(50);
+        add_messages(&host, "s", &[user("a")]).unwrap();
+        host.failures
+            .borrow_mut()
+            .push_back(StoreError::OutcomeUnknown("reset".into()));
+        let context = get_context(&host, "s");
+        assert_eq!((contents(&context), context.degraded), (vec!["a".to_string()], None));
+    }
+
+    #[test]
+    fn a_write_with_an_unknown_outcome_is_reported_not_repeated() {
+        let host = FakeHost::with_window(50);
+        let lost = StoreError::OutcomeUnknown("reset".into());
+        host.failures.borrow_mut().push_back(lost.clone());
+        let outcome = add_messages(&host, "s", &[user("a")]).unwrap();
+        assert_eq!(outcome, WriteOutcome::Failed(lost));
+        assert_eq!(host.calls.borrow().len(), 1);
+    }
+
+    #[test]
+    fn an_invalid_message_refuses_the_whole_batch_before_any_write() {
+        let host = FakeHost::with_window(50);
+        let big = user(&"x".repeat(2000));
+        let error = add_messages(&host, "s", &[user("ok"), big]).unwrap_err();
+        assert!(matches!(
+            error,
+            WriteError::InvalidMessage((1, InvalidMessage::TooLarge(_)))
+        ));
+        assert!(host.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn an_empty_batch_is_refused() {
+        let host = FakeHost::with_window(50);
+        assert_eq!(add_messages(&host, "s", &[]), Err(WriteError::NoMessages));
+    }
+
+    #[test]
+    fn a_window_of_zero_deletes_and_reads_nothing() {
+        let host = FakeHost::with_window(0);
+        host.lists
+            .borrow_mut()
+            .insert("ai:memory:s".to_string(), vec![b"old".to_vec()]);
+        add_messages(&host, "s", &[user("a")]).unwrap();
+        assert!(host.lists.borrow().is_empty());
+        assert_eq!(get_context(&host, "s").messages, Vec::new());
+        assert_eq!(host.calls.borrow().as_slice(), ["apply ai:memory:s"]);
+    }
+
+    #[test]
+    fn clear_deletes_the_session() {
+        let host = FakeHost::with_window(50);
+        add_messages(&host, "s", &[user("a")]).unwrap();
+        assert!(matches!(clear(&host, "s"), WriteOutcome::Stored(_)));
+        assert!(host.lists.borrow().is_empty());
+    }
+}

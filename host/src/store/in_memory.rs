@@ -1,0 +1,84 @@
+//! A store in process memory, with Redis list semantics: for embedding tests and for trying a
+//! policy without any file or server. Nothing survives the process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::list::{self, StoredList};
+use super::{Applied, KeyKind, ListOp, Ttl, now_ms};
+
+/// Lists in process memory, shared by every clone of the handle.
+#[derive(Clone, Debug, Default)]
+pub struct InMemoryStore {
+    lists: Arc<Mutex<HashMap<String, StoredList>>>,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, StoredList>> {
+        // A panic while holding the lock cannot leave a list half-changed (`apply` computes the
+        // new list before storing it), so a poisoned lock is safe to keep using.
+        self.lists.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn live(&self, key: &str) -> Option<StoredList> {
+        let lists = self.lock();
+        lists.get(key).filter(|list| !list.is_expired(now_ms())).cloned()
+    }
+
+    pub(super) fn read_range(&self, key: &str, start: i64, stop: i64) -> Vec<Vec<u8>> {
+        let lists = self.lock();
+        match lists.get(key).filter(|list| !list.is_expired(now_ms())) {
+            Some(found) => found.entries[list::redis_range(found.entries.len(), start, stop)].to_vec(),
+            None => Vec::new(),
+        }
+    }
+
+    pub(super) fn apply(&self, key: &str, ops: Vec<ListOp>) -> Applied {
+        let mut lists = self.lock();
+        let current = lists.remove(key);
+        let (after, applied) = list::apply(current, ops, now_ms());
+        if let Some(after) = after {
+            lists.insert(key.to_string(), after);
+        }
+        applied
+    }
+
+    pub(super) fn ttl(&self, key: &str) -> Ttl {
+        ttl_of(self.live(key).as_ref(), now_ms())
+    }
+
+    pub(super) fn kind(&self, key: &str) -> KeyKind {
+        self.live(key)
+            .map_or(KeyKind::Missing, |list| KeyKind::List(list.entries.len() as u64))
+    }
+
+    pub(super) fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let now = now_ms();
+        self.lock()
+            .iter()
+            .filter(|(key, list)| key.starts_with(prefix) && !list.is_expired(now))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+}
+
+/// The TTL of a list that is live at `now_ms` (or missing), as Redis reports it.
+pub(super) fn ttl_of(list: Option<&StoredList>, now_ms: u64) -> Ttl {
+    match list {
+        None => Ttl::Missing,
+        Some(StoredList {
+            expires_at_ms: None,
+            ..
+        }) => Ttl::Persistent,
+        Some(StoredList {
+            expires_at_ms: Some(at),
+            ..
+        }) => Ttl::ExpiresIn(Duration::from_millis(at.saturating_sub(now_ms))),
+    }
+}

@@ -1,0 +1,148 @@
+//! Redis list semantics, for the stores that are not Redis.
+//!
+//! The embedded and in-memory stores must behave exactly like Redis for everything the policy
+//! can ask, so that a policy tested on one works on the others: LRANGE/LTRIM index rules
+//! (negative from the tail, clamped, empty when crossed), an emptied list ceasing to exist
+//! (and losing its TTL), RPUSH keeping the TTL, EXPIRE on a missing key doing nothing, and an
+//! expired list reading as missing.
+
+use super::{Applied, ListOp};
+
+/// One list with its expiry, as the non-Redis stores keep it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredList {
+    /// The entries, head first.
+    pub entries: Vec<Vec<u8>>,
+    /// When the list expires, in milliseconds since the Unix epoch; `None` never.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl StoredList {
+    /// Whether the list has expired at `now_ms` (Redis: a key expires when its time is reached).
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|at| at <= now_ms)
+    }
+}
+
+/// The slice of `len` entries that LRANGE/LTRIM `start..=stop` selects, as a `Range<usize>`.
+pub fn redis_range(len: usize, start: i64, stop: i64) -> std::ops::Range<usize> {
+    // Lengths of real lists fit in i64; saturate rather than wrap if one ever does not.
+    let len_i = i64::try_from(len).unwrap_or(i64::MAX);
+    let start = if start < 0 { len_i.saturating_add(start).max(0) } else { start };
+    let stop = if stop < 0 { len_i.saturating_add(stop) } else { stop };
+    if start > stop || start >= len_i {
+        return 0..0;
+    }
+    let stop = stop.min(len_i - 1);
+    // Both bounds are now within 0..len, so the conversions cannot fail.
+    usize::try_from(start).unwrap_or(0)..usize::try_from(stop).unwrap_or(0) + 1
+}
+
+/// Apply `ops` in order to `list` (None = missing), as one MULTI/EXEC would at `now_ms`.
+/// Returns the list as it is afterwards (None = the key no longer exists).
+pub fn apply(
+    list: Option<StoredList>,
+    ops: Vec<ListOp>,
+    now_ms: u64,
+) -> (Option<StoredList>, Applied) {
+    let mut list = list.filter(|list| !list.is_expired(now_ms));
+    let mut applied = Applied::default();
+    for op in ops {
+        match op {
+            ListOp::Push(values) => {
+                let current = list.get_or_insert_with(StoredList::default);
+                current.entries.extend(values);
+                applied.length_after_push = Some(current.entries.len() as u64);
+            }
+            ListOp::Trim { start, stop } => {
+                if let Some(current) = list.as_mut() {
+                    let keep = redis_range(current.entries.len(), start, stop);
+                    current.entries.truncate(keep.end);
+                    current.entries.drain(..keep.start);
+                }
+            }
+            ListOp::Expire { seconds } => {
+                if let Some(current) = list.as_mut() {
+                    current.expires_at_ms = Some(now_ms.saturating_add(u64::from(seconds) * 1000));
+                }
+            }
+            ListOp::Delete => list = None,
+        }
+        // Redis removes a list the moment it becomes empty, TTL and all.
+        if list.as_ref().is_some_and(|current| current.entries.is_empty()) {
+            list = None;
+        }
+    }
+    (list, applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(n: u8) -> StoredList {
+        StoredList {
+            entries: (0..n).map(|i| vec![i]).collect(),
+            expires_at_ms: None,
+        }
+    }
+
+    // Expectations checked against redis-server 7.0 (LRANGE on a list of 5).
+    #[test]
+    fn ranges_follow_lrange_index_rules() {
+        assert_eq!(redis_range(5, 0, -1), 0..5);
+        assert_eq!(redis_range(5, -2, -1), 3..5);
+        assert_eq!(redis_range(5, -50, -1), 0..5);
+        assert_eq!(redis_range(5, 1, 100), 1..5);
+        assert_eq!(redis_range(5, 3, 1), 0..0);
+        assert_eq!(redis_range(5, 5, 9), 0..0);
+        assert_eq!(redis_range(5, -100, -90), 0..0);
+        assert_eq!(redis_range(0, 0, -1), 0..0);
+        assert_eq!(redis_range(5, i64::MIN, i64::MAX), 0..5);
+    }
+
+    #[test]
+    fn trim_to_the_tail_keeps_the_newest_entries() {
+        let (after, _) = apply(Some(list(5)), vec![ListOp::Trim { start: -2, stop: -1 }], 0);
+        assert_eq!(after.unwrap().entries, vec![vec![3], vec![4]]);
+    }
+
+    #[test]
+    fn a_trim_that_keeps_nothing_removes_the_key() {
+        let (after, _) = apply(Some(list(5)), vec![ListOp::Trim { start: 1, stop: 0 }], 0);
+        assert_eq!(after, None);
+    }
+
+    #[test]
+    fn push_reports_the_length_and_keeps_the_ttl() {
+        let mut old = list(2);
+        old.expires_at_ms = Some(10_000);
+        let (after, applied) = apply(Some(old), vec![ListOp::Push(vec![vec![9]])], 5);
+        let after = after.unwrap();
+        assert_eq!(applied.length_after_push, Some(3));
+        assert_eq!(after.expires_at_ms, Some(10_000));
+    }
+
+    #[test]
+    fn expire_sets_an_absolute_deadline_and_does_nothing_to_a_missing_key() {
+        let (after, _) = apply(Some(list(1)), vec![ListOp::Expire { seconds: 2 }], 1_000);
+        assert_eq!(after.unwrap().expires_at_ms, Some(3_000));
+        let (after, _) = apply(None, vec![ListOp::Expire { seconds: 2 }], 1_000);
+        assert_eq!(after, None);
+    }
+
+    #[test]
+    fn an_expired_list_is_treated_as_missing() {
+        let mut old = list(3);
+        old.expires_at_ms = Some(1_000);
+        let (after, applied) = apply(Some(old), vec![ListOp::Push(vec![vec![7]])], 1_000);
+        assert_eq!(applied.length_after_push, Some(1));
+        assert_eq!(after.unwrap().expires_at_ms, None);
+    }
+
+    #[test]
+    fn delete_removes_the_list() {
+        let (after, _) = apply(Some(list(3)), vec![ListOp::Delete], 0);
+        assert_eq!(after, None);
+    }
+}
