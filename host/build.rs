@@ -20,8 +20,17 @@ fn main() -> anyhow::Result<()> {
     let workspace = manifest_dir.parent().context("host/ has a parent")?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
 
-    for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.toml", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    for watched in [
+        "guest/src",
+        "guest/Cargo.toml",
+        "wit",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
 
     let target_dir = guest_target_dir(&out_dir);
@@ -42,7 +51,10 @@ fn guest_target_dir(out_dir: &Path) -> PathBuf {
     out_dir
         .ancestors()
         .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-        .map_or_else(|| out_dir.join("policy-guest"), |target| target.join("policy-guest"))
+        .map_or_else(
+            || out_dir.join("policy-guest"),
+            |target| target.join("policy-guest"),
+        )
 }
 
 fn build_core_module(workspace: &Path, target_dir: &Path) -> anyhow::Result<PathBuf> {
@@ -50,7 +62,14 @@ fn build_core_module(workspace: &Path, target_dir: &Path) -> anyhow::Result<Path
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
-        .args(["rustc", "--package", "agent-memory-policy", "--lib", "--crate-type", "cdylib"])
+        .args([
+            "rustc",
+            "--package",
+            "agent-memory-policy",
+            "--lib",
+            "--crate-type",
+            "cdylib",
+        ])
         .args(["--target", GUEST_TARGET, "--profile", GUEST_PROFILE])
         .arg("--target-dir")
         .arg(target_dir)
@@ -63,7 +82,9 @@ fn build_core_module(workspace: &Path, target_dir: &Path) -> anyhow::Result<Path
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("RUSTC_WORKSPACE_WRAPPER");
     println!("building the policy guest: {command:?}");
-    let status = command.status().context("running cargo for the policy guest")?;
+    let status = command
+        .status()
+        .context("running cargo for the policy guest")?;
     if !status.success() {
         bail!(
             "building the policy guest failed ({status}). If the error above says the \

@@ -199,7 +199,9 @@ mod tests {
     #[test]
     fn extras_named_like_typed_members_are_refused() {
         let mut message = text_message("user", "hi");
-        message.extra.push(("role".to_string(), "\"x\"".to_string()));
+        message
+            .extra
+            .push(("role".to_string(), "\"x\"".to_string()));
         assert_eq!(
             encode(&message, u32::MAX),
             Err(InvalidMessage::DuplicateMember("role".to_string()))

@@ -44,12 +44,20 @@ pub fn get_context(host: &impl Host, session_id: &str) -> Context {
     let entries = resilience::with_retry(
         Access::Read,
         || host.read_range(&key, range),
-        |error| host.log(Level::Warn, &format!("read failed, retrying once: {error:?}")),
+        |error| {
+            host.log(
+                Level::Warn,
+                &format!("read failed, retrying once: {error:?}"),
+            )
+        },
     );
     let entries = match entries {
         Ok(entries) => entries,
         Err(error) => {
-            host.log(Level::Warn, &format!("read failed, history degraded to empty: {error:?}"));
+            host.log(
+                Level::Warn,
+                &format!("read failed, history degraded to empty: {error:?}"),
+            );
             return Context {
                 messages: Vec::new(),
                 skipped: 0,
@@ -66,7 +74,10 @@ pub fn get_context(host: &impl Host, session_id: &str) -> Context {
                 skipped = skipped.saturating_add(1);
                 host.log(
                     Level::Warn,
-                    &format!("skipped a stored entry of {} bytes: {reason:?}", entry.len()),
+                    &format!(
+                        "skipped a stored entry of {} bytes: {reason:?}",
+                        entry.len()
+                    ),
                 );
             }
         }
@@ -98,12 +109,10 @@ pub fn add_messages(
     }
     let plan = window::plan_append(encoded, &settings);
     let key = session_key(&settings, session_id);
-    Ok(
-        match write(host, &key, &plan.ops) {
-            Ok(applied) => WriteOutcome::Stored(window::report(&plan, &applied, &settings)),
-            Err(error) => WriteOutcome::Failed(error),
-        },
-    )
+    Ok(match write(host, &key, &plan.ops) {
+        Ok(applied) => WriteOutcome::Stored(window::report(&plan, &applied, &settings)),
+        Err(error) => WriteOutcome::Failed(error),
+    })
 }
 
 /// `memory.clear`: delete the session's list.
@@ -124,7 +133,12 @@ fn write(host: &impl Host, key: &str, ops: &[ListOp]) -> Result<Applied, StoreEr
     resilience::with_retry(
         Access::Write,
         || host.apply(key, ops),
-        |error| host.log(Level::Warn, &format!("write failed, retrying once: {error:?}")),
+        |error| {
+            host.log(
+                Level::Warn,
+                &format!("write failed, retrying once: {error:?}"),
+            )
+        },
     )
     .inspect_err(|error| host.log(Level::Warn, &format!("write failed: {error:?}")))
 }
@@ -296,7 +310,10 @@ mod tests {
             .borrow_mut()
             .push_back(StoreError::OutcomeUnknown("reset".into()));
         let context = get_context(&host, "s");
-        assert_eq!((contents(&context), context.degraded), (vec!["a".to_string()], None));
+        assert_eq!(
+            (contents(&context), context.degraded),
+            (vec!["a".to_string()], None)
+        );
     }
 
     #[test]

@@ -65,7 +65,10 @@ pub fn with_retry<T>(
 mod tests {
     use super::*;
 
-    fn attempts_until_done(access: Access, errors: Vec<StoreError>) -> (u32, Result<(), StoreError>) {
+    fn attempts_until_done(
+        access: Access,
+        errors: Vec<StoreError>,
+    ) -> (u32, Result<(), StoreError>) {
         let mut errors = errors.into_iter();
         let mut calls = 0;
         let result = with_retry(
@@ -94,7 +97,10 @@ mod tests {
     #[test]
     fn an_unknown_outcome_is_retried_for_reads_but_never_for_writes() {
         let lost = StoreError::OutcomeUnknown("reset".into());
-        assert_eq!(attempts_until_done(Access::Read, vec![lost.clone()]), (2, Ok(())));
+        assert_eq!(
+            attempts_until_done(Access::Read, vec![lost.clone()]),
+            (2, Ok(()))
+        );
         assert_eq!(
             attempts_until_done(Access::Write, vec![lost.clone()]),
             (1, Err(lost))

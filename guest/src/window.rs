@@ -143,9 +143,30 @@ mod tests {
                 &settings,
             )
         };
-        assert_eq!(at(50), Stored { appended: 1, trimmed: 0, length: 50 });
-        assert_eq!(at(51), Stored { appended: 1, trimmed: 1, length: 50 });
-        assert_eq!(at(1), Stored { appended: 1, trimmed: 0, length: 1 });
+        assert_eq!(
+            at(50),
+            Stored {
+                appended: 1,
+                trimmed: 0,
+                length: 50
+            }
+        );
+        assert_eq!(
+            at(51),
+            Stored {
+                appended: 1,
+                trimmed: 1,
+                length: 50
+            }
+        );
+        assert_eq!(
+            at(1),
+            Stored {
+                appended: 1,
+                trimmed: 0,
+                length: 1
+            }
+        );
     }
 
     #[test]

@@ -10,9 +10,9 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use agent_memory::policy::log::Level;
-pub use agent_memory::policy::store::{Applied, ListOp, Range};
-pub use agent_memory::policy::types::{Content, Message, Settings, SizeLimit, StoreError};
-pub use exports::agent_memory::policy::memory::{
-    Context, InvalidMessage, Stored, WriteError, WriteOutcome,
+pub use self::agent_memory::policy::log::Level;
+pub use self::agent_memory::policy::store::{Applied, ListOp, Range};
+pub use self::agent_memory::policy::types::{Content, Message, Settings, SizeLimit, StoreError};
+pub use self::exports::agent_memory::policy::memory::{
+    Context, InvalidMessage, WriteError, WriteOutcome,
 };

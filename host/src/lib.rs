@@ -1,2 +1,66 @@
-pub mod store;
+//! agent-memory: short-term conversation memory for AI agents, kept in Redis, with the memory
+//! *policy* running as a sandboxed WebAssembly component.
+//!
+//! An agent calls [`Memory`]; each call runs the policy component in a fresh wasmtime instance
+//! whose only capabilities are a narrow list store scoped to the call's session, its settings
+//! and a logger. The policy decides *what* to read and write (serialization, the window, TTL,
+//! retries); the host decides *whether it may* and *how* the store is reached.
+//!
+//! ```text
+//! agent ─> Memory ─> policy component (memory export) ─> store import ─> guard ─> Redis / file / RAM
+//! ```
+//!
+//! The built-in policy reproduces the Python original byte for byte: key
+//! `ai:memory:{session}`, `json.dumps` entries, RPUSH + LTRIM to the newest 50 + EXPIRE 3600 in
+//! one MULTI/EXEC, undecodable entries skipped, store faults degrading instead of failing.
+//!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use agent_memory::{Memory, Message, StoreSpec};
+//!
+//! let memory = Memory::builder()
+//!     .store(StoreSpec::parse("memory:")?) // or "redis://127.0.0.1:6379", or a file path
+//!     .build()?;
+//! memory.add_message("chat-42", Message::system("You are terse.")).await?;
+//! memory.add_message("chat-42", Message::user("hi")).await?;
+//! let context = memory.get_context("chat-42").await?;
+//! assert_eq!(context.messages.len(), 2);
+//! assert!(context.degraded.is_none());
+//! # Ok(())
+//! # }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
+//!
+//! # Layout
+//! - [`memory`](Memory): the handle and its builder; [`BlockingMemory`] for sync callers.
+//! - [`message`](Message), [`report`](Context): what goes in and comes out.
+//! - [`store`]: the backends (Redis, embedded file, process memory) with Redis semantics.
+//! - `policy`: loading and checking components; `sandbox`: one call in its limits;
+//!   `guard`: what a call may ask of the store; `engine`: the shared wasmtime engine.
+//! - `settings`, `session`, `error`: configuration, session ids, errors.
+
+#![deny(missing_docs)]
+
 mod bindings;
+mod blocking;
+mod engine;
+mod error;
+mod guard;
+mod memory;
+mod message;
+mod policy;
+mod report;
+mod sandbox;
+mod session;
+mod settings;
+pub mod store;
+
+pub use blocking::BlockingMemory;
+pub use error::{BuildError, LoadError, MemoryError, PolicyError};
+pub use memory::{Memory, MemoryBuilder};
+pub use message::{Content, Message, MessageJsonError};
+pub use policy::{DEFAULT_POLICY_WASM, Policy};
+pub use report::{Context, InvalidMessage, Stored, WriteOutcome};
+pub use session::{MAX_SESSION_ID_BYTES, SessionId, SessionIdError};
+pub use settings::{DEFAULT_KEY_PREFIX, Limits, Settings, SettingsError};
+pub use store::{KeyKind, OpenError, RedisTimeouts, Store, StoreError, StoreSpec, Ttl};

@@ -67,7 +67,9 @@ impl EmbeddedStore {
         let db = Arc::clone(&self.db);
         tokio::task::spawn_blocking(move || work(&db))
             .await
-            .map_err(|join| StoreError::Unavailable(format!("embedded store task failed: {join}")))?
+            .map_err(|join| {
+                StoreError::Unavailable(format!("embedded store task failed: {join}"))
+            })?
     }
 
     async fn live(&self, key: &str) -> Result<Option<StoredList>, StoreError> {
@@ -86,7 +88,9 @@ impl EmbeddedStore {
         stop: i64,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         Ok(match self.live(key).await? {
-            Some(found) => found.entries[list::redis_range(found.entries.len(), start, stop)].to_vec(),
+            Some(found) => {
+                found.entries[list::redis_range(found.entries.len(), start, stop)].to_vec()
+            }
             None => Vec::new(),
         })
     }
@@ -104,7 +108,9 @@ impl EmbeddedStore {
                 let (after, applied) = list::apply(current, ops, now_ms());
                 match after {
                     Some(after) => {
-                        table.insert(key.as_str(), encode(&after).as_slice()).map_err(storage)?;
+                        table
+                            .insert(key.as_str(), encode(&after).as_slice())
+                            .map_err(storage)?;
                     }
                     None => {
                         table.remove(key.as_str()).map_err(storage)?;
@@ -123,10 +129,9 @@ impl EmbeddedStore {
     }
 
     pub(super) async fn kind(&self, key: &str) -> Result<KeyKind, StoreError> {
-        Ok(self
-            .live(key)
-            .await?
-            .map_or(KeyKind::Missing, |list| KeyKind::List(list.entries.len() as u64)))
+        Ok(self.live(key).await?.map_or(KeyKind::Missing, |list| {
+            KeyKind::List(list.entries.len() as u64)
+        }))
     }
 
     pub(super) async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -175,7 +180,12 @@ fn storage(error: impl Into<redb::Error>) -> StoreError {
 
 /// `[version][expires_at_ms: u64 LE, 0 = never][count: u32 LE]([len: u32 LE][bytes])*`
 fn encode(list: &StoredList) -> Vec<u8> {
-    let size = 13 + list.entries.iter().map(|entry| 4 + entry.len()).sum::<usize>();
+    let size = 13
+        + list
+            .entries
+            .iter()
+            .map(|entry| 4 + entry.len())
+            .sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.push(FORMAT_V1);
     out.extend_from_slice(&list.expires_at_ms.unwrap_or(0).to_le_bytes());
@@ -193,7 +203,8 @@ fn len_u32(len: usize) -> u32 {
 }
 
 fn decode(bytes: &[u8]) -> Result<StoredList, StoreError> {
-    let corrupt = |what: &str| StoreError::Rejected(format!("embedded store: corrupt list ({what})"));
+    let corrupt =
+        |what: &str| StoreError::Rejected(format!("embedded store: corrupt list ({what})"));
     let mut reader = bytes;
     let mut take = |n: usize| -> Result<&[u8], StoreError> {
         if reader.len() < n {

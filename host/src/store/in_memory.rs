@@ -23,18 +23,25 @@ impl InMemoryStore {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, StoredList>> {
         // A panic while holding the lock cannot leave a list half-changed (`apply` computes the
         // new list before storing it), so a poisoned lock is safe to keep using.
-        self.lists.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.lists
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn live(&self, key: &str) -> Option<StoredList> {
         let lists = self.lock();
-        lists.get(key).filter(|list| !list.is_expired(now_ms())).cloned()
+        lists
+            .get(key)
+            .filter(|list| !list.is_expired(now_ms()))
+            .cloned()
     }
 
     pub(super) fn read_range(&self, key: &str, start: i64, stop: i64) -> Vec<Vec<u8>> {
         let lists = self.lock();
         match lists.get(key).filter(|list| !list.is_expired(now_ms())) {
-            Some(found) => found.entries[list::redis_range(found.entries.len(), start, stop)].to_vec(),
+            Some(found) => {
+                found.entries[list::redis_range(found.entries.len(), start, stop)].to_vec()
+            }
             None => Vec::new(),
         }
     }
@@ -54,8 +61,9 @@ impl InMemoryStore {
     }
 
     pub(super) fn kind(&self, key: &str) -> KeyKind {
-        self.live(key)
-            .map_or(KeyKind::Missing, |list| KeyKind::List(list.entries.len() as u64))
+        self.live(key).map_or(KeyKind::Missing, |list| {
+            KeyKind::List(list.entries.len() as u64)
+        })
     }
 
     pub(super) fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {

@@ -28,8 +28,16 @@ impl StoredList {
 pub fn redis_range(len: usize, start: i64, stop: i64) -> std::ops::Range<usize> {
     // Lengths of real lists fit in i64; saturate rather than wrap if one ever does not.
     let len_i = i64::try_from(len).unwrap_or(i64::MAX);
-    let start = if start < 0 { len_i.saturating_add(start).max(0) } else { start };
-    let stop = if stop < 0 { len_i.saturating_add(stop) } else { stop };
+    let start = if start < 0 {
+        len_i.saturating_add(start).max(0)
+    } else {
+        start
+    };
+    let stop = if stop < 0 {
+        len_i.saturating_add(stop)
+    } else {
+        stop
+    };
     if start > stop || start >= len_i {
         return 0..0;
     }
@@ -69,7 +77,10 @@ pub fn apply(
             ListOp::Delete => list = None,
         }
         // Redis removes a list the moment it becomes empty, TTL and all.
-        if list.as_ref().is_some_and(|current| current.entries.is_empty()) {
+        if list
+            .as_ref()
+            .is_some_and(|current| current.entries.is_empty())
+        {
             list = None;
         }
     }
@@ -103,7 +114,14 @@ mod tests {
 
     #[test]
     fn trim_to_the_tail_keeps_the_newest_entries() {
-        let (after, _) = apply(Some(list(5)), vec![ListOp::Trim { start: -2, stop: -1 }], 0);
+        let (after, _) = apply(
+            Some(list(5)),
+            vec![ListOp::Trim {
+                start: -2,
+                stop: -1,
+            }],
+            0,
+        );
         assert_eq!(after.unwrap().entries, vec![vec![3], vec![4]]);
     }
 

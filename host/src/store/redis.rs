@@ -74,7 +74,8 @@ impl std::fmt::Debug for RedisStore {
 impl RedisStore {
     /// A store for the server at `url`. Nothing is connected until the first operation.
     pub fn new(url: &str, timeouts: RedisTimeouts) -> Result<Self, OpenError> {
-        let client = redis::Client::open(url).map_err(|error| OpenError::RedisUrl(error.to_string()))?;
+        let client =
+            redis::Client::open(url).map_err(|error| OpenError::RedisUrl(error.to_string()))?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeouts.connect))
             .set_response_timeout(Some(timeouts.response));
@@ -161,7 +162,11 @@ impl RedisStore {
     }
 
     fn note_timeout(&self, connection: &Arc<MultiplexedConnection>) {
-        let count = self.inner.consecutive_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+        let count = self
+            .inner
+            .consecutive_timeouts
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
         if count >= self.inner.timeouts.rebuild_after_timeouts {
             tracing::warn!(
                 target: "agent_memory::store",
@@ -176,7 +181,10 @@ impl RedisStore {
     /// replaced it.
     fn retire(&self, connection: &Arc<MultiplexedConnection>) {
         let previous = self.inner.current.compare_and_swap(connection, None);
-        if previous.as_ref().is_some_and(|previous| Arc::ptr_eq(previous, connection)) {
+        if previous
+            .as_ref()
+            .is_some_and(|previous| Arc::ptr_eq(previous, connection))
+        {
             self.inner.consecutive_timeouts.store(0, Ordering::Relaxed);
             tracing::debug!(target: "agent_memory::store", "Redis connection retired");
         }
@@ -459,8 +467,17 @@ mod tests {
     fn server_error_codes_map_to_typed_errors() {
         assert_eq!(classify_code("WRONGTYPE", "x"), StoreError::WrongType);
         assert_eq!(classify_code("OOM", "x"), StoreError::OutOfMemory);
-        assert!(matches!(classify_code("LOADING", "x"), StoreError::Unavailable(_)));
-        assert!(matches!(classify_code("READONLY", "x"), StoreError::Rejected(_)));
-        assert!(matches!(classify_code("NOPERM", "x"), StoreError::Rejected(_)));
+        assert!(matches!(
+            classify_code("LOADING", "x"),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify_code("READONLY", "x"),
+            StoreError::Rejected(_)
+        ));
+        assert!(matches!(
+            classify_code("NOPERM", "x"),
+            StoreError::Rejected(_)
+        ));
     }
 }

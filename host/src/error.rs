@@ -1,0 +1,98 @@
+//! The errors of the public API, one enum per layer.
+//!
+//! Store faults are not errors here: reads degrade ([`crate::Context::degraded`]) and writes
+//! report them ([`crate::WriteOutcome::Failed`]), as the Python original never let memory
+//! trouble take the agent down. What remains are the caller's mistakes and a policy that
+//! misbehaved.
+
+use crate::report::InvalidMessage;
+use crate::session::SessionIdError;
+use crate::settings::SettingsError;
+use crate::store::OpenError;
+
+/// Why a memory call failed. Nothing was written when this is returned, except as noted.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// The session id was refused.
+    #[error("invalid session id: {0}")]
+    InvalidSession(#[from] SessionIdError),
+    /// A message was refused by the policy.
+    #[error("message {index} refused: {reason}")]
+    InvalidMessage {
+        /// Its position in the request.
+        index: usize,
+        /// Why.
+        reason: InvalidMessage,
+    },
+    /// A write request held no message.
+    #[error("no messages to add")]
+    NoMessages,
+    /// The policy component failed: it trapped, ran over a limit, or returned something
+    /// invalid. The call's instance is discarded; the next call gets a fresh one. A write may
+    /// have been applied if the policy failed after its store call.
+    #[error("policy failed: {0}")]
+    Policy(#[from] PolicyError),
+    /// A blocking call was made from inside an async runtime, where it would deadlock.
+    #[error("blocking memory call made inside an async runtime; use the async `Memory` there")]
+    BlockingInAsync,
+}
+
+/// How a policy component failed during a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// It used more compute time than [`crate::Limits::cpu_time`].
+    #[error("used more than its compute budget of {0:?}")]
+    CpuBudgetExceeded(std::time::Duration),
+    /// The whole call took longer than [`crate::Limits::call_timeout`].
+    #[error("call took longer than {0:?}")]
+    CallTimeout(std::time::Duration),
+    /// It trapped (a panic, an out-of-bounds access, memory over the limit, ...).
+    #[error("trapped: {0}")]
+    Trapped(String),
+    /// It could not be instantiated.
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+    /// It returned something the contract does not allow.
+    #[error("returned an invalid result: {0}")]
+    InvalidOutput(String),
+}
+
+/// Why a policy component could not be loaded. The previous policy, if any, keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid component for this engine.
+    #[error("not a valid WebAssembly component: {0}")]
+    Compile(String),
+    /// The component imports something the host does not provide (WASI, another contract
+    /// version, ...) or does not export the `memory` interface with the right types.
+    #[error("component does not fit the agent-memory:policy@0.1.0 world: {0}")]
+    Contract(String),
+    /// The component failed its trial instantiation.
+    #[error("component failed its trial instantiation: {0}")]
+    Trial(String),
+}
+
+/// Why a memory handle could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] OpenError),
+    /// The policy could not be loaded.
+    #[error(transparent)]
+    Policy(#[from] LoadError),
+    /// Settings or limits were refused.
+    #[error("invalid settings: {0}")]
+    Settings(#[from] SettingsError),
+    /// The blocking wrapper could not start its runtime.
+    #[error("cannot start the blocking runtime: {0}")]
+    Runtime(String),
+}

@@ -1,0 +1,284 @@
+//! The public handle agents use: [`Memory`], built by [`MemoryBuilder`].
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::bindings;
+use crate::error::{BuildError, LoadError, MemoryError, PolicyError};
+use crate::message::Message;
+use crate::policy::Policy;
+use crate::report::{Context, WriteOutcome};
+use crate::sandbox::{self, Request, Response};
+use crate::session::SessionId;
+use crate::settings::{Limits, Settings};
+use crate::store::{RedisTimeouts, Store, StoreSpec};
+
+/// Conversation memory for agents: a policy component in its sandbox, over a store.
+///
+/// Cheap to clone (an `Arc`); clones share the store connection and the policy. Every call
+/// runs in a fresh instance of the policy, so calls from many tasks run concurrently.
+///
+/// ```
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use agent_memory::{Memory, Message, StoreSpec};
+///
+/// let memory = Memory::builder().store(StoreSpec::InMemory).build()?;
+/// let outcome = memory.add_message("session-1", Message::user("hello")).await?;
+/// assert!(outcome.is_stored());
+/// let context = memory.get_context("session-1").await?;
+/// assert_eq!(context.messages[0].text(), Some("hello"));
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Memory {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    policy: ArcSwap<Policy>,
+    settings: Settings,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory")
+            .field("store", &self.inner.store.describe())
+            .field("policy", &self.inner.policy.load().origin())
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Memory`]: a store, a policy, settings and limits, each with a default.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBuilder {
+    store: Option<StoreChoice>,
+    policy: Option<Policy>,
+    settings: Settings,
+    limits: Limits,
+    redis_timeouts: RedisTimeouts,
+}
+
+#[derive(Debug, Clone)]
+enum StoreChoice {
+    Spec(StoreSpec),
+    Open(Store),
+}
+
+impl MemoryBuilder {
+    /// Use the store `spec` names (default: process memory, [`StoreSpec::InMemory`]).
+    pub fn store(mut self, spec: StoreSpec) -> Self {
+        self.store = Some(StoreChoice::Spec(spec));
+        self
+    }
+
+    /// Use an already open store, shared with other handles.
+    pub fn store_handle(mut self, store: Store) -> Self {
+        self.store = Some(StoreChoice::Open(store));
+        self
+    }
+
+    /// Use this policy (default: the built-in [`Policy::default_policy`]).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Use these policy settings (default: [`Settings::default`], the Python original's).
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Use these sandbox limits (default: [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Use these Redis timeouts (default: [`RedisTimeouts::default`]).
+    pub fn redis_timeouts(mut self, timeouts: RedisTimeouts) -> Self {
+        self.redis_timeouts = timeouts;
+        self
+    }
+
+    /// Open the store, load the policy and check everything. Redis connects on first use, so
+    /// this succeeds while Redis is down; calls then degrade until it is back.
+    pub fn build(self) -> Result<Memory, BuildError> {
+        self.settings.validate()?;
+        self.limits.validate()?;
+        let store = match self.store.unwrap_or(StoreChoice::Spec(StoreSpec::InMemory)) {
+            StoreChoice::Spec(spec) => Store::open(&spec, self.redis_timeouts)?,
+            StoreChoice::Open(store) => store,
+        };
+        let policy = match self.policy {
+            Some(policy) => policy,
+            None => Policy::default_policy()?,
+        };
+        Ok(Memory {
+            inner: Arc::new(Inner {
+                store,
+                policy: ArcSwap::from_pointee(policy),
+                settings: self.settings,
+                limits: self.limits,
+            }),
+        })
+    }
+}
+
+impl Memory {
+    /// A builder with every default: process memory, the default policy, the original's
+    /// settings.
+    pub fn builder() -> MemoryBuilder {
+        MemoryBuilder::default()
+    }
+
+    /// The history of `session_id`, oldest first. A store fault gives an empty history with
+    /// [`Context::degraded`] set, not an error.
+    pub async fn get_context(
+        &self,
+        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
+    ) -> Result<Context, MemoryError> {
+        let session = session_id.try_into()?;
+        let Response::Context(context) = self.call(&session, Request::GetContext).await? else {
+            return Err(wrong_response());
+        };
+        let mut messages = Vec::with_capacity(context.messages.len());
+        for message in context.messages {
+            messages.push(Message::from_wit(message).map_err(PolicyError::InvalidOutput)?);
+        }
+        Ok(Context {
+            messages,
+            skipped: context.skipped,
+            degraded: context.degraded.map(Into::into),
+        })
+    }
+
+    /// Append one message to `session_id`, trimming to the window and renewing the TTL.
+    pub async fn add_message(
+        &self,
+        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
+        message: Message,
+    ) -> Result<WriteOutcome, MemoryError> {
+        self.add(session_id.try_into()?, vec![message.into_wit()])
+            .await
+    }
+
+    /// Append several messages to `session_id` in one atomic write: all or none.
+    pub async fn add_messages(
+        &self,
+        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<WriteOutcome, MemoryError> {
+        let messages = messages.into_iter().map(Message::into_wit).collect();
+        self.add(session_id.try_into()?, messages).await
+    }
+
+    async fn add(
+        &self,
+        session: SessionId,
+        messages: Vec<bindings::Message>,
+    ) -> Result<WriteOutcome, MemoryError> {
+        let Response::Write(result) = self.call(&session, Request::AddMessages(messages)).await?
+        else {
+            return Err(wrong_response());
+        };
+        match result {
+            Ok(outcome) => Ok(outcome.into()),
+            Err(bindings::WriteError::NoMessages) => Err(MemoryError::NoMessages),
+            Err(bindings::WriteError::InvalidMessage((index, reason))) => {
+                Err(MemoryError::InvalidMessage {
+                    index: index as usize,
+                    reason: reason.into(),
+                })
+            }
+        }
+    }
+
+    /// Forget `session_id`.
+    pub async fn clear(
+        &self,
+        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
+    ) -> Result<WriteOutcome, MemoryError> {
+        let session = session_id.try_into()?;
+        let Response::Clear(outcome) = self.call(&session, Request::Clear).await? else {
+            return Err(wrong_response());
+        };
+        Ok(outcome.into())
+    }
+
+    /// Serve every later call with `policy`. Calls already running finish on the policy they
+    /// started with.
+    pub fn replace_policy(&self, policy: Policy) {
+        tracing::info!(
+            target: "agent_memory::policy",
+            origin = policy.origin(),
+            digest = policy.digest(),
+            "policy replaced"
+        );
+        self.inner.policy.store(Arc::new(policy));
+    }
+
+    /// Load the component file at `path` and serve later calls with it. A component that fails
+    /// its checks is refused and the current policy keeps serving.
+    pub fn replace_policy_file(&self, path: &std::path::Path) -> Result<(), LoadError> {
+        self.replace_policy(Policy::from_file(path)?);
+        Ok(())
+    }
+
+    /// The policy serving new calls.
+    pub fn policy(&self) -> Policy {
+        Policy::clone(&self.inner.policy.load())
+    }
+
+    /// The store, for inspection (TTL, key kind, sessions).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The settings calls run with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The ids of the sessions in the store: keys under the prefix, prefix removed.
+    pub async fn sessions(&self) -> Result<Vec<String>, crate::StoreError> {
+        let prefix = &self.inner.settings.key_prefix;
+        let keys = self.inner.store.keys_with_prefix(prefix).await?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|key| key.strip_prefix(prefix.as_str()).map(str::to_string))
+            .collect())
+    }
+
+    async fn call(&self, session: &SessionId, request: Request) -> Result<Response, MemoryError> {
+        // Load the policy once: this call runs on this version even if it is replaced meanwhile.
+        let policy = self.inner.policy.load_full();
+        let response = sandbox::call(
+            &policy,
+            &self.inner.store,
+            &self.inner.settings,
+            &self.inner.limits,
+            session.as_str(),
+            request,
+        )
+        .await
+        .inspect_err(|error| {
+            tracing::warn!(target: "agent_memory::policy", origin = policy.origin(), %error, "policy call failed");
+        })?;
+        Ok(response)
+    }
+}
+
+fn wrong_response() -> MemoryError {
+    // `sandbox::call` answers each request with its own response kind; reaching this is a bug
+    // in this crate, reported rather than panicking an agent.
+    MemoryError::Policy(PolicyError::InvalidOutput(
+        "internal: response does not match the request".to_string(),
+    ))
+}

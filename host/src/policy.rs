@@ -1,0 +1,231 @@
+//! Policy components: loading, checking against the contract, and the built-in default.
+//!
+//! A policy is accepted only once it has been compiled, type-checked against the
+//! `agent-memory:policy` world (every import provided by the host, the `memory` export with the
+//! right types) and instantiated once on trial. A component that asks for anything else, WASI
+//! included, is refused here, not at its first call.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use crate::bindings::{Policy as PolicyBindings, PolicyPre};
+use crate::engine;
+use crate::error::LoadError;
+use crate::sandbox::{self, CallState};
+
+/// The default policy's component, built from `guest/` by the build script.
+pub const DEFAULT_POLICY_WASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/default_policy.wasm"));
+
+/// A policy component, compiled and checked, ready to serve calls. Cheap to clone.
+#[derive(Clone)]
+pub struct Policy {
+    inner: Arc<Loaded>,
+}
+
+pub(crate) struct Loaded {
+    pub(crate) pre: PolicyPre<CallState>,
+    digest: String,
+    origin: String,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("origin", &self.inner.origin)
+            .field("digest", &self.inner.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Policy {
+    /// The built-in default policy: the Python original's behaviour. Compiled once per process.
+    pub fn default_policy() -> Result<Self, LoadError> {
+        static DEFAULT: OnceLock<Policy> = OnceLock::new();
+        if let Some(policy) = DEFAULT.get() {
+            return Ok(policy.clone());
+        }
+        let policy = Self::from_bytes(DEFAULT_POLICY_WASM, "built-in default")?;
+        Ok(DEFAULT.get_or_init(|| policy).clone())
+    }
+
+    /// Load a policy component from its bytes; `origin` names it in logs and errors.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, LoadError> {
+        let engine = engine::shared();
+        let component = Component::new(engine, bytes)
+            .map_err(|error| LoadError::Compile(format!("{error:#}")))?;
+        Self::check(engine, component, digest(bytes), origin)
+    }
+
+    /// Load a policy component file.
+    pub fn from_file(path: &Path) -> Result<Self, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Like [`Policy::from_bytes`], keeping the compiled code in `cache_dir` so the next
+    /// process skips compilation (which dominates a short CLI run).
+    ///
+    /// The cache file is named by the component's SHA-256 and the engine's compatibility hash
+    /// (wasmtime version and configuration), and wasmtime itself refuses an artifact made by
+    /// another version or configuration; such a file is recompiled and replaced. Only point
+    /// this at a directory that no one else can write: compiled code is trusted as it is.
+    pub fn from_bytes_cached(
+        bytes: &[u8],
+        origin: &str,
+        cache_dir: &Path,
+    ) -> Result<Self, LoadError> {
+        let engine = engine::shared();
+        let digest = digest(bytes);
+        let path = cache_path(engine, cache_dir, &digest);
+        // SAFETY: `deserialize_file` runs the file's machine code. The file is one this
+        // function wrote from a component it compiled, in the caller's private cache
+        // directory; wasmtime checks its header, version and configuration before use.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => return Self::check(engine, component, digest, origin),
+            Err(error) if path.exists() => {
+                tracing::debug!(%error, path = %path.display(), "compiled policy cache refused; recompiling");
+            }
+            Err(_) => {}
+        }
+        let component = Component::new(engine, bytes)
+            .map_err(|error| LoadError::Compile(format!("{error:#}")))?;
+        if let Err(error) = write_cache(&component, &path) {
+            tracing::debug!(%error, path = %path.display(), "could not write the compiled policy cache");
+        }
+        Self::check(engine, component, digest, origin)
+    }
+
+    fn check(
+        engine: &Engine,
+        component: Component,
+        digest: String,
+        origin: &str,
+    ) -> Result<Self, LoadError> {
+        let linker = linker(engine).map_err(|error| LoadError::Contract(format!("{error:#}")))?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|error| LoadError::Contract(format!("{error:#}")))?;
+        let pre = PolicyPre::new(instance_pre)
+            .map_err(|error| LoadError::Contract(format!("{error:#}")))?;
+        let policy = Self {
+            inner: Arc::new(Loaded {
+                pre,
+                digest,
+                origin: origin.to_string(),
+            }),
+        };
+        policy.trial_instantiation()?;
+        Ok(policy)
+    }
+
+    /// `PolicyPre::new` checks export names only; instantiating once runs the component's
+    /// start code and resolves every typed export, so a broken component fails here.
+    fn trial_instantiation(&self) -> Result<(), LoadError> {
+        let check = async {
+            let mut store = sandbox::trial_store();
+            let instance = self
+                .inner
+                .pre
+                .instance_pre()
+                .instantiate_async(&mut store)
+                .await?;
+            PolicyBindings::new(&mut store, &instance).map(|_| ())
+        };
+        // The trial touches no store and never waits on I/O, so it completes on first poll
+        // unless the component's start code runs past its CPU budget, which yields.
+        futures_lite_block_on(check).map_err(|error| LoadError::Trial(format!("{error:#}")))
+    }
+
+    /// SHA-256 of the component bytes, hex: what identifies a policy version in logs.
+    pub fn digest(&self) -> &str {
+        &self.inner.digest
+    }
+
+    /// Where the policy came from: a path, or "built-in default".
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
+    }
+
+    /// The interfaces the component imports, such as `agent-memory:policy/store@0.1.0`.
+    pub fn imports(&self) -> Vec<String> {
+        let engine = engine::shared();
+        let component = self.inner.pre.instance_pre().component();
+        component
+            .component_type()
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// The interfaces the component exports.
+    pub fn exports(&self) -> Vec<String> {
+        let engine = engine::shared();
+        let component = self.inner.pre.instance_pre().component();
+        component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    pub(crate) fn loaded(&self) -> &Loaded {
+        &self.inner
+    }
+}
+
+/// The linker holding the host's side of the world: `store`, `log` and `config`.
+fn linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
+    let mut linker = Linker::new(engine);
+    PolicyBindings::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
+        &mut linker,
+        |state| state,
+    )?;
+    Ok(linker)
+}
+
+fn digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn cache_path(engine: &Engine, cache_dir: &Path, digest: &str) -> PathBuf {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    cache_dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
+}
+
+fn write_cache(component: &Component, path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let bytes = component.serialize()?;
+    // Write then rename, so a concurrent reader never sees half a file.
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
+}
+
+/// Drive a future that never waits on I/O to completion on the current thread.
+fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::yield_now();
+    }
+}

@@ -1,0 +1,314 @@
+//! One policy call in its sandbox: a fresh instance, the host's imports, and the limits.
+//!
+//! Every call instantiates the policy into a new `Store`, so a trap, a leak or a bad state in
+//! one call cannot reach the next, and calls run concurrently without sharing guest memory.
+//! Limits: linear memory (`StoreLimits`), compute time (epoch deadline, with time spent waiting
+//! on the store given back), and a wall-clock bound on the whole call (the epoch cannot
+//! interrupt a host call that waits on I/O; the store's own timeouts and this bound can).
+
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+use wasmtime::{StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+
+use crate::bindings::{self, Level};
+use crate::engine;
+use crate::error::PolicyError;
+use crate::guard::Guard;
+use crate::policy::Policy;
+use crate::settings::{Limits, Settings};
+use crate::store::{ListOp, Store};
+
+/// Longest log line a policy may emit; longer lines are cut. Keeps a chatty or hostile
+/// policy from flooding the host's logs.
+const MAX_LOG_LINE_BYTES: usize = 1024;
+
+/// What one call's instance can reach: its store (through the guard), its settings, its
+/// limits, and its own accounting.
+pub(crate) struct CallState {
+    store: Option<Store>,
+    guard: Guard,
+    settings: bindings::Settings,
+    limits: StoreLimits,
+    started: Instant,
+    waited: Duration,
+    cpu_budget: Duration,
+}
+
+/// Raised from the epoch callback when a call has used its compute budget.
+#[derive(Debug)]
+struct CpuBudgetExceeded;
+
+impl std::fmt::Display for CpuBudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("policy compute budget exceeded")
+    }
+}
+
+impl std::error::Error for CpuBudgetExceeded {}
+
+impl CallState {
+    fn new(store: Option<Store>, settings: &Settings, session_id: &str, limits: &Limits) -> Self {
+        Self {
+            store,
+            guard: Guard::new(
+                settings.key_for(session_id),
+                settings.max_message_bytes,
+                limits.clone(),
+            ),
+            settings: settings.to_wit(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .instances(4)
+                .tables(8)
+                .memories(2)
+                .table_elements(100_000)
+                // A failed memory.grow returns -1 to the guest; Rust's allocator then aborts,
+                // which is a trap. Trapping right away gives the clearer error.
+                .trap_on_grow_failure(true)
+                .build(),
+            started: Instant::now(),
+            waited: Duration::ZERO,
+            cpu_budget: limits.cpu_time,
+        }
+    }
+
+    /// Compute time used so far: wall time minus time spent waiting on the store.
+    fn compute_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.waited)
+    }
+}
+
+/// A wasmtime store for one call, with every limit in place.
+fn new_store(state: CallState) -> wasmtime::Store<CallState> {
+    let budget = state.cpu_budget;
+    let mut store = wasmtime::Store::new(engine::shared(), state);
+    store.limiter(|state| &mut state.limits);
+    store.set_epoch_deadline(engine::ticks_for(budget));
+    store.epoch_deadline_callback(|context| {
+        let state = context.data();
+        let used = state.compute_time();
+        if used >= state.cpu_budget {
+            return Err(wasmtime::Error::new(CpuBudgetExceeded));
+        }
+        // Time spent waiting on the store does not count: extend by what is left, and yield so
+        // a long-running policy shares the executor thread.
+        Ok(UpdateDeadline::Yield(engine::ticks_for(
+            state.cpu_budget - used,
+        )))
+    });
+    store
+}
+
+/// A store for a trial instantiation: no store access, default limits.
+pub(crate) fn trial_store() -> wasmtime::Store<CallState> {
+    new_store(CallState::new(
+        None,
+        &Settings::default(),
+        "trial",
+        &Limits::default(),
+    ))
+}
+
+/// One request to the policy's `memory` export.
+pub(crate) enum Request {
+    GetContext,
+    AddMessages(Vec<bindings::Message>),
+    Clear,
+}
+
+/// The policy's answer, still in WIT types.
+pub(crate) enum Response {
+    Context(bindings::Context),
+    Write(Result<bindings::WriteOutcome, bindings::WriteError>),
+    Clear(bindings::WriteOutcome),
+}
+
+/// Run `request` for `session_id` in a fresh instance of `policy`.
+pub(crate) async fn call(
+    policy: &Policy,
+    store: &Store,
+    settings: &Settings,
+    limits: &Limits,
+    session_id: &str,
+    request: Request,
+) -> Result<Response, PolicyError> {
+    let state = CallState::new(Some(store.clone()), settings, session_id, limits);
+    let mut wasm_store = new_store(state);
+    let run = async {
+        let instance = policy
+            .loaded()
+            .pre
+            .instantiate_async(&mut wasm_store)
+            .await
+            .map_err(|error| classify_instantiate(&error))?;
+        let memory = instance.agent_memory_policy_memory();
+        let response = match request {
+            Request::GetContext => memory
+                .call_get_context(&mut wasm_store, session_id)
+                .await
+                .map(Response::Context),
+            Request::AddMessages(mut messages) if messages.len() == 1 => {
+                let message = messages.pop().unwrap_or_else(|| unreachable!("len is 1"));
+                memory
+                    .call_add_message(&mut wasm_store, session_id, &message)
+                    .await
+                    .map(Response::Write)
+            }
+            Request::AddMessages(messages) => memory
+                .call_add_messages(&mut wasm_store, session_id, &messages)
+                .await
+                .map(Response::Write),
+            Request::Clear => memory
+                .call_clear(&mut wasm_store, session_id)
+                .await
+                .map(Response::Clear),
+        };
+        response.map_err(|error| classify_trap(&error, limits))
+    };
+    match tokio::time::timeout(limits.call_timeout, run).await {
+        Ok(result) => result,
+        Err(_) => Err(PolicyError::CallTimeout(limits.call_timeout)),
+    }
+}
+
+fn classify_instantiate(error: &wasmtime::Error) -> PolicyError {
+    PolicyError::Instantiate(format!("{error:#}"))
+}
+
+fn classify_trap(error: &wasmtime::Error, limits: &Limits) -> PolicyError {
+    if error.downcast_ref::<CpuBudgetExceeded>().is_some() {
+        return PolicyError::CpuBudgetExceeded(limits.cpu_time);
+    }
+    PolicyError::Trapped(format!("{error:#}"))
+}
+
+impl CallState {
+    /// The store, or a trap: only trial instantiations run without one, and they make no calls.
+    fn store(&self) -> wasmtime::Result<Store> {
+        self.store
+            .clone()
+            .ok_or_else(|| wasmtime::format_err!("store called during a trial instantiation"))
+    }
+
+    async fn timed<T>(&mut self, work: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let output = work.await;
+        self.waited += started.elapsed();
+        output
+    }
+}
+
+impl bindings::agent_memory::policy::types::Host for CallState {}
+
+impl bindings::agent_memory::policy::store::Host for CallState {
+    async fn read_range(
+        &mut self,
+        key: String,
+        range: bindings::Range,
+    ) -> wasmtime::Result<Result<Vec<Vec<u8>>, bindings::StoreError>> {
+        let store = self.store()?;
+        if let Err(error) = self
+            .guard
+            .admit(&key)
+            .and_then(|()| self.guard.check_read_request(range.start, range.stop))
+        {
+            return Ok(Err(error.into()));
+        }
+        let span = tracing::debug_span!(
+            "agent_memory.read_range",
+            start = range.start,
+            stop = range.stop
+        );
+        let entries = self
+            .timed(
+                store
+                    .read_range(&key, range.start, range.stop)
+                    .instrument(span),
+            )
+            .await;
+        Ok(entries
+            .and_then(|entries| self.guard.check_read_reply(&entries).map(|()| entries))
+            .map_err(Into::into))
+    }
+
+    async fn apply(
+        &mut self,
+        key: String,
+        ops: Vec<bindings::ListOp>,
+    ) -> wasmtime::Result<Result<bindings::Applied, bindings::StoreError>> {
+        let store = self.store()?;
+        let ops: Vec<ListOp> = ops.into_iter().map(ListOp::from).collect();
+        if let Err(error) = self
+            .guard
+            .admit(&key)
+            .and_then(|()| self.guard.check_transaction(&ops))
+        {
+            return Ok(Err(error.into()));
+        }
+        let span = tracing::debug_span!("agent_memory.apply", ops = ops.len());
+        let applied = self.timed(store.apply(&key, ops).instrument(span)).await;
+        Ok(applied
+            .map(|applied| bindings::Applied {
+                length_after_push: applied.length_after_push,
+            })
+            .map_err(Into::into))
+    }
+}
+
+impl bindings::agent_memory::policy::log::Host for CallState {
+    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        let message = truncate(&message, MAX_LOG_LINE_BYTES);
+        match level {
+            Level::Debug => tracing::debug!(target: "agent_memory::policy", "{message}"),
+            Level::Info => tracing::info!(target: "agent_memory::policy", "{message}"),
+            Level::Warn => tracing::warn!(target: "agent_memory::policy", "{message}"),
+            Level::Error => tracing::error!(target: "agent_memory::policy", "{message}"),
+        }
+        Ok(())
+    }
+}
+
+impl bindings::agent_memory::policy::config::Host for CallState {
+    async fn get_settings(&mut self) -> wasmtime::Result<bindings::Settings> {
+        Ok(self.settings.clone())
+    }
+}
+
+impl From<bindings::ListOp> for ListOp {
+    fn from(op: bindings::ListOp) -> Self {
+        match op {
+            bindings::ListOp::Push(values) => Self::Push(values),
+            bindings::ListOp::Trim(range) => Self::Trim {
+                start: range.start,
+                stop: range.stop,
+            },
+            bindings::ListOp::Expire(seconds) => Self::Expire { seconds },
+            bindings::ListOp::Delete => Self::Delete,
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_cut_on_a_character_boundary() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("héllo", 3), "hé");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}
