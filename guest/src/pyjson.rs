@@ -10,8 +10,10 @@
 //!   control characters with short forms (`\b \f \n \r \t`) use those;
 //! - members in the order given.
 //!
-//! Numbers are written as the text they arrived as (serde_json's `arbitrary_precision`), so an
-//! integer of any size or a float such as `0.1` survives unchanged.
+//! Integers are written as integers; floats as Python's `repr` writes them (shortest digits that
+//! round-trip, exponent form below 1e-4 and from 1e16, `e-07` style exponents, `.0` on whole
+//! numbers). Integers beyond 64 bits, which Python keeps exactly, arrive here as floats: serde_json
+//! without `arbitrary_precision` has no other representation (see the README's limits).
 
 use serde_json::Value;
 
@@ -21,7 +23,7 @@ pub fn write_value(out: &mut String, value: &Value) {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        Value::Number(number) => out.push_str(&number.to_string()),
+        Value::Number(number) => write_number(out, number),
         Value::String(text) => write_string(out, text),
         Value::Array(items) => {
             out.push('[');
@@ -43,6 +45,56 @@ pub fn write_value(out: &mut String, value: &Value) {
             }
             out.push('}');
         }
+    }
+}
+
+fn write_number(out: &mut String, number: &serde_json::Number) {
+    if let Some(int) = number.as_i64() {
+        out.push_str(&int.to_string());
+    } else if let Some(int) = number.as_u64() {
+        out.push_str(&int.to_string());
+    } else if let Some(float) = number.as_f64() {
+        write_float(out, float);
+    }
+}
+
+/// Python's `float.__repr__` (the "short" repr style of CPython 3.1+).
+fn write_float(out: &mut String, float: f64) {
+    // Rust's `{:e}` gives the same shortest round-trip digits; only the layout differs.
+    let scientific = format!("{float:e}");
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    out.push_str(sign);
+    // Position of the decimal point relative to the digits, as CPython's `float_repr` names it.
+    let decpt = exponent + 1;
+    if -4 < decpt && decpt <= 16 {
+        let point = decpt.unsigned_abs() as usize;
+        if decpt <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', point));
+            out.push_str(&digits);
+        } else if point >= digits.len() {
+            out.push_str(&digits);
+            out.extend(std::iter::repeat_n('0', point - digits.len()));
+            out.push_str(".0");
+        } else {
+            out.push_str(&digits[..point]);
+            out.push('.');
+            out.push_str(&digits[point..]);
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push_str(if exponent < 0 { "e-" } else { "e+" });
+        out.push_str(&format!("{:02}", exponent.unsigned_abs()));
     }
 }
 
@@ -131,10 +183,24 @@ mod tests {
     }
 
     #[test]
-    fn numbers_keep_their_text() {
+    fn integers_are_written_as_integers() {
         assert_eq!(
-            dumps("[0.1, 1.0, -3, 123456789012345678901234567890, 1e+100]"),
-            "[0.1, 1.0, -3, 123456789012345678901234567890, 1e+100]"
+            dumps("[0, -3, 9007199254740993, 18446744073709551615, -9223372036854775808]"),
+            "[0, -3, 9007199254740993, 18446744073709551615, -9223372036854775808]"
+        );
+    }
+
+    #[test]
+    fn floats_are_written_like_python_repr() {
+        // python3 -c 'import json; print(json.dumps([0.1, 1.0, 1e16, ...]))'
+        assert_eq!(
+            dumps(
+                "[0.1, 1.0, 1e16, 1e15, 1e-5, 0.0001, 123.456, -3e-7, 1.5e300, 5e-324, 2.5, \
+                 -0.0, 0.0, 1e22, 12345678901234567890.0, 1E5, 1.7976931348623157e308]"
+            ),
+            "[0.1, 1.0, 1e+16, 1000000000000000.0, 1e-05, 0.0001, 123.456, -3e-07, 1.5e+300, \
+             5e-324, 2.5, -0.0, 0.0, 1e+22, 1.2345678901234567e+19, 100000.0, \
+             1.7976931348623157e+308]"
         );
     }
 

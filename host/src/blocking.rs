@@ -22,7 +22,8 @@ use crate::session::{SessionId, SessionIdError};
 #[derive(Debug)]
 pub struct BlockingMemory {
     memory: Memory,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped; an `Option` so `Drop` can take it.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl BlockingMemory {
@@ -32,7 +33,10 @@ impl BlockingMemory {
             .enable_all()
             .build()
             .map_err(|error| BuildError::Runtime(error.to_string()))?;
-        Ok(Self { memory, runtime })
+        Ok(Self {
+            memory,
+            runtime: Some(runtime),
+        })
     }
 
     /// The async handle underneath.
@@ -44,10 +48,12 @@ impl BlockingMemory {
         &self,
         call: impl Future<Output = Result<T, MemoryError>>,
     ) -> Result<T, MemoryError> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(MemoryError::BlockingInAsync);
+        match &self.runtime {
+            Some(runtime) if tokio::runtime::Handle::try_current().is_err() => {
+                runtime.block_on(call)
+            }
+            _ => Err(MemoryError::BlockingInAsync),
         }
-        self.runtime.block_on(call)
     }
 
     /// See [`Memory::get_context`].
@@ -82,5 +88,15 @@ impl BlockingMemory {
         session_id: impl TryInto<SessionId, Error = SessionIdError>,
     ) -> Result<WriteOutcome, MemoryError> {
         self.block_on(self.memory.clear(session_id))
+    }
+}
+
+impl Drop for BlockingMemory {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks until its tasks stop, which panics inside another runtime;
+        // the wrapper may well be dropped there (moved into an async task, say).
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }

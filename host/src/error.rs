@@ -14,7 +14,7 @@ use crate::store::OpenError;
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
     /// The session id was refused.
-    #[error("invalid session id: {0}")]
+    #[error("invalid session id")]
     InvalidSession(#[from] SessionIdError),
     /// A message was refused by the policy.
     #[error("message {index} refused: {reason}")]
@@ -30,7 +30,7 @@ pub enum MemoryError {
     /// The policy component failed: it trapped, ran over a limit, or returned something
     /// invalid. The call's instance is discarded; the next call gets a fresh one. A write may
     /// have been applied if the policy failed after its store call.
-    #[error("policy failed: {0}")]
+    #[error("policy failed")]
     Policy(#[from] PolicyError),
     /// A blocking call was made from inside an async runtime, where it would deadlock.
     #[error("blocking memory call made inside an async runtime; use the async `Memory` there")]
@@ -61,7 +61,7 @@ pub enum PolicyError {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: std::path::PathBuf,
@@ -90,7 +90,7 @@ pub enum BuildError {
     #[error(transparent)]
     Policy(#[from] LoadError),
     /// Settings or limits were refused.
-    #[error("invalid settings: {0}")]
+    #[error("invalid settings")]
     Settings(#[from] SettingsError),
     /// The blocking wrapper could not start its runtime.
     #[error("cannot start the blocking runtime: {0}")]

@@ -85,15 +85,19 @@ impl Policy {
         let engine = engine::shared();
         let digest = digest(bytes);
         let path = cache_path(engine, cache_dir, &digest);
-        // SAFETY: `deserialize_file` runs the file's machine code. The file is one this
-        // function wrote from a component it compiled, in the caller's private cache
-        // directory; wasmtime checks its header, version and configuration before use.
-        match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(component) => return Self::check(engine, component, digest, origin),
-            Err(error) if path.exists() => {
-                tracing::debug!(%error, path = %path.display(), "compiled policy cache refused; recompiling");
+        // Read the artifact into memory rather than mapping the file: a mapping would crash the
+        // process (SIGBUS) if anyone truncated or rewrote the file in place while it runs.
+        if let Ok(artifact) = std::fs::read(&path) {
+            // SAFETY: `deserialize` trusts the artifact's machine code. The file is one this
+            // function wrote from a component it compiled, in the caller's private cache
+            // directory (see above), and wasmtime checks its header, version and configuration
+            // before use.
+            match unsafe { Component::deserialize(engine, &artifact) } {
+                Ok(component) => return Self::check(engine, component, digest, origin),
+                Err(error) => {
+                    tracing::debug!(%error, path = %path.display(), "compiled policy cache refused; recompiling");
+                }
             }
-            Err(_) => {}
         }
         let component = Component::new(engine, bytes)
             .map_err(|error| LoadError::Compile(format!("{error:#}")))?;

@@ -1,1 +1,276 @@
-pub fn x() {}
+//! Support for agent-memory's integration tests: real `redis-server` processes the tests own,
+//! and the Python original run from the project's venv.
+//!
+//! Tests never touch the machine's Redis on 6379: each [`RedisServer`] listens on a free port
+//! of its own, keeps nothing on disk, and can be killed, paused and restarted on the same
+//! address.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long a new server gets to start answering.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A `redis-server` child process on a free local port.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    extra_args: Vec<String>,
+}
+
+impl RedisServer {
+    /// Start a server with the project's test configuration.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Start a server with extra `redis-server` arguments (such as `["--maxmemory", "1mb"]`).
+    pub fn start_with(extra_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir for redis-server");
+        let mut server = Self {
+            child: None,
+            port: 0,
+            dir,
+            extra_args: extra_args.iter().map(|arg| arg.to_string()).collect(),
+        };
+        // A free port can be taken between finding it and binding it; try a few.
+        let mut last_error = None;
+        for _ in 0..5 {
+            server.port = free_port();
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(error) => last_error = Some(error),
+            }
+        }
+        panic!(
+            "cannot start redis-server: {:#}",
+            last_error.expect("an error")
+        );
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = self.dir.path().join("redis.log");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--enable-debug-command", "local"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--logfile")
+            .arg(&log)
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning redis-server (is it installed? scripts/setup installs it)")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten())
+            {
+                self.child = None;
+                bail!("redis-server exited with {status}: {}", self.log());
+            }
+            if self.ping().is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                bail!(
+                    "redis-server did not answer within {STARTUP_DEADLINE:?}: {}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn ping(&self) -> redis::RedisResult<()> {
+        let client = redis::Client::open(self.url())?;
+        let mut connection = client.get_connection_with_timeout(Duration::from_millis(200))?;
+        redis::cmd("PING")
+            .query::<String>(&mut connection)
+            .map(|_| ())
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+
+    /// A plain synchronous connection, for inspecting and tampering with data.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
+            .unwrap_or_else(|error| panic!("connecting to {}: {error}\n{}", self.url(), self.log()))
+    }
+
+    /// Kill the server (SIGKILL) and wait for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start the server again on the same port (after [`RedisServer::kill`]); data is gone.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        // The old socket may linger briefly; retry until the port is ours again.
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(error) if Instant::now() > deadline => {
+                    panic!("restarting redis-server: {error:#}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Freeze the server (SIGSTOP): connections stay open but nothing is answered.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Thaw a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the server is running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // A paused server ignores SIGKILL's siblings but not SIGKILL itself.
+        self.kill();
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("binding an ephemeral port")
+}
+
+/// The repository's root directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// The Python original, run from the project's venv (made by `scripts/setup`).
+pub struct PythonOriginal {
+    python: PathBuf,
+    script: PathBuf,
+    url: String,
+}
+
+impl PythonOriginal {
+    /// The original, talking to the server at `url`. Panics with the fix when the venv is
+    /// missing: interop is part of the suite, it is never skipped silently.
+    pub fn new(url: &str) -> Self {
+        let python = std::env::var_os("AGENT_MEMORY_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
+        assert!(
+            python.exists(),
+            "the interop tests need the project's Python venv at {}: run scripts/setup",
+            python.display()
+        );
+        Self {
+            python,
+            script: workspace_root().join("tests/python/original.py"),
+            url: url.to_string(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let output = Command::new(&self.python)
+            .arg(&self.script)
+            .args(["--url", &self.url])
+            .args(args)
+            .output()
+            .expect("running the Python original");
+        assert!(
+            output.status.success(),
+            "python original.py {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("the original prints UTF-8")
+    }
+
+    /// `RedisMemoryRepository.add_messages(session, [json.loads(m) for m in messages])`.
+    pub fn add(&self, session: &str, messages: &[&str]) {
+        let mut args = vec!["add", session];
+        args.extend_from_slice(messages);
+        self.run(&args);
+    }
+
+    /// `RedisMemoryRepository.clear(session)`.
+    pub fn clear(&self, session: &str) {
+        self.run(&["clear", session]);
+    }
+
+    /// `RedisMemoryRepository.get_context(session)`, as the JSON Python dumps of it.
+    pub fn get(&self, session: &str) -> serde_json::Value {
+        serde_json::from_str(&self.run(&["get", session])).expect("the original prints JSON")
+    }
+
+    /// Evaluate `expression` in Python with `entries` bound to the raw entries (bytes) of the
+    /// session's list and `arg` to `arg`, and return what it prints. For byte-level checks.
+    pub fn eval_on_entries(&self, session: &str, expression: &str, arg: &str) -> String {
+        let program = format!(
+            "import json, redis, sys\n\
+             entries = redis.Redis.from_url(sys.argv[1]).lrange('ai:memory:' + sys.argv[2], 0, -1)\n\
+             arg = sys.argv[3]\n\
+             print({expression})\n"
+        );
+        let output = Command::new(&self.python)
+            .args(["-c", &program, &self.url, session, arg])
+            .output()
+            .expect("running python");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .expect("UTF-8")
+            .trim_end()
+            .to_string()
+    }
+}

@@ -1,0 +1,133 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Conversation memory for AI agents: inspect, edit and check sessions kept by agent-memory
+/// (or by the Python original) in Redis or in the embedded store.
+#[derive(Debug, Parser)]
+#[command(name = "agent-memory", version, propagate_version = true)]
+pub struct Cli {
+    /// Where sessions live: redis://host:port[/db], redis+unix:///path, a file path (the
+    /// embedded store), or memory: (nothing kept). Default: the embedded store under
+    /// $XDG_DATA_HOME/agent-memory/memory.redb.
+    #[arg(
+        long,
+        global = true,
+        env = "AGENT_MEMORY_STORE",
+        value_name = "ADDRESS"
+    )]
+    pub store: Option<String>,
+
+    /// A policy component (.wasm) to use instead of the built-in default.
+    #[arg(long, global = true, env = "AGENT_MEMORY_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+
+    /// Show warnings (-v) or debug detail (-vv) on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The policy settings, each also settable from the environment.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// Messages a session keeps (the newest).
+    #[arg(
+        long,
+        global = true,
+        env = "AGENT_MEMORY_MAX_MESSAGES",
+        default_value_t = 50
+    )]
+    pub max_messages: u32,
+
+    /// Seconds a session lives after its last write.
+    #[arg(
+        long = "ttl-seconds",
+        global = true,
+        env = "AGENT_MEMORY_TTL_SECONDS",
+        default_value_t = 3600
+    )]
+    pub ttl_seconds: u32,
+
+    /// Prefix of session keys.
+    #[arg(long, global = true, env = "AGENT_MEMORY_KEY_PREFIX", default_value = agent_memory::DEFAULT_KEY_PREFIX)]
+    pub key_prefix: String,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Store a short conversation in a session and read it back: the quickest check that
+    /// memory works.
+    Demo {
+        /// The session to use; it is cleared first.
+        #[arg(default_value = "demo")]
+        session: String,
+    },
+    /// Append a message to a session.
+    Add {
+        /// The session.
+        session: String,
+        /// The message text. Without it (or with --json) a whole JSON message, or a JSON array
+        /// of messages, is read from stdin: the way to store tool calls and other members.
+        content: Option<String>,
+        /// Who speaks.
+        #[arg(long, default_value = "user", conflicts_with = "json")]
+        role: String,
+        /// Read the message(s) as JSON from stdin.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a session's messages, oldest first.
+    Get {
+        /// The session.
+        session: String,
+        /// Print the stored messages as a JSON array, every member intact.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a session.
+    Clear {
+        /// The session.
+        session: String,
+    },
+    /// List the sessions in the store.
+    Sessions {
+        /// Also show each session's length and time to live.
+        #[arg(short, long)]
+        long: bool,
+    },
+    /// Show how long a session has left.
+    Ttl {
+        /// The session.
+        session: String,
+    },
+    /// Check every session: wrong types, entries that are not messages, lists over the window,
+    /// keys without a TTL, and a Redis eviction policy that can drop sessions.
+    Doctor,
+    /// Work with policy components.
+    Policy {
+        /// What to do.
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+/// Policy subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check that a component fits the contract and round-trips a message on an in-memory
+    /// store.
+    Check {
+        /// The component file.
+        file: PathBuf,
+    },
+}

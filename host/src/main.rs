@@ -1,0 +1,33 @@
+//! `agent-memory`: the command line for operators and for trying memory out.
+//!
+//! Every failure is one line on stderr and a non-zero exit status: 1 for a failed command,
+//! 2 for a usage error.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    cli::install_panic_hook();
+    let args = cli::args::Cli::parse();
+    cli::init_logging(args.verbose);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::commands::run(args)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {}", cli::one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}

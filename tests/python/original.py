@@ -1,0 +1,106 @@
+"""The Python original: the conversation-memory repository agent-memory reproduces.
+
+This is the design agent-memory started from, kept as a reference implementation for the
+interop tests: Python services of this design keep running beside the Rust host, and both must
+read and write the same sessions.
+
+- key ``ai:memory:{session_id}``; a Redis list of ``json.dumps``-encoded message dicts;
+- RPUSH to append, LRANGE 0 -1 to read;
+- after each write LTRIM to the last 50 and EXPIRE 3600, all in one MULTI/EXEC;
+- entries that do not decode are skipped on read;
+- Redis connection errors are caught: reads give an empty history, writes are logged and dropped.
+
+Run as a script it is a small CLI for the tests (prints JSON on stdout)::
+
+    original.py --url redis://127.0.0.1:7000 add SESSION '{"role": "user", "content": "hi"}'
+    original.py --url redis://127.0.0.1:7000 get SESSION
+    original.py --url redis://127.0.0.1:7000 clear SESSION
+"""
+
+import argparse
+import json
+import logging
+import sys
+
+import redis
+
+log = logging.getLogger("memory")
+
+
+class RedisMemoryRepository:
+    """Short-term memory of one agent: the last messages of each session."""
+
+    def __init__(self, client, max_messages=50, ttl_seconds=3600, prefix="ai:memory:"):
+        self.client = client
+        self.max_messages = max_messages
+        self.ttl_seconds = ttl_seconds
+        self.prefix = prefix
+
+    def _key(self, session_id):
+        return f"{self.prefix}{session_id}"
+
+    def add_message(self, session_id, message):
+        self.add_messages(session_id, [message])
+
+    def add_messages(self, session_id, messages):
+        key = self._key(session_id)
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.rpush(key, *[json.dumps(message) for message in messages])
+            pipe.ltrim(key, -self.max_messages, -1)
+            pipe.expire(key, self.ttl_seconds)
+            pipe.execute()
+        except redis.exceptions.ConnectionError as error:
+            log.warning("memory write dropped for %s: %s", session_id, error)
+
+    def get_context(self, session_id):
+        try:
+            raw = self.client.lrange(self._key(session_id), 0, -1)
+        except redis.exceptions.ConnectionError as error:
+            log.warning("memory read failed for %s: %s", session_id, error)
+            return []
+        messages = []
+        for entry in raw:
+            try:
+                messages.append(json.loads(entry))
+            except (ValueError, UnicodeDecodeError):
+                log.warning("skipping a corrupt memory entry in %s", session_id)
+        return messages
+
+    def clear(self, session_id):
+        try:
+            self.client.delete(self._key(session_id))
+        except redis.exceptions.ConnectionError as error:
+            log.warning("memory clear dropped for %s: %s", session_id, error)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--max-messages", type=int, default=50)
+    parser.add_argument("--ttl-seconds", type=int, default=3600)
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add", help="append JSON messages (each argument one message)")
+    add.add_argument("session")
+    add.add_argument("messages", nargs="+")
+    get = commands.add_parser("get", help="print the history as a JSON array")
+    get.add_argument("session")
+    clear = commands.add_parser("clear")
+    clear.add_argument("session")
+    args = parser.parse_args()
+
+    repository = RedisMemoryRepository(
+        redis.Redis.from_url(args.url),
+        max_messages=args.max_messages,
+        ttl_seconds=args.ttl_seconds,
+    )
+    if args.command == "add":
+        repository.add_messages(args.session, [json.loads(text) for text in args.messages])
+    elif args.command == "get":
+        json.dump(repository.get_context(args.session), sys.stdout)
+    elif args.command == "clear":
+        repository.clear(args.session)
+
+
+if __name__ == "__main__":
+    main()

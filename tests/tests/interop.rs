@@ -1,0 +1,180 @@
+//! Interop with the Python original (tests/python/original.py, redis-py, `json.dumps`): both
+//! read and write the same sessions on the same Redis, and every member survives either way.
+
+use agent_memory::{Memory, Message, StoreSpec};
+use agent_memory_tests::{PythonOriginal, RedisServer};
+use redis::Commands;
+use serde_json::{Value, json};
+
+fn memory(server: &RedisServer) -> Memory {
+    Memory::builder()
+        .store(StoreSpec::parse(&server.url()).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// Messages of every shape the original's users store.
+fn tricky_messages() -> Vec<Value> {
+    vec![
+        json!({"role": "system", "content": "Rules: be brief."}),
+        json!({"role": "user", "content": "héllo wörld, 日本語, emoji 😀, quote \" backslash \\ tab \t newline \n nul \u{0000} del \u{007f}"}),
+        json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\": \"paris\"}"}}
+        ]}),
+        json!({"role": "tool", "tool_call_id": "call_1", "name": "lookup", "content": "{\"population\": 2102650}"}),
+        json!({"role": "user", "content": [
+            {"type": "text", "text": "what is in this image?"},
+            {"type": "image_url", "image_url": {"url": "https://example.invalid/a.png", "detail": "low"}}
+        ]}),
+        json!({"content": "member order differs", "role": "assistant", "x-unknown": {"nested": [1, 2.5, -3e-7, true, null]}}),
+        json!({"role": "assistant", "tool_calls": [], "refusal": null}),
+        json!({"role": "user", "content": "big number", "n": 1234567890123456789u64, "f": 0.1, "e": 1e-7}),
+    ]
+}
+
+#[tokio::test]
+async fn what_python_writes_we_read_with_every_member_intact() {
+    let server = RedisServer::start();
+    let python = PythonOriginal::new(&server.url());
+    let written: Vec<String> = tricky_messages().iter().map(Value::to_string).collect();
+    let args: Vec<&str> = written.iter().map(String::as_str).collect();
+    python.add("py", &args);
+
+    let context = memory(&server).get_context("py").await.unwrap();
+    assert_eq!(context.skipped, 0);
+    assert_eq!(context.degraded, None);
+    let read: Vec<Value> = context.messages.iter().map(Message::to_json).collect();
+    assert_eq!(read, tricky_messages());
+    // And what Python reads back of its own writes agrees.
+    assert_eq!(python.get("py"), Value::Array(tricky_messages()));
+}
+
+#[tokio::test]
+async fn what_we_write_python_loads_to_equal_dicts() {
+    let server = RedisServer::start();
+    let memory = memory(&server);
+    let messages: Vec<Message> = tricky_messages()
+        .into_iter()
+        .map(|value| Message::from_json(value).unwrap())
+        .collect();
+    assert!(
+        memory
+            .add_messages("rs", messages)
+            .await
+            .unwrap()
+            .is_stored()
+    );
+
+    let python = PythonOriginal::new(&server.url());
+    // json.loads gives dicts equal (==, member order aside) to what was written.
+    assert_eq!(python.get("rs"), Value::Array(tricky_messages()));
+    let equal = python.eval_on_entries(
+        "rs",
+        "[json.loads(e) for e in entries] == json.loads(arg)",
+        &Value::Array(tricky_messages()).to_string(),
+    );
+    assert_eq!(equal, "True");
+}
+
+#[tokio::test]
+async fn our_entries_are_byte_for_byte_what_python_json_dumps_writes() {
+    let server = RedisServer::start();
+    let memory = memory(&server);
+    // Messages in the member order the original's dict literals produce (role, content, ...).
+    let messages: Vec<Message> = tricky_messages()
+        .into_iter()
+        .filter(|value| {
+            value.as_object().unwrap().keys().next().map(String::as_str) == Some("role")
+        })
+        .map(|value| Message::from_json(value).unwrap())
+        .collect();
+    let expected_count = messages.len();
+    assert!(expected_count >= 6);
+    assert!(
+        memory
+            .add_messages("bytes", messages)
+            .await
+            .unwrap()
+            .is_stored()
+    );
+    let python = PythonOriginal::new(&server.url());
+    let identical = python.eval_on_entries(
+        "bytes",
+        "len(entries) == int(arg) and all(json.dumps(json.loads(e)).encode() == e for e in entries)",
+        &expected_count.to_string(),
+    );
+    assert_eq!(identical, "True");
+}
+
+#[tokio::test]
+async fn python_and_rust_append_to_one_session_and_share_its_window() {
+    let server = RedisServer::start();
+    let memory = memory(&server);
+    let python = PythonOriginal::new(&server.url());
+    for i in 0..30 {
+        python.add(
+            "shared",
+            &[&json!({"role": "user", "content": format!("py {i}")}).to_string()],
+        );
+        let outcome = memory
+            .add_message("shared", Message::assistant(format!("rs {i}")))
+            .await;
+        assert!(outcome.unwrap().is_stored());
+    }
+    let ours: Vec<Value> = memory
+        .get_context("shared")
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .map(Message::to_json)
+        .collect();
+    let theirs = python.get("shared");
+    assert_eq!(ours.len(), 50);
+    assert_eq!(Value::Array(ours.clone()), theirs);
+    assert_eq!(ours[0], json!({"role": "user", "content": "py 5"}));
+    assert_eq!(ours[49], json!({"role": "assistant", "content": "rs 29"}));
+}
+
+#[tokio::test]
+async fn hand_inserted_corrupt_entries_are_skipped_by_both() {
+    let server = RedisServer::start();
+    let mut redis = server.connection();
+    let good_a = json!({"role": "user", "content": "a"});
+    let good_b = json!({"role": "assistant", "content": "b"});
+    let _: () = redis.rpush("ai:memory:c", good_a.to_string()).unwrap();
+    let _: () = redis.rpush("ai:memory:c", "{truncated").unwrap();
+    let _: () = redis
+        .rpush("ai:memory:c", b"\xff\xfe binary".as_slice())
+        .unwrap();
+    let _: () = redis.rpush("ai:memory:c", good_b.to_string()).unwrap();
+
+    let context = memory(&server).get_context("c").await.unwrap();
+    let ours: Vec<Value> = context.messages.iter().map(Message::to_json).collect();
+    assert_eq!(ours, vec![good_a.clone(), good_b.clone()]);
+    assert_eq!(context.skipped, 2);
+    let python = PythonOriginal::new(&server.url());
+    assert_eq!(python.get("c"), json!([good_a, good_b]));
+}
+
+#[tokio::test]
+async fn a_session_python_cleared_is_empty_for_us_and_vice_versa() {
+    let server = RedisServer::start();
+    let memory = memory(&server);
+    let python = PythonOriginal::new(&server.url());
+    assert!(
+        memory
+            .add_message("x", Message::user("hi"))
+            .await
+            .unwrap()
+            .is_stored()
+    );
+    python.add(
+        "y",
+        &[&json!({"role": "user", "content": "hi"}).to_string()],
+    );
+    python.clear("x");
+    assert!(memory.clear("y").await.unwrap().is_stored());
+    assert!(memory.get_context("x").await.unwrap().messages.is_empty());
+    assert_eq!(python.get("y"), json!([]));
+}

@@ -1,0 +1,86 @@
+//! The policy component as the host sees it: what it imports, and what is refused at load.
+
+use agent_memory::{LoadError, Policy};
+
+#[test]
+fn the_default_policy_imports_only_our_own_interfaces() {
+    let policy = Policy::default_policy().unwrap();
+    let mut imports = policy.imports();
+    imports.sort();
+    assert_eq!(
+        imports,
+        [
+            "agent-memory:policy/config@0.1.0",
+            "agent-memory:policy/log@0.1.0",
+            "agent-memory:policy/store@0.1.0",
+            "agent-memory:policy/types@0.1.0",
+        ]
+    );
+    assert_eq!(policy.exports(), ["agent-memory:policy/memory@0.1.0"]);
+}
+
+#[test]
+fn the_default_policy_is_identified_by_its_digest() {
+    let policy = Policy::default_policy().unwrap();
+    assert_eq!(policy.digest().len(), 64);
+    assert_eq!(policy.origin(), "built-in default");
+}
+
+#[test]
+fn bytes_that_are_not_a_component_are_refused() {
+    let error = Policy::from_bytes(b"not wasm at all", "garbage").unwrap_err();
+    assert!(matches!(error, LoadError::Compile(_)), "{error}");
+    // A core module is WebAssembly, but not a component.
+    let core = wat::parse_str("(module)").unwrap();
+    let error = Policy::from_bytes(&core, "core module").unwrap_err();
+    assert!(matches!(error, LoadError::Compile(_)), "{error}");
+}
+
+#[test]
+fn a_component_that_imports_wasi_is_refused_at_load() {
+    let wasi = wat::parse_str(
+        r#"(component
+             (import "wasi:cli/environment@0.2.0" (instance
+               (export "get-arguments" (func (result (list string))))))
+           )"#,
+    )
+    .unwrap();
+    let error = Policy::from_bytes(&wasi, "wasi").unwrap_err();
+    assert!(matches!(error, LoadError::Contract(_)), "{error}");
+    assert!(
+        error.to_string().contains("wasi:cli/environment"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_component_without_the_memory_export_is_refused_at_load() {
+    let empty = wat::parse_str("(component)").unwrap();
+    let error = Policy::from_bytes(&empty, "empty").unwrap_err();
+    assert!(matches!(error, LoadError::Contract(_)), "{error}");
+}
+
+#[test]
+fn a_missing_policy_file_is_a_read_error() {
+    let error = Policy::from_file(std::path::Path::new("/nonexistent/policy.wasm")).unwrap_err();
+    assert!(matches!(error, LoadError::Read { .. }), "{error}");
+}
+
+#[test]
+fn the_compile_cache_is_reused_and_a_corrupt_cache_file_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = agent_memory::DEFAULT_POLICY_WASM;
+    let first = Policy::from_bytes_cached(bytes, "cached", dir.path()).unwrap();
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let second = Policy::from_bytes_cached(bytes, "cached", dir.path()).unwrap();
+    assert_eq!(first.digest(), second.digest());
+    // A damaged artifact is refused by wasmtime's checks and rebuilt, never run.
+    std::fs::write(&files[0], b"garbage").unwrap();
+    let third = Policy::from_bytes_cached(bytes, "cached", dir.path()).unwrap();
+    assert_eq!(third.imports(), first.imports());
+    assert!(std::fs::read(&files[0]).unwrap().len() > 1000);
+}
