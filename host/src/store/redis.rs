@@ -425,10 +425,10 @@ fn classify(error: &RedisError) -> StoreError {
     if error.kind() == ErrorKind::Server(ServerErrorKind::ExecAbort) {
         // A command was refused while queued (OOM under maxmemory, most often): the server
         // discarded the whole transaction. The queued error says why.
-        if let Some(queued) = error.clone().into_server_errors() {
-            if let Some((_, first)) = queued.first() {
-                return classify_code(first.code(), &first.to_string());
-            }
+        if let Some(queued) = error.clone().into_server_errors()
+            && let Some((_, first)) = queued.first()
+        {
+            return classify_code(first.code(), &first.to_string());
         }
         return StoreError::Rejected(error.to_string());
     }
