@@ -64,3 +64,8 @@ pub use report::{Context, InvalidMessage, Stored, WriteOutcome};
 pub use session::{MAX_SESSION_ID_BYTES, SessionId, SessionIdError};
 pub use settings::{DEFAULT_KEY_PREFIX, Limits, Settings, SettingsError};
 pub use store::{KeyKind, OpenError, RedisTimeouts, Store, StoreError, StoreSpec, Ttl};
+
+/// The README's Rust examples, compiled and run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

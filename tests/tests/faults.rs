@@ -237,3 +237,32 @@ async fn redis_out_of_memory_refuses_the_write_with_a_typed_error() {
     assert_eq!(context.messages, vec![Message::user("fits")]);
     assert_eq!(redis.llen::<_, u32>("ai:memory:s").unwrap(), 1);
 }
+
+#[tokio::test]
+async fn the_first_write_after_a_restart_is_reported_as_unknown_and_the_next_one_is_stored() {
+    let mut server = RedisServer::start();
+    let memory = memory_at(&server.url());
+    assert!(
+        memory
+            .add_message("s", Message::user("x"))
+            .await
+            .unwrap()
+            .is_stored()
+    );
+    server.restart();
+    // The connection died with the old server; the write that discovers it may have been sent,
+    // so it is reported as unknown and not repeated.
+    match memory.add_message("s", Message::user("y")).await.unwrap() {
+        WriteOutcome::Failed(error) => assert!(error.may_have_applied(), "{error:?}"),
+        WriteOutcome::Stored(_) => panic!("a write on a dead connection cannot have been stored"),
+    }
+    assert!(
+        memory
+            .add_message("s", Message::user("z"))
+            .await
+            .unwrap()
+            .is_stored()
+    );
+    let stored: Vec<String> = server.connection().lrange("ai:memory:s", 0, -1).unwrap();
+    assert_eq!(stored, [r#"{"role": "user", "content": "z"}"#]);
+}
