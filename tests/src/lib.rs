@@ -12,6 +12,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+/// The hostile policy fixture's component (tests/fixtures/hostile-policy).
+pub const HOSTILE_POLICY_WASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/hostile_policy.wasm"));
+
+/// The session ids that make the hostile policy misbehave, one per way.
+pub use agent_memory_hostile_policy::BEHAVIOURS as HOSTILE_BEHAVIOURS;
+
 /// How long a new server gets to start answering.
 const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
 

@@ -1,0 +1,110 @@
+//! Build-script helper shared by the host (the default policy) and the tests (hostile fixtures):
+//! compile a guest crate of this workspace into a policy component.
+//!
+//! The guest is built by a nested `cargo rustc --crate-type cdylib` for `wasm32-unknown-unknown`
+//! (a std guest on `wasm32-wasip2` would import ~13 WASI interfaces; this target imports nothing
+//! but our WIT), then turned into a component with `wit-component`.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The guest target: no WASI, so the component's only imports are our interfaces.
+pub const GUEST_TARGET: &str = "wasm32-unknown-unknown";
+
+/// The cargo profile guests are built with (defined in the workspace `Cargo.toml`).
+pub const GUEST_PROFILE: &str = "policy";
+
+/// Build the workspace package `package` (a guest crate) into a component and return its bytes.
+///
+/// Prints `cargo:rerun-if-changed` for the package, the WIT and the workspace manifests. The
+/// nested build keeps its artifacts in `<target>/policy-guest`, shared by every profile and
+/// every crate that builds guests, so each guest is compiled once, not once per `OUT_DIR`.
+pub fn build_component(package: &str, package_dir: &str) -> anyhow::Result<Vec<u8>> {
+    let workspace = workspace_root()?;
+    for watched in [package_dir, "wit", "Cargo.toml", "Cargo.lock"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
+    }
+    let out_dir = PathBuf::from(env::var("OUT_DIR").context("OUT_DIR is set by cargo")?);
+    let target_dir = guest_target_dir(&out_dir);
+    let core = build_core_module(&workspace, &target_dir, package)?;
+    let module = std::fs::read(&core).with_context(|| format!("reading {}", core.display()))?;
+    wit_component::ComponentEncoder::default()
+        .module(&module)?
+        .validate(true)
+        .encode()
+        .with_context(|| format!("encoding {package} as a component"))
+}
+
+/// The workspace root: the parent of the calling crate's directory.
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
+    manifest_dir
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file() && dir.join("wit").is_dir())
+        .map(Path::to_path_buf)
+        .context("no workspace root (with Cargo.lock and wit/) above the crate")
+}
+
+/// `<target>/policy-guest`, where the target directory is the first ancestor of `OUT_DIR` that
+/// holds cargo's `CACHEDIR.TAG`.
+fn guest_target_dir(out_dir: &Path) -> PathBuf {
+    out_dir
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map_or_else(
+            || out_dir.join("policy-guest"),
+            |target| target.join("policy-guest"),
+        )
+}
+
+fn build_core_module(
+    workspace: &Path,
+    target_dir: &Path,
+    package: &str,
+) -> anyhow::Result<PathBuf> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace)
+        .args([
+            "rustc",
+            "--locked",
+            "--package",
+            package,
+            "--lib",
+            "--crate-type",
+            "cdylib",
+        ])
+        .args(["--target", GUEST_TARGET, "--profile", GUEST_PROFILE])
+        .arg("--target-dir")
+        .arg(target_dir)
+        // Flags meant for the host (sanitizers, target-cpu=native, coverage, clippy's wrapper)
+        // must not reach the wasm build, and would needlessly invalidate its cache.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER");
+    println!("building {package}: {command:?}");
+    let status = command
+        .status()
+        .with_context(|| format!("running cargo for {package}"))?;
+    if !status.success() {
+        bail!(
+            "building {package} for {GUEST_TARGET} failed ({status}). If the error above says \
+             the target may not be installed, run `rustup target add {GUEST_TARGET}` \
+             (scripts/setup does)."
+        );
+    }
+    Ok(target_dir
+        .join(GUEST_TARGET)
+        .join(GUEST_PROFILE)
+        .join(format!("{}.wasm", package.replace('-', "_"))))
+}
