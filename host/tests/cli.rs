@@ -5,6 +5,8 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 
+use agent_memory_tests::RedisServer;
+use redis::Commands;
 use serde_json::{Value, json};
 
 /// The CLI with its data and cache directories in `home`, so runs never touch the real ones.
@@ -200,4 +202,57 @@ fn policy_check_accepts_the_default_policy_file() {
     assert!(out.contains("imports:   agent-memory:policy/"), "{out}");
     assert!(!out.contains("wasi"), "{out}");
     assert!(out.contains("ok: fits the contract"), "{out}");
+}
+
+#[test]
+fn doctor_finds_every_kind_of_problem_on_redis_and_exits_non_zero() {
+    let server = RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+    let mut redis = server.connection();
+    let home = tempfile::tempdir().unwrap();
+    let store = server.url();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--store", store.as_str()];
+        all.extend_from_slice(args);
+        cli(&home, &all, None)
+    };
+    assert!(run(&["add", "healthy", "hi"]).status.success());
+    let _: () = redis.set("ai:memory:foreign", "a string").unwrap();
+    for i in 0..60 {
+        let _: () = redis
+            .rpush(
+                "ai:memory:long",
+                format!(r#"{{"role": "user", "content": "{i}"}}"#),
+            )
+            .unwrap();
+    }
+    let _: () = redis.expire("ai:memory:long", 100).unwrap();
+    let _: () = redis
+        .rpush("ai:memory:forever", r#"{"role": "user", "content": "x"}"#)
+        .unwrap();
+    let _: () = redis.rpush("ai:memory:corrupt", "{broken").unwrap();
+    let _: () = redis.expire("ai:memory:corrupt", 100).unwrap();
+
+    let output = run(&["doctor"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report = stdout(&output);
+    assert!(
+        report.contains("maxmemory-policy is allkeys-lru"),
+        "{report}"
+    );
+    assert!(
+        report.contains("foreign: holds a string, not a list"),
+        "{report}"
+    );
+    assert!(
+        report.contains("long: holds 60 entries, over the window of 50"),
+        "{report}"
+    );
+    assert!(report.contains("forever: has no TTL"), "{report}");
+    assert!(
+        report.contains("corrupt: 1 entries are not messages"),
+        "{report}"
+    );
+    assert!(!report.contains("healthy:"), "{report}");
+    assert!(report.contains("checked 5 sessions"), "{report}");
+    assert!(report.contains(": 5 problems"), "{report}");
 }
