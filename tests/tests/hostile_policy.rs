@@ -98,11 +98,13 @@ async fn memory_growth_past_the_limit_traps() {
 #[tokio::test]
 async fn keys_of_other_sessions_and_outside_the_prefix_are_denied() {
     let memory = hostile_memory();
-    let context = memory.get_context("escape").await.unwrap();
-    assert!(
-        matches!(context.degraded, Some(StoreError::Denied(_))),
-        "{context:?}"
-    );
+    for session in ["escape", "escape-prefix"] {
+        let context = memory.get_context(session).await.unwrap();
+        assert!(
+            matches!(context.degraded, Some(StoreError::Denied(_))),
+            "{session}: {context:?}"
+        );
+    }
     let outcome = memory
         .add_message("escape", Message::user("x"))
         .await
