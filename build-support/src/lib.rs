@@ -5,6 +5,8 @@
 //! (a std guest on `wasm32-wasip2` would import ~13 WASI interfaces; this target imports nothing
 //! but our WIT), then turned into a component with `wit-component`.
 
+#![deny(missing_docs)]
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -17,6 +17,8 @@
 //! imports only the `agent-memory:policy` interfaces. Natively, `cargo test` runs the modules'
 //! unit tests.
 
+#![deny(missing_docs)]
+
 pub mod codec;
 pub mod policy;
 pub mod pyjson;

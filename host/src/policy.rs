@@ -160,24 +160,14 @@ impl Policy {
 
     /// The interfaces the component imports, such as `agent-memory:policy/store@0.1.0`.
     pub fn imports(&self) -> Vec<String> {
-        let engine = engine::shared();
-        let component = self.inner.pre.instance_pre().component();
-        component
-            .component_type()
-            .imports(engine)
-            .map(|(name, _)| name.to_string())
-            .collect()
+        let component = self.inner.pre.instance_pre().component().component_type();
+        names(component.imports(engine::shared()))
     }
 
     /// The interfaces the component exports.
     pub fn exports(&self) -> Vec<String> {
-        let engine = engine::shared();
-        let component = self.inner.pre.instance_pre().component();
-        component
-            .component_type()
-            .exports(engine)
-            .map(|(name, _)| name.to_string())
-            .collect()
+        let component = self.inner.pre.instance_pre().component().component_type();
+        names(component.exports(engine::shared()))
     }
 
     pub(crate) fn loaded(&self) -> &Loaded {
@@ -193,6 +183,10 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
         |state| state,
     )?;
     Ok(linker)
+}
+
+fn names<'a, T>(items: impl Iterator<Item = (&'a str, T)>) -> Vec<String> {
+    items.map(|(name, _)| name.to_string()).collect()
 }
 
 fn digest(bytes: &[u8]) -> String {

@@ -5,6 +5,8 @@
 //! of its own, keeps nothing on disk, and can be killed, paused and restarted on the same
 //! address.
 
+#![deny(missing_docs)]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,6 +20,23 @@ pub const HOSTILE_POLICY_WASM: &[u8] =
 
 /// The session ids that make the hostile policy misbehave, one per way.
 pub use agent_memory_hostile_policy::BEHAVIOURS as HOSTILE_BEHAVIOURS;
+
+/// The report of a write that must have been stored; panics with the store error otherwise.
+pub fn expect_stored(outcome: agent_memory::WriteOutcome) -> agent_memory::Stored {
+    match outcome {
+        agent_memory::WriteOutcome::Stored(stored) => stored,
+        agent_memory::WriteOutcome::Failed(error) => panic!("write failed: {error}"),
+    }
+}
+
+/// The text of each message of `context` (`<not text>` for other content).
+pub fn texts(context: &agent_memory::Context) -> Vec<String> {
+    context
+        .messages
+        .iter()
+        .map(|message| message.text().unwrap_or("<not text>").to_string())
+        .collect()
+}
 
 /// How long a new server gets to start answering.
 const STARTUP_DEADLINE: Duration = Duration::from_secs(10);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use agent_memory::{
     BlockingMemory, KeyKind, Memory, MemoryError, Message, Settings, StoreSpec, Ttl, WriteOutcome,
 };
+use agent_memory_tests::{expect_stored, texts};
 
 fn memory_on(spec: StoreSpec, settings: Settings) -> Memory {
     Memory::builder()
@@ -13,14 +14,6 @@ fn memory_on(spec: StoreSpec, settings: Settings) -> Memory {
         .settings(settings)
         .build()
         .unwrap()
-}
-
-fn texts(context: &agent_memory::Context) -> Vec<String> {
-    context
-        .messages
-        .iter()
-        .map(|m| m.text().unwrap().to_string())
-        .collect()
 }
 
 fn specs(dir: &tempfile::TempDir) -> [StoreSpec; 2] {
@@ -77,12 +70,11 @@ async fn sessions_expire_after_their_ttl_in_both_stores() {
                 ..Settings::default()
             },
         );
-        assert!(
+        expect_stored(
             memory
                 .add_message("short", Message::user("x"))
                 .await
-                .unwrap()
-                .is_stored()
+                .unwrap(),
         );
         assert_eq!(memory.get_context("short").await.unwrap().messages.len(), 1);
         tokio::time::sleep(Duration::from_millis(1100)).await;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use agent_memory::{Memory, Message, RedisTimeouts, StoreError, StoreSpec, WriteOutcome};
-use agent_memory_tests::{RedisServer, free_port};
+use agent_memory_tests::{RedisServer, expect_stored, free_port};
 use redis::Commands;
 
 /// Short timeouts so fault tests finish quickly; the bounds asserted below follow from them.
@@ -77,12 +77,11 @@ async fn an_unroutable_redis_is_bounded_by_the_connect_timeout() {
 async fn redis_killed_mid_run_degrades_then_service_resumes_after_restart() {
     let mut server = RedisServer::start();
     let memory = memory_at(&server.url());
-    assert!(
+    expect_stored(
         memory
             .add_message("s", Message::user("before"))
             .await
-            .unwrap()
-            .is_stored()
+            .unwrap(),
     );
 
     server.kill();
@@ -112,13 +111,7 @@ async fn redis_killed_mid_run_degrades_then_service_resumes_after_restart() {
 async fn a_read_after_a_restart_recovers_without_the_agent_noticing() {
     let mut server = RedisServer::start();
     let memory = memory_at(&server.url());
-    assert!(
-        memory
-            .add_message("s", Message::user("x"))
-            .await
-            .unwrap()
-            .is_stored()
-    );
+    expect_stored(memory.add_message("s", Message::user("x")).await.unwrap());
     server.restart();
     // The old connection is dead; the policy's one retry of a read runs on a new one.
     let context = memory.get_context("s").await.unwrap();
@@ -133,13 +126,7 @@ async fn a_read_after_a_restart_recovers_without_the_agent_noticing() {
 async fn a_frozen_redis_times_out_and_the_connection_is_rebuilt_after_it_thaws() {
     let server = RedisServer::start();
     let memory = memory_at(&server.url());
-    assert!(
-        memory
-            .add_message("s", Message::user("x"))
-            .await
-            .unwrap()
-            .is_stored()
-    );
+    expect_stored(memory.add_message("s", Message::user("x")).await.unwrap());
 
     server.pause();
     let (context, took) = timed(memory.get_context("s")).await;
@@ -174,19 +161,17 @@ async fn a_frozen_redis_times_out_and_the_connection_is_rebuilt_after_it_thaws()
 async fn a_late_reply_is_never_handed_to_the_next_request() {
     let server = RedisServer::start();
     let memory = memory_at(&server.url());
-    assert!(
+    expect_stored(
         memory
             .add_message("a", Message::user("from a"))
             .await
-            .unwrap()
-            .is_stored()
+            .unwrap(),
     );
-    assert!(
+    expect_stored(
         memory
             .add_message("b", Message::user("from b"))
             .await
-            .unwrap()
-            .is_stored()
+            .unwrap(),
     );
 
     // DEBUG SLEEP on another connection stalls the server past the response timeout, so the
@@ -213,12 +198,11 @@ async fn a_late_reply_is_never_handed_to_the_next_request() {
 async fn redis_out_of_memory_refuses_the_write_with_a_typed_error() {
     let server = RedisServer::start();
     let memory = memory_at(&server.url());
-    assert!(
+    expect_stored(
         memory
             .add_message("s", Message::user("fits"))
             .await
-            .unwrap()
-            .is_stored()
+            .unwrap(),
     );
     let mut redis = server.connection();
     let _: () = redis::cmd("CONFIG")
@@ -242,13 +226,7 @@ async fn redis_out_of_memory_refuses_the_write_with_a_typed_error() {
 async fn the_first_write_after_a_restart_is_reported_as_unknown_and_the_next_one_is_stored() {
     let mut server = RedisServer::start();
     let memory = memory_at(&server.url());
-    assert!(
-        memory
-            .add_message("s", Message::user("x"))
-            .await
-            .unwrap()
-            .is_stored()
-    );
+    expect_stored(memory.add_message("s", Message::user("x")).await.unwrap());
     server.restart();
     // The connection died with the old server; the write that discovers it may have been sent,
     // so it is reported as unknown and not repeated.
@@ -256,13 +234,7 @@ async fn the_first_write_after_a_restart_is_reported_as_unknown_and_the_next_one
         WriteOutcome::Failed(error) => assert!(error.may_have_applied(), "{error:?}"),
         WriteOutcome::Stored(_) => panic!("a write on a dead connection cannot have been stored"),
     }
-    assert!(
-        memory
-            .add_message("s", Message::user("z"))
-            .await
-            .unwrap()
-            .is_stored()
-    );
+    expect_stored(memory.add_message("s", Message::user("z")).await.unwrap());
     let stored: Vec<String> = server.connection().lrange("ai:memory:s", 0, -1).unwrap();
     assert_eq!(stored, [r#"{"role": "user", "content": "z"}"#]);
 }

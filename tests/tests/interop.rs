@@ -2,7 +2,7 @@
 //! read and write the same sessions on the same Redis, and every member survives either way.
 
 use agent_memory::{Memory, Message, StoreSpec};
-use agent_memory_tests::{PythonOriginal, RedisServer};
+use agent_memory_tests::{PythonOriginal, RedisServer, expect_stored};
 use redis::Commands;
 use serde_json::{Value, json};
 
@@ -57,13 +57,7 @@ async fn what_we_write_python_loads_to_equal_dicts() {
         .into_iter()
         .map(|value| Message::from_json(value).unwrap())
         .collect();
-    assert!(
-        memory
-            .add_messages("rs", messages)
-            .await
-            .unwrap()
-            .is_stored()
-    );
+    expect_stored(memory.add_messages("rs", messages).await.unwrap());
 
     let python = PythonOriginal::new(&server.url());
     // json.loads gives dicts equal (==, member order aside) to what was written.
@@ -90,13 +84,7 @@ async fn our_entries_are_byte_for_byte_what_python_json_dumps_writes() {
         .collect();
     let expected_count = messages.len();
     assert!(expected_count >= 6);
-    assert!(
-        memory
-            .add_messages("bytes", messages)
-            .await
-            .unwrap()
-            .is_stored()
-    );
+    expect_stored(memory.add_messages("bytes", messages).await.unwrap());
     let python = PythonOriginal::new(&server.url());
     let identical = python.eval_on_entries(
         "bytes",
@@ -162,13 +150,7 @@ async fn a_session_python_cleared_is_empty_for_us_and_vice_versa() {
     let server = RedisServer::start();
     let memory = memory(&server);
     let python = PythonOriginal::new(&server.url());
-    assert!(
-        memory
-            .add_message("x", Message::user("hi"))
-            .await
-            .unwrap()
-            .is_stored()
-    );
+    expect_stored(memory.add_message("x", Message::user("hi")).await.unwrap());
     python.add(
         "y",
         &[&json!({"role": "user", "content": "hi"}).to_string()],

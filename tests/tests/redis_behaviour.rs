@@ -7,7 +7,7 @@ use agent_memory::{
     Content, InvalidMessage, Memory, MemoryError, Message, Settings, StoreError, StoreSpec,
     WriteOutcome,
 };
-use agent_memory_tests::RedisServer;
+use agent_memory_tests::{RedisServer, expect_stored as stored, texts};
 use redis::Commands;
 
 fn memory(server: &RedisServer) -> Memory {
@@ -20,21 +20,6 @@ fn memory_with(server: &RedisServer, settings: Settings) -> Memory {
         .settings(settings)
         .build()
         .unwrap()
-}
-
-fn stored(outcome: WriteOutcome) -> agent_memory::Stored {
-    match outcome {
-        WriteOutcome::Stored(stored) => stored,
-        WriteOutcome::Failed(error) => panic!("write failed: {error}"),
-    }
-}
-
-fn texts(memory_context: &agent_memory::Context) -> Vec<String> {
-    memory_context
-        .messages
-        .iter()
-        .map(|message| message.text().unwrap_or("<not text>").to_string())
-        .collect()
 }
 
 #[tokio::test]
