@@ -29,7 +29,7 @@ pub(crate) struct CallState {
     store: Option<Store>,
     guard: Guard,
     settings: bindings::Settings,
-    limits: StoreLimits,
+    store_limits: StoreLimits,
     started: Instant,
     waited: Duration,
     cpu_budget: Duration,
@@ -54,10 +54,10 @@ impl CallState {
             guard: Guard::new(
                 settings.key_for(session_id),
                 settings.max_message_bytes,
-                limits.clone(),
+                *limits,
             ),
             settings: settings.to_wit(),
-            limits: StoreLimitsBuilder::new()
+            store_limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .instances(4)
                 .tables(8)
@@ -83,7 +83,7 @@ impl CallState {
 fn new_store(state: CallState) -> wasmtime::Store<CallState> {
     let budget = state.cpu_budget;
     let mut store = wasmtime::Store::new(engine::shared(), state);
-    store.limiter(|state| &mut state.limits);
+    store.limiter(|state| &mut state.store_limits);
     store.set_epoch_deadline(engine::ticks_for(budget));
     store.epoch_deadline_callback(|context| {
         let state = context.data();
@@ -148,17 +148,20 @@ pub(crate) async fn call(
                 .call_get_context(&mut wasm_store, session_id)
                 .await
                 .map(Response::Context),
-            Request::AddMessages(mut messages) if messages.len() == 1 => {
-                let message = messages.pop().unwrap_or_else(|| unreachable!("len is 1"));
-                memory
-                    .call_add_message(&mut wasm_store, session_id, &message)
-                    .await
-                    .map(Response::Write)
+            // One message goes to `add-message`, so a policy may treat it specially.
+            Request::AddMessages(messages) => match messages.as_slice() {
+                [message] => {
+                    memory
+                        .call_add_message(&mut wasm_store, session_id, message)
+                        .await
+                }
+                all => {
+                    memory
+                        .call_add_messages(&mut wasm_store, session_id, all)
+                        .await
+                }
             }
-            Request::AddMessages(messages) => memory
-                .call_add_messages(&mut wasm_store, session_id, &messages)
-                .await
-                .map(Response::Write),
+            .map(Response::Write),
             Request::Clear => memory
                 .call_clear(&mut wasm_store, session_id)
                 .await

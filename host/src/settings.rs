@@ -85,7 +85,7 @@ impl Settings {
 ///
 /// Every limit is per call: a call gets a fresh instance, so nothing a call does (or leaks)
 /// carries over to the next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest linear memory of the policy instance. 256 MiB holds a full window of
     /// maximum-size messages (50 x 1 MiB) while decoding, with room to spare; the default
