@@ -174,6 +174,22 @@ impl RedisServer {
         }
     }
 
+    /// Stall the server for `seconds` with `DEBUG SLEEP`, from another connection on a thread
+    /// of its own; join the handle to wait until it answers again.
+    pub fn stall(&self, seconds: f64) -> std::thread::JoinHandle<()> {
+        let url = self.url();
+        std::thread::spawn(move || {
+            let mut redis = redis::Client::open(url)
+                .and_then(|client| client.get_connection())
+                .expect("a connection for DEBUG SLEEP");
+            redis::cmd("DEBUG")
+                .arg("SLEEP")
+                .arg(seconds)
+                .query::<()>(&mut redis)
+                .expect("DEBUG SLEEP (the server is started with --enable-debug-command local)");
+        })
+    }
+
     /// Freeze the server (SIGSTOP): connections stay open but nothing is answered.
     pub fn pause(&self) {
         self.signal("STOP");
@@ -244,19 +260,24 @@ impl PythonOriginal {
         }
     }
 
-    fn run(&self, args: &[&str]) -> String {
+    /// Run the venv's Python with `args`; its stdout, or a panic with its stderr.
+    fn python(&self, args: &[&std::ffi::OsStr]) -> String {
         let output = Command::new(&self.python)
-            .arg(&self.script)
-            .args(["--url", &self.url])
             .args(args)
             .output()
-            .expect("running the Python original");
+            .expect("running the venv's python");
         assert!(
             output.status.success(),
-            "python original.py {args:?} failed: {}",
+            "python {args:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        String::from_utf8(output.stdout).expect("the original prints UTF-8")
+        String::from_utf8(output.stdout).expect("python prints UTF-8")
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let mut all = vec![self.script.as_os_str(), "--url".as_ref(), self.url.as_ref()];
+        all.extend(args.iter().map(std::ffi::OsStr::new));
+        self.python(&all)
     }
 
     /// `RedisMemoryRepository.add_messages(session, [json.loads(m) for m in messages])`.
@@ -285,18 +306,8 @@ impl PythonOriginal {
              arg = sys.argv[3]\n\
              print({expression})\n"
         );
-        let output = Command::new(&self.python)
-            .args(["-c", &program, &self.url, session, arg])
-            .output()
-            .expect("running python");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout)
-            .expect("UTF-8")
-            .trim_end()
-            .to_string()
+        let args = ["-c", program.as_str(), self.url.as_str(), session, arg];
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        self.python(&args).trim_end().to_string()
     }
 }

@@ -176,15 +176,7 @@ async fn a_late_reply_is_never_handed_to_the_next_request() {
 
     // DEBUG SLEEP on another connection stalls the server past the response timeout, so the
     // read of `a` times out; its reply arrives later, and must not answer the read of `b`.
-    let url = server.url();
-    let sleeper = std::thread::spawn(move || {
-        let mut redis = redis::Client::open(url).unwrap().get_connection().unwrap();
-        let _: () = redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(0.5)
-            .query(&mut redis)
-            .unwrap();
-    });
+    let sleeper = server.stall(0.5);
     std::thread::sleep(Duration::from_millis(50));
     let context = memory.get_context("a").await.unwrap();
     assert_eq!(context.degraded, Some(StoreError::Timeout));

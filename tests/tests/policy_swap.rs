@@ -23,15 +23,7 @@ async fn a_call_in_flight_finishes_on_its_policy_and_the_next_call_uses_the_new_
 
     // Stall the server so the next read is in flight (inside the default policy) while the
     // policy is replaced.
-    let url = server.url();
-    let sleeper = std::thread::spawn(move || {
-        let mut redis = redis::Client::open(url).unwrap().get_connection().unwrap();
-        let _: () = redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(0.3)
-            .query(&mut redis)
-            .unwrap();
-    });
+    let sleeper = server.stall(0.3);
     std::thread::sleep(Duration::from_millis(50));
     let in_flight = tokio::spawn({
         let memory = memory.clone();
