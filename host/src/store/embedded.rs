@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::in_memory::ttl_of;
 use super::list::{self, StoredList};
 use super::{Applied, KeyKind, ListOp, OpenError, StoreError, Ttl, now_ms};
 
@@ -87,12 +86,7 @@ impl EmbeddedStore {
         start: i64,
         stop: i64,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        Ok(match self.live(key).await? {
-            Some(found) => {
-                found.entries[list::redis_range(found.entries.len(), start, stop)].to_vec()
-            }
-            None => Vec::new(),
-        })
+        Ok(list::range_of(self.live(key).await?.as_ref(), start, stop))
     }
 
     pub(super) async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
@@ -125,13 +119,11 @@ impl EmbeddedStore {
     }
 
     pub(super) async fn ttl(&self, key: &str) -> Result<Ttl, StoreError> {
-        Ok(ttl_of(self.live(key).await?.as_ref(), now_ms()))
+        Ok(list::ttl_of(self.live(key).await?.as_ref(), now_ms()))
     }
 
     pub(super) async fn kind(&self, key: &str) -> Result<KeyKind, StoreError> {
-        Ok(self.live(key).await?.map_or(KeyKind::Missing, |list| {
-            KeyKind::List(list.entries.len() as u64)
-        }))
+        Ok(list::kind_of(self.live(key).await?.as_ref()))
     }
 
     pub(super) async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use super::list::{self, StoredList};
 use super::{Applied, KeyKind, ListOp, Ttl, now_ms};
@@ -38,12 +37,12 @@ impl InMemoryStore {
 
     pub(super) fn read_range(&self, key: &str, start: i64, stop: i64) -> Vec<Vec<u8>> {
         let lists = self.lock();
-        match lists.get(key).filter(|list| !list.is_expired(now_ms())) {
-            Some(found) => {
-                found.entries[list::redis_range(found.entries.len(), start, stop)].to_vec()
-            }
-            None => Vec::new(),
-        }
+        let now = now_ms();
+        list::range_of(
+            lists.get(key).filter(|found| !found.is_expired(now)),
+            start,
+            stop,
+        )
     }
 
     pub(super) fn apply(&self, key: &str, ops: Vec<ListOp>) -> Applied {
@@ -57,13 +56,11 @@ impl InMemoryStore {
     }
 
     pub(super) fn ttl(&self, key: &str) -> Ttl {
-        ttl_of(self.live(key).as_ref(), now_ms())
+        list::ttl_of(self.live(key).as_ref(), now_ms())
     }
 
     pub(super) fn kind(&self, key: &str) -> KeyKind {
-        self.live(key).map_or(KeyKind::Missing, |list| {
-            KeyKind::List(list.entries.len() as u64)
-        })
+        list::kind_of(self.live(key).as_ref())
     }
 
     pub(super) fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
@@ -73,20 +70,5 @@ impl InMemoryStore {
             .filter(|(key, list)| key.starts_with(prefix) && !list.is_expired(now))
             .map(|(key, _)| key.clone())
             .collect()
-    }
-}
-
-/// The TTL of a list that is live at `now_ms` (or missing), as Redis reports it.
-pub(super) fn ttl_of(list: Option<&StoredList>, now_ms: u64) -> Ttl {
-    match list {
-        None => Ttl::Missing,
-        Some(StoredList {
-            expires_at_ms: None,
-            ..
-        }) => Ttl::Persistent,
-        Some(StoredList {
-            expires_at_ms: Some(at),
-            ..
-        }) => Ttl::ExpiresIn(Duration::from_millis(at.saturating_sub(now_ms))),
     }
 }

@@ -6,7 +6,9 @@
 //! (and losing its TTL), RPUSH keeping the TTL, EXPIRE on a missing key doing nothing, and an
 //! expired list reading as missing.
 
-use super::{Applied, ListOp};
+use std::time::Duration;
+
+use super::{Applied, KeyKind, ListOp, Ttl};
 
 /// One list with its expiry, as the non-Redis stores keep it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,6 +23,35 @@ impl StoredList {
     /// Whether the list has expired at `now_ms` (Redis: a key expires when its time is reached).
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expires_at_ms.is_some_and(|at| at <= now_ms)
+    }
+}
+
+/// LRANGE `start..=stop` of a live list (`None`: missing, which reads as empty).
+pub fn range_of(list: Option<&StoredList>, start: i64, stop: i64) -> Vec<Vec<u8>> {
+    list.map_or_else(Vec::new, |found| {
+        found.entries[redis_range(found.entries.len(), start, stop)].to_vec()
+    })
+}
+
+/// What a key holding this live list (or nothing) holds.
+pub fn kind_of(list: Option<&StoredList>) -> KeyKind {
+    list.map_or(KeyKind::Missing, |found| {
+        KeyKind::List(found.entries.len() as u64)
+    })
+}
+
+/// The TTL of a list that is live at `now_ms` (or missing), as Redis reports it.
+pub fn ttl_of(list: Option<&StoredList>, now_ms: u64) -> Ttl {
+    match list {
+        None => Ttl::Missing,
+        Some(StoredList {
+            expires_at_ms: None,
+            ..
+        }) => Ttl::Persistent,
+        Some(StoredList {
+            expires_at_ms: Some(at),
+            ..
+        }) => Ttl::ExpiresIn(Duration::from_millis(at.saturating_sub(now_ms))),
     }
 }
 
