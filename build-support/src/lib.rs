@@ -21,9 +21,11 @@ pub const GUEST_PROFILE: &str = "policy";
 
 /// Build the workspace package `package` (a guest crate) into a component and return its bytes.
 ///
-/// Prints `cargo:rerun-if-changed` for the package, the WIT and the workspace manifests. The
-/// nested build keeps its artifacts in `<target>/policy-guest`, shared by every profile and
-/// every crate that builds guests, so each guest is compiled once, not once per `OUT_DIR`.
+/// Prints `cargo:rerun-if-changed` for the package, the WIT, the workspace manifests and every
+/// source file the nested build read (from its dep-info, so a change in a path dependency such
+/// as `format/` rebuilds the component too). The nested build keeps its artifacts in
+/// `<target>/policy-guest`, shared by every profile and every crate that builds guests, so each
+/// guest is compiled once, not once per `OUT_DIR`.
 pub fn build_component(package: &str, package_dir: &str) -> anyhow::Result<Vec<u8>> {
     let workspace = workspace_root()?;
     for watched in [package_dir, "wit", "Cargo.toml", "Cargo.lock"] {
@@ -35,12 +37,45 @@ pub fn build_component(package: &str, package_dir: &str) -> anyhow::Result<Vec<u
     let out_dir = PathBuf::from(env::var("OUT_DIR").context("OUT_DIR is set by cargo")?);
     let target_dir = guest_target_dir(&out_dir);
     let core = build_core_module(&workspace, &target_dir, package)?;
+    for source in dep_info_sources(&core.with_extension("d"))? {
+        println!("cargo:rerun-if-changed={}", source.display());
+    }
     let module = std::fs::read(&core).with_context(|| format!("reading {}", core.display()))?;
     wit_component::ComponentEncoder::default()
         .module(&module)?
         .validate(true)
         .encode()
         .with_context(|| format!("encoding {package} as a component"))
+}
+
+/// The source files listed in a cargo dep-info file (`target: dep dep ...`, spaces in paths
+/// escaped with a backslash).
+fn dep_info_sources(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut sources = Vec::new();
+    for line in text.lines() {
+        let Some((_, deps)) = line.split_once(": ") else {
+            continue;
+        };
+        let mut current = String::new();
+        let mut chars = deps.chars();
+        while let Some(ch) = chars.next() {
+            match ch {
+                '\\' => current.extend(chars.next()),
+                ' ' => {
+                    if !current.is_empty() {
+                        sources.push(PathBuf::from(std::mem::take(&mut current)));
+                    }
+                }
+                other => current.push(other),
+            }
+        }
+        if !current.is_empty() {
+            sources.push(PathBuf::from(current));
+        }
+    }
+    Ok(sources)
 }
 
 /// The workspace root: the parent of the calling crate's directory.

@@ -6,8 +6,8 @@
 //! faults degrade, never trap.
 //!
 //! # Layout
-//! - [`pyjson`]: JSON text exactly as Python's `json.dumps` writes it.
-//! - [`codec`]: stored entries <-> messages.
+//! - [`codec`]: stored entries <-> messages, over the shared storage format
+//!   (`agent-memory-format`: JSON exactly as Python's `json` module reads and writes it).
 //! - [`window`]: the window rule and the transaction that keeps it.
 //! - [`resilience`]: which store errors are worth one more attempt.
 //! - [`policy`]: the operations, over a [`policy::Host`] trait.
@@ -21,7 +21,6 @@
 
 pub mod codec;
 pub mod policy;
-pub mod pyjson;
 pub mod resilience;
 pub mod window;
 
@@ -41,10 +40,10 @@ pub mod types {
     pub use crate::bindings::agent_memory::policy::log::Level;
     pub use crate::bindings::agent_memory::policy::store::{Applied, ListOp, Range};
     pub use crate::bindings::agent_memory::policy::types::{
-        Content, Message, Settings, SizeLimit, StoreError,
+        Content, Message, Replication, Settings, SizeLimit, StoreError,
     };
     pub use crate::bindings::exports::agent_memory::policy::memory::{
-        Context, InvalidMessage, Stored, WriteError, WriteOutcome,
+        Context, EntryProblem, InvalidMessage, SkippedEntry, Stored, WriteError, WriteOutcome,
     };
 }
 

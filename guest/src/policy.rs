@@ -4,8 +4,8 @@
 use crate::codec;
 use crate::resilience::{self, Access};
 use crate::types::{
-    Applied, Context, Level, ListOp, Message, Range, Settings, StoreError, Stored, WriteError,
-    WriteOutcome,
+    Applied, Context, Level, ListOp, Message, Range, Settings, SkippedEntry, StoreError, Stored,
+    WriteError, WriteOutcome,
 };
 use crate::window;
 
@@ -36,7 +36,7 @@ pub fn get_context(host: &impl Host, session_id: &str) -> Context {
     let Some(range) = window::read_range(&settings) else {
         return Context {
             messages: Vec::new(),
-            skipped: 0,
+            skipped: Vec::new(),
             degraded: None,
         };
     };
@@ -60,25 +60,28 @@ pub fn get_context(host: &impl Host, session_id: &str) -> Context {
             );
             return Context {
                 messages: Vec::new(),
-                skipped: 0,
+                skipped: Vec::new(),
                 degraded: Some(error),
             };
         }
     };
     let mut messages = Vec::with_capacity(entries.len());
-    let mut skipped = 0u32;
-    for entry in &entries {
+    let mut skipped = Vec::new();
+    for (position, entry) in entries.iter().enumerate() {
         match codec::decode(entry) {
             Ok(message) => messages.push(message),
-            Err(reason) => {
-                skipped = skipped.saturating_add(1);
+            Err(problem) => {
                 host.log(
                     Level::Warn,
                     &format!(
-                        "skipped a stored entry of {} bytes: {reason:?}",
+                        "skipped stored entry {position} ({} bytes): {problem:?}",
                         entry.len()
                     ),
                 );
+                skipped.push(SkippedEntry {
+                    position: u32::try_from(position).unwrap_or(u32::MAX),
+                    problem,
+                });
             }
         }
     }
@@ -120,9 +123,9 @@ pub fn clear(host: &impl Host, session_id: &str) -> WriteOutcome {
     let settings = host.settings();
     let key = session_key(&settings, session_id);
     match write(host, &key, &window::plan_clear()) {
-        Ok(_) => WriteOutcome::Stored(Stored {
+        Ok(applied) => WriteOutcome::Stored(Stored {
             appended: 0,
-            trimmed: 0,
+            trimmed: window::saturating_u32(applied.deleted.unwrap_or(0)),
             length: 0,
         }),
         Err(error) => WriteOutcome::Failed(error),
@@ -146,7 +149,7 @@ fn write(host: &impl Host, key: &str, ops: &[ListOp]) -> Result<Applied, StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Content, InvalidMessage};
+    use crate::types::{Content, EntryProblem, InvalidMessage};
     use std::cell::RefCell;
     use std::collections::{HashMap, VecDeque};
 
@@ -208,8 +211,14 @@ mod tests {
             let mut lists = self.lists.borrow_mut();
             let mut applied = Applied {
                 length_after_push: None,
+                deleted: None,
             };
             for op in ops {
+                if let ListOp::Delete = op {
+                    let removed = lists.remove(key).map_or(0, |list| list.len());
+                    applied.deleted = Some(removed as u64);
+                    continue;
+                }
                 let list = lists.entry(key.to_string()).or_default();
                 match op {
                     ListOp::Push(values) => {
@@ -220,10 +229,7 @@ mod tests {
                         let start = index(list.len(), range.start).max(0) as usize;
                         list.drain(..start.min(list.len()));
                     }
-                    ListOp::Expire(_) => {}
-                    ListOp::Delete => {
-                        lists.remove(key);
-                    }
+                    ListOp::Expire(_) | ListOp::Delete => {}
                 }
             }
             Ok(applied)
@@ -290,7 +296,20 @@ mod tests {
         );
         let context = get_context(&host, "s");
         assert_eq!(contents(&context), ["a", "b"]);
-        assert_eq!((context.skipped, context.degraded), (2, None));
+        assert_eq!(
+            context.skipped,
+            vec![
+                SkippedEntry {
+                    position: 1,
+                    problem: EntryProblem::NotJson
+                },
+                SkippedEntry {
+                    position: 2,
+                    problem: EntryProblem::NotAnObject
+                },
+            ]
+        );
+        assert_eq!(context.degraded, None);
     }
 
     #[test]
@@ -349,18 +368,34 @@ mod tests {
         let host = FakeHost::with_window(0);
         host.lists
             .borrow_mut()
-            .insert("ai:memory:s".to_string(), vec![b"old".to_vec()]);
-        add_messages(&host, "s", &[user("a")]).unwrap();
+            .insert("ai:memory:s".to_string(), vec![b"old".to_vec(); 3]);
+        let outcome = add_messages(&host, "s", &[user("a"), user("b")]).unwrap();
+        // The three stored entries and the two of the batch: all dropped by the window.
+        assert_eq!(
+            outcome,
+            WriteOutcome::Stored(Stored {
+                appended: 0,
+                trimmed: 5,
+                length: 0
+            })
+        );
         assert!(host.lists.borrow().is_empty());
         assert_eq!(get_context(&host, "s").messages, Vec::new());
         assert_eq!(host.calls.borrow().as_slice(), ["apply ai:memory:s"]);
     }
 
     #[test]
-    fn clear_deletes_the_session() {
+    fn clear_deletes_the_session_and_counts_what_it_held() {
         let host = FakeHost::with_window(50);
-        add_messages(&host, "s", &[user("a")]).unwrap();
-        assert!(matches!(clear(&host, "s"), WriteOutcome::Stored(_)));
+        add_messages(&host, "s", &[user("a"), user("b")]).unwrap();
+        assert_eq!(
+            clear(&host, "s"),
+            WriteOutcome::Stored(Stored {
+                appended: 0,
+                trimmed: 2,
+                length: 0
+            })
+        );
         assert!(host.lists.borrow().is_empty());
     }
 }

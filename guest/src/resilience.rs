@@ -1,10 +1,14 @@
 //! What the policy does when the store fails: which errors are worth one more attempt.
 //!
 //! The rule follows from what each error says about the request:
-//! - `unavailable`: nothing was sent. Retrying is safe for reads and writes, and often works:
-//!   the host rebuilds a dropped connection on the next call.
-//! - `outcome-unknown`: the request may have been applied. A read is safe to repeat; a write is
-//!   not (RPUSH is not idempotent, a blind retry could store a message twice), so it is reported.
+//! - `outcome-unknown`: the connection broke under the request. A read is safe to repeat, and
+//!   the repeat runs on a new connection (the host rebuilds a broken one), so it usually
+//!   succeeds: this is how a read survives a Redis restart unnoticed. A write is not safe to
+//!   repeat (RPUSH is not idempotent, a blind retry could store a message twice): reported.
+//! - `unavailable`: nothing was sent, but the host has just failed to connect, shares that
+//!   failure among concurrent calls and backs off before the next attempt: an immediate retry
+//!   would only meet the same failure (and a policy retrying would multiply connect attempts
+//!   during an outage). Reported at once.
 //! - `timeout`: the store is slow. Waiting again would double the latency the agent sees for
 //!   little chance of success, so it is reported at once.
 //! - everything else (out of memory, wrong type, too large, denied, rejected) will fail the same
@@ -31,14 +35,17 @@ pub fn should_retry(access: Access, error: &StoreError, attempt: u32) -> bool {
         return false;
     }
     match error {
-        StoreError::Unavailable(_) => true,
         StoreError::OutcomeUnknown(_) => access == Access::Read,
-        StoreError::Timeout
+        StoreError::Unavailable(_)
+        | StoreError::Timeout
         | StoreError::OutOfMemory
+        | StoreError::DiskFull(_)
+        | StoreError::Damaged(_)
         | StoreError::WrongType
         | StoreError::TooLarge(_)
         | StoreError::Denied(_)
-        | StoreError::Rejected(_) => false,
+        | StoreError::Rejected(_)
+        | StoreError::NotReplicated(_) => false,
     }
 }
 
@@ -64,6 +71,7 @@ pub fn with_retry<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::Replication;
 
     fn attempts_until_done(
         access: Access,
@@ -83,15 +91,12 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_is_retried_once_for_reads_and_writes() {
-        for access in [Access::Read, Access::Write] {
-            let down = StoreError::Unavailable("refused".into());
-            assert_eq!(attempts_until_done(access, vec![down.clone()]), (2, Ok(())));
-            assert_eq!(
-                attempts_until_done(access, vec![down.clone(), down.clone()]),
-                (2, Err(down))
-            );
-        }
+    fn an_unknown_outcome_is_retried_once_for_reads() {
+        let lost = StoreError::OutcomeUnknown("reset".into());
+        assert_eq!(
+            attempts_until_done(Access::Read, vec![lost.clone(), lost.clone()]),
+            (2, Err(lost))
+        );
     }
 
     #[test]
@@ -108,18 +113,27 @@ mod tests {
     }
 
     #[test]
-    fn timeouts_and_refusals_are_reported_at_once() {
+    fn unavailable_timeouts_and_refusals_are_reported_at_once() {
         for error in [
+            StoreError::Unavailable("refused".into()),
             StoreError::Timeout,
             StoreError::OutOfMemory,
+            StoreError::DiskFull("no space".into()),
+            StoreError::Damaged("bad page".into()),
             StoreError::WrongType,
             StoreError::Denied("quota".into()),
             StoreError::Rejected("READONLY".into()),
+            StoreError::NotReplicated(Replication {
+                wanted: 1,
+                acknowledged: 0,
+            }),
         ] {
-            assert_eq!(
-                attempts_until_done(Access::Read, vec![error.clone()]),
-                (1, Err(error))
-            );
+            for access in [Access::Read, Access::Write] {
+                assert_eq!(
+                    attempts_until_done(access, vec![error.clone()]),
+                    (1, Err(error.clone()))
+                );
+            }
         }
     }
 }

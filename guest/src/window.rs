@@ -48,15 +48,16 @@ pub fn plan_append(mut encoded: Vec<Vec<u8>>, settings: &Settings) -> AppendPlan
     }
 }
 
-/// The report of an applied append.
+/// The report of an applied append: what it appended, what the window dropped (stored
+/// entries trimmed or deleted, and messages of the batch never pushed), what is left.
 pub fn report(plan: &AppendPlan, applied: &Applied, settings: &Settings) -> Stored {
     let limit = u64::from(settings.max_messages);
     let length_after_push = applied.length_after_push.unwrap_or(0);
     let length = length_after_push.min(limit);
-    let trimmed_existing = length_after_push - length;
+    let dropped_stored = (length_after_push - length).saturating_add(applied.deleted.unwrap_or(0));
     Stored {
         appended: plan.pushed,
-        trimmed: saturating_u32(trimmed_existing).saturating_add(plan.dropped_from_batch),
+        trimmed: saturating_u32(dropped_stored).saturating_add(plan.dropped_from_batch),
         length: saturating_u32(length),
     }
 }
@@ -76,7 +77,8 @@ pub fn plan_clear() -> Vec<ListOp> {
     vec![ListOp::Delete]
 }
 
-fn saturating_u32(n: impl TryInto<u32>) -> u32 {
+/// `n` as a `u32`, `u32::MAX` when it does not fit.
+pub fn saturating_u32(n: impl TryInto<u32>) -> u32 {
     n.try_into().unwrap_or(u32::MAX)
 }
 
@@ -139,6 +141,7 @@ mod tests {
                 &plan,
                 &Applied {
                     length_after_push: Some(length),
+                    deleted: None,
                 },
                 &settings,
             )

@@ -12,7 +12,9 @@ wasmtime::component::bindgen!({
 
 pub use self::agent_memory::policy::log::Level;
 pub use self::agent_memory::policy::store::{Applied, ListOp, Range};
-pub use self::agent_memory::policy::types::{Content, Message, Settings, SizeLimit, StoreError};
+pub use self::agent_memory::policy::types::{
+    Content, Message, Replication, Settings, SizeLimit, StoreError,
+};
 pub use self::exports::agent_memory::policy::memory::{
-    Context, InvalidMessage, WriteError, WriteOutcome,
+    Context, EntryProblem, InvalidMessage, SkippedEntry, WriteError, WriteOutcome,
 };

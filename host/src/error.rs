@@ -16,7 +16,8 @@ pub enum MemoryError {
     /// The session id was refused.
     #[error("invalid session id")]
     InvalidSession(#[from] SessionIdError),
-    /// A message was refused by the policy.
+    /// A message was refused: by the host before the policy ran (too large), or by the
+    /// policy (invalid JSON, repeated members, too deep).
     #[error("message {index} refused: {reason}")]
     InvalidMessage {
         /// Its position in the request.
@@ -27,6 +28,18 @@ pub enum MemoryError {
     /// A write request held no message.
     #[error("no messages to add")]
     NoMessages,
+    /// A write request carries more than one call may: too many messages, or too many bytes
+    /// (see [`crate::Limits::max_batch_messages`] and
+    /// [`crate::Limits::max_transaction_bytes`]). Refused before the policy runs.
+    #[error("the request carries {actual} {what}; one call may carry {limit}")]
+    RequestTooLarge {
+        /// What was counted: "messages" or "bytes".
+        what: &'static str,
+        /// How many.
+        actual: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The policy component failed: it trapped, ran over a limit, or returned something
     /// invalid. The call's instance is discarded; the next call gets a fresh one. A write may
     /// have been applied if the policy failed after its store call.
@@ -40,9 +53,12 @@ pub enum MemoryError {
 /// How a policy component failed during a call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
-    /// It used more compute time than [`crate::Limits::cpu_time`].
-    #[error("used more than its compute budget of {0:?}")]
-    CpuBudgetExceeded(std::time::Duration),
+    /// It used more compute than [`crate::Limits::fuel`] allows.
+    #[error("used more than its compute budget of {fuel} fuel")]
+    ComputeBudgetExceeded {
+        /// The budget it ran through.
+        fuel: u64,
+    },
     /// The whole call took longer than [`crate::Limits::call_timeout`].
     #[error("call took longer than {0:?}")]
     CallTimeout(std::time::Duration),
@@ -67,6 +83,17 @@ pub enum LoadError {
         path: std::path::PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The path is not a regular file (a directory, a FIFO, a device).
+    #[error("{0} is not a regular file")]
+    NotAFile(std::path::PathBuf),
+    /// The file is larger than any policy should be.
+    #[error("{path} is larger than {limit} bytes: not a policy component")]
+    TooLarge {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The largest size accepted.
+        limit: u64,
     },
     /// The bytes are not a valid component for this engine.
     #[error("not a valid WebAssembly component: {0}")]

@@ -33,7 +33,7 @@
 //!
 //! # Layout
 //! - [`memory`](Memory): the handle and its builder; [`BlockingMemory`] for sync callers.
-//! - [`message`](Message), [`report`](Context): what goes in and comes out.
+//! - [`message`](Message), [`json`](Json), [`report`](Context): what goes in and comes out.
 //! - [`store`]: the backends (Redis, embedded file, process memory) with Redis semantics.
 //! - `policy`: loading and checking components; `sandbox`: one call in its limits;
 //!   `guard`: what a call may ask of the store; `engine`: the shared wasmtime engine.
@@ -46,6 +46,7 @@ mod blocking;
 mod engine;
 mod error;
 mod guard;
+mod json;
 mod memory;
 mod message;
 mod policy;
@@ -57,13 +58,23 @@ pub mod store;
 
 pub use blocking::BlockingMemory;
 pub use error::{BuildError, LoadError, MemoryError, PolicyError};
+pub use json::{Json, JsonError, NotStandardJson};
 pub use memory::{Memory, MemoryBuilder};
 pub use message::{Content, Message, MessageJsonError};
-pub use policy::{DEFAULT_POLICY_WASM, Policy};
-pub use report::{Context, InvalidMessage, Stored, WriteOutcome};
+pub use policy::{DEFAULT_POLICY_WASM, MAX_POLICY_BYTES, Policy, read_policy_file};
+pub use report::{Context, EntryProblem, InvalidMessage, SkippedEntry, Stored, WriteOutcome};
 pub use session::{MAX_SESSION_ID_BYTES, SessionId, SessionIdError};
-pub use settings::{DEFAULT_KEY_PREFIX, Limits, Settings, SettingsError};
-pub use store::{KeyKind, OpenError, RedisTimeouts, Store, StoreError, StoreSpec, Ttl};
+pub use settings::{
+    DEFAULT_CALL_TIMEOUT, DEFAULT_FUEL, DEFAULT_KEY_PREFIX, DEFAULT_MAX_BATCH_MESSAGES,
+    DEFAULT_MAX_ENTRIES_READ, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_MESSAGES,
+    DEFAULT_MAX_OPS_PER_TRANSACTION, DEFAULT_MAX_READ_BYTES, DEFAULT_MAX_STORE_CALLS,
+    DEFAULT_MAX_TRANSACTION_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_TTL_SECONDS, Limits, Settings,
+    SettingsError,
+};
+pub use store::{
+    KeyKind, OpenError, RedisOptions, RepairReport, Store, StoreError, StoreSpec, Ttl,
+    WaitForReplicas, policy_evicts_sessions,
+};
 
 /// The README's Rust examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

@@ -23,10 +23,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::commands::run(args)) {
-        Ok(code) => code,
-        Err(error) => {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(cli::commands::run(args))
+    }));
+    match outcome {
+        Ok(Ok(code)) => code,
+        Ok(Err(error)) => {
             eprintln!("error: {}", cli::one_line(&error));
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("error: internal error: {}", cli::last_panic());
             ExitCode::FAILURE
         }
     }

@@ -8,11 +8,12 @@ use crate::bindings;
 use crate::error::{BuildError, LoadError, MemoryError, PolicyError};
 use crate::message::Message;
 use crate::policy::Policy;
+use crate::report::InvalidMessage;
 use crate::report::{Context, WriteOutcome};
 use crate::sandbox::{self, Request, Response};
 use crate::session::SessionId;
 use crate::settings::{Limits, Settings};
-use crate::store::{RedisTimeouts, Store, StoreSpec};
+use crate::store::{RedisOptions, Store, StoreSpec};
 
 /// Conversation memory for agents: a policy component in its sandbox, over a store.
 ///
@@ -61,7 +62,7 @@ pub struct MemoryBuilder {
     policy: Option<Policy>,
     settings: Settings,
     limits: Limits,
-    redis_timeouts: RedisTimeouts,
+    redis: RedisOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -101,19 +102,23 @@ impl MemoryBuilder {
         self
     }
 
-    /// Use these Redis timeouts (default: [`RedisTimeouts::default`]).
-    pub fn redis_timeouts(mut self, timeouts: RedisTimeouts) -> Self {
-        self.redis_timeouts = timeouts;
+    /// Use these Redis options: timeouts, reconnect backoff, replicas to wait for (default:
+    /// [`RedisOptions::default`]).
+    pub fn redis_options(mut self, options: RedisOptions) -> Self {
+        self.redis = options;
         self
     }
 
-    /// Open the store, load the policy and check everything. Redis connects on first use, so
-    /// this succeeds while Redis is down; calls then degrade until it is back.
+    /// Open the store, load the policy and check everything: settings and limits on their own
+    /// and against each other (a window the read caps could not return is refused here, not
+    /// at the first read). Redis connects on first use, so this succeeds while Redis is down;
+    /// calls then degrade until it is back.
     pub fn build(self) -> Result<Memory, BuildError> {
         self.settings.validate()?;
         self.limits.validate()?;
+        self.limits.check_against(&self.settings)?;
         let store = match self.store.unwrap_or(StoreChoice::Spec(StoreSpec::InMemory)) {
-            StoreChoice::Spec(spec) => Store::open(&spec, self.redis_timeouts)?,
+            StoreChoice::Spec(spec) => Store::open(&spec, self.redis)?,
             StoreChoice::Open(store) => store,
         };
         let policy = match self.policy {
@@ -154,7 +159,7 @@ impl Memory {
         }
         Ok(Context {
             messages,
-            skipped: context.skipped,
+            skipped: context.skipped.into_iter().map(Into::into).collect(),
             degraded: context.degraded.map(Into::into),
         })
     }
@@ -165,18 +170,63 @@ impl Memory {
         session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
         message: Message,
     ) -> Result<WriteOutcome, MemoryError> {
-        self.add(session_id.try_into()?, vec![message.into_wit()])
-            .await
+        self.add_messages(session_id, [message]).await
     }
 
     /// Append several messages to `session_id` in one atomic write: all or none.
+    ///
+    /// Before the policy runs, the host refuses what no policy could store: a message whose
+    /// encoding is over [`Settings::max_message_bytes`]
+    /// ([`MemoryError::InvalidMessage`] with [`InvalidMessage::TooLarge`]), and a request over
+    /// [`Limits::max_batch_messages`] messages or [`Limits::max_transaction_bytes`] bytes
+    /// ([`MemoryError::RequestTooLarge`]).
     pub async fn add_messages(
         &self,
         session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteOutcome, MemoryError> {
+        let session = session_id.try_into()?;
+        let messages: Vec<Message> = messages.into_iter().collect();
+        self.check_request(&messages)?;
         let messages = messages.into_iter().map(Message::into_wit).collect();
-        self.add(session_id.try_into()?, messages).await
+        self.add(session, messages).await
+    }
+
+    /// The host's own checks of a write request, so oversized input is refused as such instead
+    /// of exhausting the sandbox and being blamed on the policy.
+    fn check_request(&self, messages: &[Message]) -> Result<(), MemoryError> {
+        let limits = &self.inner.limits;
+        let count = messages.len() as u64;
+        if count > u64::from(limits.max_batch_messages) {
+            return Err(MemoryError::RequestTooLarge {
+                what: "messages",
+                actual: count,
+                limit: u64::from(limits.max_batch_messages),
+            });
+        }
+        let max_message = u64::from(self.inner.settings.max_message_bytes);
+        let mut total = 0u64;
+        for (index, message) in messages.iter().enumerate() {
+            let size = message.encoded_len();
+            if size > max_message {
+                return Err(MemoryError::InvalidMessage {
+                    index,
+                    reason: InvalidMessage::TooLarge {
+                        actual: size,
+                        limit: max_message,
+                    },
+                });
+            }
+            total = total.saturating_add(size);
+        }
+        if total > limits.max_transaction_bytes {
+            return Err(MemoryError::RequestTooLarge {
+                what: "bytes",
+                actual: total,
+                limit: limits.max_transaction_bytes,
+            });
+        }
+        Ok(())
     }
 
     async fn add(
@@ -246,14 +296,21 @@ impl Memory {
         &self.inner.settings
     }
 
-    /// The ids of the sessions in the store: keys under the prefix, prefix removed.
-    pub async fn sessions(&self) -> Result<Vec<String>, crate::StoreError> {
-        let prefix = &self.inner.settings.key_prefix;
+    /// The ids of the sessions in the store: keys under the prefix, prefix removed, sorted.
+    /// Ids are bytes, as Redis keys are: one written by another client need not be UTF-8
+    /// (`String::from_utf8_lossy` shows it; [`Store`] takes the raw key).
+    pub async fn sessions(&self) -> Result<Vec<Vec<u8>>, crate::StoreError> {
+        let prefix = self.inner.settings.key_prefix.as_bytes();
         let keys = self.inner.store.keys_with_prefix(prefix).await?;
         Ok(keys
             .into_iter()
-            .filter_map(|key| key.strip_prefix(prefix.as_str()).map(str::to_string))
+            .filter_map(|key| key.strip_prefix(prefix).map(<[u8]>::to_vec))
             .collect())
+    }
+
+    /// The limits calls run with.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
 
     async fn call(&self, session: &SessionId, request: Request) -> Result<Response, MemoryError> {

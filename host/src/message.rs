@@ -2,35 +2,41 @@
 //!
 //! A message is the JSON object the Python original stores: a string `role`, a `content`, and
 //! any other members (`tool_calls`, `tool_call_id`, `name`, ...), which are kept in order and
-//! never touched. Nothing is ever added: LLM APIs reject unknown message fields.
+//! never touched. Nothing is ever added: LLM APIs reject unknown message fields. Member values
+//! are [`Json`]: exact, as Python reads and writes them.
 
-use serde_json::{Map, Value};
+use agent_memory_format::entry::{self, ContentRef, NotAMessage};
+use agent_memory_format::json::{self as pyjson, Value as PyValue};
+use serde_json::Value;
 
 use crate::bindings;
+use crate::json::{Json, JsonError, NotStandardJson};
+use crate::report::EntryProblem;
 
 /// One conversation message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Who spoke: `system`, `user`, `assistant`, `tool`, ...
     pub role: String,
     /// What was said.
     pub content: Content,
-    /// Every other member, in order.
-    pub extra: Map<String, Value>,
+    /// Every other member, in order. Names are unique: [`Message::with`] replaces.
+    members: Vec<(String, Json)>,
 }
 
 /// The `content` of a message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
     /// A string.
     Text(String),
-    /// Any other JSON value: `null`, or a list of content parts.
-    Json(Value),
+    /// Any other JSON value: `null`, or a list of content parts. (A string given here is
+    /// stored as a string, and reads back as [`Content::Text`].)
+    Json(Json),
     /// No `content` member at all (not the same as `"content": null`).
     Absent,
 }
 
-/// Why a JSON value is not a message.
+/// Why JSON is not a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageJsonError {
     /// The value is not a JSON object.
@@ -39,9 +45,9 @@ pub enum MessageJsonError {
     /// `role` is missing or not a string.
     #[error("a message needs a string `role`")]
     NoRole,
-    /// The text is not JSON.
+    /// The text is not JSON (as Python's `json.loads` reads it).
     #[error("not JSON: {0}")]
-    NotJson(String),
+    NotJson(#[from] JsonError),
 }
 
 impl Message {
@@ -50,7 +56,7 @@ impl Message {
         Self {
             role: role.into(),
             content: Content::Text(text.into()),
-            extra: Map::new(),
+            members: Vec::new(),
         }
     }
 
@@ -69,10 +75,32 @@ impl Message {
         Self::new("system", text)
     }
 
-    /// Add another member (`tool_calls`, `name`, ...).
-    pub fn with(mut self, name: impl Into<String>, value: Value) -> Self {
-        self.extra.insert(name.into(), value);
+    /// Set another member (`tool_calls`, `name`, ...), replacing one of the same name. A
+    /// member named `role` or `content` is refused when the message is written
+    /// ([`crate::InvalidMessage::DuplicateMember`]): set those fields instead.
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<Json>) -> Self {
+        let name = name.into();
+        let value = value.into();
+        match self.members.iter_mut().find(|(known, _)| *known == name) {
+            Some(member) => member.1 = value,
+            None => self.members.push((name, value)),
+        }
         self
+    }
+
+    /// The member called `name`, if there is one.
+    pub fn member(&self, name: &str) -> Option<&Json> {
+        self.members
+            .iter()
+            .find(|(known, _)| known == name)
+            .map(|(_, value)| value)
+    }
+
+    /// Every member besides `role` and `content`, in order.
+    pub fn members(&self) -> impl ExactSizeIterator<Item = (&str, &Json)> {
+        self.members
+            .iter()
+            .map(|(name, value)| (name.as_str(), value))
     }
 
     /// The text content, if the content is text.
@@ -84,55 +112,126 @@ impl Message {
     }
 
     /// A message from a JSON object such as `{"role": "user", "content": "hi"}`.
-    pub fn from_json(value: Value) -> Result<Self, MessageJsonError> {
-        let Value::Object(members) = value else {
+    pub fn from_json(value: &Value) -> Result<Self, MessageJsonError> {
+        Self::from_py(pyjson_of(value))
+    }
+
+    /// A message from JSON text, read as Python's `json.loads` reads it (so `NaN` and integers
+    /// of any size are kept exactly).
+    pub fn from_json_str(text: &str) -> Result<Self, MessageJsonError> {
+        let value = pyjson::loads_str(text, pyjson::MAX_READ_DEPTH)
+            .map_err(|error| MessageJsonError::NotJson(JsonError::from(error)))?;
+        Self::from_py(value)
+    }
+
+    /// Decode one stored entry exactly as the default policy does: what it returns, or why it
+    /// skips the entry. For tools that inspect stores (`agent-memory doctor`).
+    pub fn from_entry(bytes: &[u8]) -> Result<Self, EntryProblem> {
+        let decoded = entry::decode(bytes).map_err(|reason| match reason {
+            NotAMessage::NotJson => EntryProblem::NotJson,
+            NotAMessage::TooDeep => EntryProblem::TooDeep,
+            NotAMessage::LoneSurrogate => EntryProblem::LoneSurrogate,
+            NotAMessage::NotAnObject => EntryProblem::NotAnObject,
+            NotAMessage::NoRole => EntryProblem::NoRole,
+        })?;
+        Ok(Self {
+            role: decoded.role,
+            content: match decoded.content {
+                None => Content::Absent,
+                Some(entry::Content::Text(text)) => Content::Text(text),
+                Some(entry::Content::Json(text)) => Content::Json(Json::from_canonical(text)),
+            },
+            members: decoded
+                .members
+                .into_iter()
+                .map(|(name, text)| (name, Json::from_canonical(text)))
+                .collect(),
+        })
+    }
+
+    pub(crate) fn from_py(value: PyValue) -> Result<Self, MessageJsonError> {
+        let PyValue::Object(object) = value else {
             return Err(MessageJsonError::NotAnObject);
         };
         let mut role = None;
         let mut content = Content::Absent;
-        let mut extra = Map::new();
-        for (name, member) in members {
+        let mut members = Vec::with_capacity(object.len().saturating_sub(2));
+        for (name, member) in object {
             match (name.as_str(), member) {
-                ("role", Value::String(text)) => role = Some(text),
+                ("role", PyValue::Str(text)) => role = Some(text),
                 ("role", _) => return Err(MessageJsonError::NoRole),
-                ("content", Value::String(text)) => content = Content::Text(text),
-                ("content", other) => content = Content::Json(other),
-                (_, other) => {
-                    extra.insert(name, other);
-                }
+                ("content", PyValue::Str(text)) => content = Content::Text(text),
+                ("content", other) => content = Content::Json(Json::from_py(&other)),
+                (_, other) => members.push((name, Json::from_py(&other))),
             }
         }
         Ok(Self {
             role: role.ok_or(MessageJsonError::NoRole)?,
             content,
-            extra,
+            members,
         })
     }
 
-    /// A message from JSON text.
-    pub fn from_json_str(text: &str) -> Result<Self, MessageJsonError> {
-        let value = serde_json::from_str(text)
-            .map_err(|error| MessageJsonError::NotJson(error.to_string()))?;
-        Self::from_json(value)
-    }
-
-    /// The message as a JSON object: `role`, `content` (unless absent), then the other members.
-    pub fn to_json(&self) -> Value {
-        let mut members = Map::with_capacity(self.extra.len() + 2);
-        members.insert("role".to_string(), Value::String(self.role.clone()));
+    /// The message as a JSON object (`role`, `content` unless absent, then the other members),
+    /// or why `serde_json` cannot hold it exactly (see [`Json::to_value`]).
+    pub fn to_json(&self) -> Result<Value, NotStandardJson> {
+        let mut object = serde_json::Map::with_capacity(self.members.len() + 2);
+        object.insert("role".to_string(), Value::String(self.role.clone()));
         match &self.content {
             Content::Text(text) => {
-                members.insert("content".to_string(), Value::String(text.clone()));
+                object.insert("content".to_string(), Value::String(text.clone()));
             }
-            Content::Json(value) => {
-                members.insert("content".to_string(), value.clone());
+            Content::Json(json) => {
+                object.insert("content".to_string(), json.to_value()?);
             }
             Content::Absent => {}
         }
-        for (name, value) in &self.extra {
-            members.insert(name.clone(), value.clone());
+        for (name, value) in &self.members {
+            object.insert(name.clone(), value.to_value()?);
         }
-        Value::Object(members)
+        Ok(Value::Object(object))
+    }
+
+    /// The message as `json.dumps` writes it: exactly the bytes the default policy stores.
+    pub fn to_json_string(&self) -> String {
+        let mut out = String::from("{\"role\": ");
+        pyjson::write_str(&mut out, &self.role);
+        match &self.content {
+            Content::Text(text) => {
+                out.push_str(", \"content\": ");
+                pyjson::write_str(&mut out, text);
+            }
+            Content::Json(json) => {
+                out.push_str(", \"content\": ");
+                out.push_str(json.as_str());
+            }
+            Content::Absent => {}
+        }
+        for (name, value) in &self.members {
+            out.push_str(", ");
+            pyjson::write_str(&mut out, name);
+            out.push_str(": ");
+            out.push_str(value.as_str());
+        }
+        out.push('}');
+        out
+    }
+
+    /// The size of [`Message::to_json_string`], computed without building it: what the host
+    /// checks against `max_message_bytes` before any policy runs.
+    pub(crate) fn encoded_len(&self) -> u64 {
+        let content = match &self.content {
+            Content::Text(text) => Some(ContentRef::Text(text)),
+            Content::Json(json) => Some(ContentRef::Json(json.as_str())),
+            Content::Absent => None,
+        };
+        entry::encoded_len(
+            &self.role,
+            content,
+            self.members
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        )
     }
 
     pub(crate) fn into_wit(self) -> bindings::Message {
@@ -140,43 +239,69 @@ impl Message {
             role: self.role,
             content: match self.content {
                 Content::Text(text) => Some(bindings::Content::Text(text)),
-                Content::Json(value) => Some(bindings::Content::Json(value.to_string())),
+                Content::Json(json) => Some(bindings::Content::Json(json.into_string())),
                 Content::Absent => None,
             },
             extra: self
-                .extra
+                .members
                 .into_iter()
-                .map(|(name, value)| (name, value.to_string()))
+                .map(|(name, value)| (name, value.into_string()))
                 .collect(),
         }
     }
 
     /// A message the policy returned. Its JSON texts come from the policy, so they are parsed
-    /// strictly: an invalid one means the policy misbehaved.
+    /// strictly: an invalid one means the policy misbehaved. Valid ones are made canonical.
     pub(crate) fn from_wit(message: bindings::Message) -> Result<Self, String> {
         let parse = |member: &str, text: &str| {
-            serde_json::from_str::<Value>(text).map_err(|error| {
+            pyjson::loads_str(text, pyjson::MAX_READ_DEPTH).map_err(|error| {
                 format!("member `{member}` returned by the policy is not JSON: {error}")
             })
         };
         let content = match message.content {
             Some(bindings::Content::Text(text)) => Content::Text(text),
             Some(bindings::Content::Json(text)) => match parse("content", &text)? {
-                Value::String(text) => Content::Text(text),
-                other => Content::Json(other),
+                PyValue::Str(text) => Content::Text(text),
+                other => Content::Json(Json::from_py(&other)),
             },
             None => Content::Absent,
         };
-        let mut extra = Map::with_capacity(message.extra.len());
+        let mut members: Vec<(String, Json)> = Vec::with_capacity(message.extra.len());
         for (name, text) in message.extra {
-            let value = parse(&name, &text)?;
-            extra.insert(name, value);
+            if name == "role" || name == "content" || members.iter().any(|(n, _)| *n == name) {
+                return Err(format!("member `{name}` returned twice by the policy"));
+            }
+            let value = Json::from_py(&parse(&name, &text)?);
+            members.push((name, value));
         }
         Ok(Self {
             role: message.role,
             content,
-            extra,
+            members,
         })
+    }
+}
+
+/// A `serde_json::Value` as the storage format's value (exact: serde numbers are i64, u64 or
+/// a finite f64).
+fn pyjson_of(value: &Value) -> PyValue {
+    match value {
+        Value::Null => PyValue::Null,
+        Value::Bool(flag) => PyValue::Bool(*flag),
+        Value::Number(number) => match (number.as_i64(), number.as_u64(), number.as_f64()) {
+            (Some(int), _, _) => PyValue::Int(int.to_string()),
+            (None, Some(int), _) => PyValue::Int(int.to_string()),
+            (None, None, Some(float)) => PyValue::Float(float),
+            (None, None, None) => PyValue::Null,
+        },
+        Value::String(text) => PyValue::Str(text.clone()),
+        Value::Array(items) => PyValue::Array(items.iter().map(pyjson_of).collect()),
+        Value::Object(members) => PyValue::Object(
+            members
+                .iter()
+                .map(|(name, member)| (name.clone(), pyjson_of(member)))
+                .collect(),
+        ),
     }
 }
 
@@ -193,42 +318,76 @@ mod tests {
             "tool_calls": [{"id": "c1", "type": "function"}],
             "name": "bot"
         });
-        let message = Message::from_json(value.clone()).unwrap();
-        assert_eq!(message.content, Content::Json(Value::Null));
+        let message = Message::from_json(&value).unwrap();
+        assert_eq!(message.content, Content::Json(Json::null()));
+        assert_eq!(message.to_json(), Ok(value));
         assert_eq!(
-            serde_json::to_string(&message.to_json()).unwrap(),
-            serde_json::to_string(&value).unwrap()
+            message.to_json_string(),
+            r#"{"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function"}], "name": "bot"}"#
         );
     }
 
     #[test]
     fn absent_content_is_not_null_content() {
-        let message = Message::from_json(json!({"role": "assistant", "tool_calls": []})).unwrap();
+        let message = Message::from_json(&json!({"role": "assistant", "tool_calls": []})).unwrap();
         assert_eq!(message.content, Content::Absent);
         assert_eq!(
             message.to_json(),
-            json!({"role": "assistant", "tool_calls": []})
+            Ok(json!({"role": "assistant", "tool_calls": []}))
         );
     }
 
     #[test]
     fn values_that_are_not_messages_are_refused() {
         assert_eq!(
-            Message::from_json(json!([1])),
+            Message::from_json(&json!([1])),
             Err(MessageJsonError::NotAnObject)
         );
         assert_eq!(
-            Message::from_json(json!({"content": "x"})),
+            Message::from_json(&json!({"content": "x"})),
             Err(MessageJsonError::NoRole)
         );
         assert_eq!(
-            Message::from_json(json!({"role": 1})),
+            Message::from_json(&json!({"role": 1})),
             Err(MessageJsonError::NoRole)
         );
         assert!(matches!(
             Message::from_json_str("{"),
             Err(MessageJsonError::NotJson(_))
         ));
+    }
+
+    #[test]
+    fn python_only_values_are_kept_exactly() {
+        let text = r#"{"role":"user","content":"x","n":123456789012345678901234567890,"f":NaN,"g":0.4245191891425139}"#;
+        let message = Message::from_json_str(text).unwrap();
+        assert_eq!(
+            message.to_json_string(),
+            r#"{"role": "user", "content": "x", "n": 123456789012345678901234567890, "f": NaN, "g": 0.4245191891425139}"#
+        );
+        assert_eq!(message.to_json(), Err(NotStandardJson::IntegerBeyond64Bits));
+    }
+
+    #[test]
+    fn with_replaces_a_member_of_the_same_name() {
+        let message = Message::user("hi")
+            .with("name", json!("a"))
+            .with("name", json!("b"));
+        assert_eq!(message.members().len(), 1);
+        assert_eq!(message.member("name").map(Json::as_str), Some("\"b\""));
+    }
+
+    #[test]
+    fn encoded_len_is_the_length_of_the_json_string() {
+        for message in [
+            Message::user("héllo \"wörld\" 😀\n"),
+            Message::assistant("")
+                .with("tool_calls", json!([{"id": "c", "f": 0.1}]))
+                .with("é", json!(null)),
+            Message::from_json(&json!({"role": "tool", "content": [1, {"a": "ß"}]})).unwrap(),
+        ] {
+            assert_eq!(message.encoded_len(), message.to_json_string().len() as u64);
+        }
     }
 
     #[test]
@@ -239,11 +398,17 @@ mod tests {
     }
 
     #[test]
-    fn invalid_json_from_a_policy_is_reported_not_trusted() {
+    fn invalid_or_repeated_members_from_a_policy_are_reported_not_trusted() {
         let wit = bindings::Message {
             role: "user".into(),
             content: None,
             extra: vec![("x".into(), "{oops".into())],
+        };
+        assert!(Message::from_wit(wit).is_err());
+        let wit = bindings::Message {
+            role: "user".into(),
+            content: None,
+            extra: vec![("x".into(), "1".into()), ("x".into(), "2".into())],
         };
         assert!(Message::from_wit(wit).is_err());
     }

@@ -21,6 +21,45 @@ use crate::sandbox::{self, CallState};
 pub const DEFAULT_POLICY_WASM: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/default_policy.wasm"));
 
+/// Largest policy component file accepted: 32 MiB. The default policy is about 130 KB; a
+/// policy hundreds of times larger is a mistake (or not a policy), and reading stops there
+/// rather than filling memory.
+pub const MAX_POLICY_BYTES: u64 = 32 << 20;
+
+/// The bytes of the policy file at `path`: a regular file (not a FIFO, which would block, nor a
+/// device such as `/dev/zero`, which never ends) of at most [`MAX_POLICY_BYTES`].
+pub fn read_policy_file(path: &Path) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read as _;
+    let read_error = |source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    // `metadata` follows symlinks and does not open the file, so a FIFO is refused before it
+    // could block.
+    let metadata = std::fs::metadata(path).map_err(read_error)?;
+    if !metadata.is_file() {
+        return Err(LoadError::NotAFile(path.to_path_buf()));
+    }
+    if metadata.len() > MAX_POLICY_BYTES {
+        return Err(LoadError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_POLICY_BYTES,
+        });
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_POLICY_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    // The file may have grown since it was measured.
+    if bytes.len() as u64 > MAX_POLICY_BYTES {
+        return Err(LoadError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_POLICY_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
 /// A policy component, compiled and checked, ready to serve calls. Cheap to clone.
 #[derive(Clone)]
 pub struct Policy {
@@ -61,12 +100,9 @@ impl Policy {
         Self::check(engine, component, digest(bytes), origin)
     }
 
-    /// Load a policy component file.
+    /// Load a policy component file (a regular file of at most [`MAX_POLICY_BYTES`]).
     pub fn from_file(path: &Path) -> Result<Self, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_policy_file(path)?;
         Self::from_bytes(&bytes, &path.display().to_string())
     }
 

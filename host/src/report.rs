@@ -5,15 +5,45 @@ use crate::message::Message;
 use crate::store::StoreError;
 
 /// The history of a session.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Context {
     /// The messages, oldest first.
     pub messages: Vec<Message>,
-    /// Stored entries that were not messages and were skipped.
-    pub skipped: u32,
+    /// Stored entries that were not messages and were skipped, each with why.
+    pub skipped: Vec<SkippedEntry>,
     /// Set when the store failed: the history is empty because of this, not because the
     /// session is new. The agent carries on without memory; the error says why.
     pub degraded: Option<StoreError>,
+}
+
+/// A stored entry that a read skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SkippedEntry {
+    /// Its position among the entries read, oldest first, from 0.
+    pub position: u32,
+    /// Why it is not a message.
+    pub problem: EntryProblem,
+}
+
+/// Why a stored entry is not a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum EntryProblem {
+    /// Not JSON that Python's `json.loads` accepts (the Python original skips it too).
+    #[error("not JSON")]
+    NotJson,
+    /// JSON nested deeper than 1000 levels (Python cannot read it either).
+    #[error("nested too deeply")]
+    TooDeep,
+    /// JSON Python loads, but with a lone UTF-16 surrogate in a string, which Rust strings
+    /// cannot hold.
+    #[error("a string holds a lone UTF-16 surrogate")]
+    LoneSurrogate,
+    /// JSON, but not an object.
+    #[error("not a JSON object")]
+    NotAnObject,
+    /// An object without a string `role`.
+    #[error("no string `role`")]
+    NoRole,
 }
 
 /// What a write did.
@@ -70,6 +100,9 @@ pub enum InvalidMessage {
     /// A member is not valid JSON.
     #[error("{0}")]
     InvalidJson(String),
+    /// A member nests deeper than Python readers can take (an entry may nest 500 levels).
+    #[error("member `{0}` nests too deeply for Python readers")]
+    TooDeep(String),
 }
 
 impl From<bindings::StoreError> for StoreError {
@@ -80,6 +113,8 @@ impl From<bindings::StoreError> for StoreError {
             Wit::Timeout => Self::Timeout,
             Wit::OutcomeUnknown(reason) => Self::OutcomeUnknown(reason),
             Wit::OutOfMemory => Self::OutOfMemory,
+            Wit::DiskFull(reason) => Self::DiskFull(reason),
+            Wit::Damaged(reason) => Self::Damaged(reason),
             Wit::WrongType => Self::WrongType,
             Wit::TooLarge(limit) => Self::TooLarge {
                 what: limit.what,
@@ -88,6 +123,10 @@ impl From<bindings::StoreError> for StoreError {
             },
             Wit::Denied(reason) => Self::Denied(reason),
             Wit::Rejected(reason) => Self::Rejected(reason),
+            Wit::NotReplicated(replication) => Self::NotReplicated {
+                wanted: replication.wanted,
+                acknowledged: replication.acknowledged,
+            },
         }
     }
 }
@@ -99,6 +138,8 @@ impl From<StoreError> for bindings::StoreError {
             StoreError::Timeout => Self::Timeout,
             StoreError::OutcomeUnknown(reason) => Self::OutcomeUnknown(reason),
             StoreError::OutOfMemory => Self::OutOfMemory,
+            StoreError::DiskFull(reason) => Self::DiskFull(reason),
+            StoreError::Damaged(reason) => Self::Damaged(reason),
             StoreError::WrongType => Self::WrongType,
             StoreError::TooLarge {
                 what,
@@ -111,6 +152,29 @@ impl From<StoreError> for bindings::StoreError {
             }),
             StoreError::Denied(reason) => Self::Denied(reason),
             StoreError::Rejected(reason) => Self::Rejected(reason),
+            StoreError::NotReplicated {
+                wanted,
+                acknowledged,
+            } => Self::NotReplicated(bindings::Replication {
+                wanted,
+                acknowledged,
+            }),
+        }
+    }
+}
+
+impl From<bindings::SkippedEntry> for SkippedEntry {
+    fn from(entry: bindings::SkippedEntry) -> Self {
+        use bindings::EntryProblem as Wit;
+        Self {
+            position: entry.position,
+            problem: match entry.problem {
+                Wit::NotJson => EntryProblem::NotJson,
+                Wit::TooDeep => EntryProblem::TooDeep,
+                Wit::LoneSurrogate => EntryProblem::LoneSurrogate,
+                Wit::NotAnObject => EntryProblem::NotAnObject,
+                Wit::NoRole => EntryProblem::NoRole,
+            },
         }
     }
 }
@@ -124,6 +188,7 @@ impl From<bindings::InvalidMessage> for InvalidMessage {
             },
             bindings::InvalidMessage::DuplicateMember(name) => Self::DuplicateMember(name),
             bindings::InvalidMessage::InvalidJson(reason) => Self::InvalidJson(reason),
+            bindings::InvalidMessage::TooDeep(member) => Self::TooDeep(member),
         }
     }
 }

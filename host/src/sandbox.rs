@@ -2,50 +2,34 @@
 //!
 //! Every call instantiates the policy into a new `Store`, so a trap, a leak or a bad state in
 //! one call cannot reach the next, and calls run concurrently without sharing guest memory.
-//! Limits: linear memory (`StoreLimits`), compute time (epoch deadline, with time spent waiting
-//! on the store given back), and a wall-clock bound on the whole call (the epoch cannot
-//! interrupt a host call that waits on I/O; the store's own timeouts and this bound can).
-
-use std::time::{Duration, Instant};
+//! Limits: linear memory (`StoreLimits`), compute (fuel: the policy's own instructions, see
+//! [`crate::engine`] for why), and a wall-clock bound on the whole call (fuel does not run out
+//! while a host call waits on I/O; the store's own timeouts and this bound stop that).
 
 use tracing::Instrument;
-use wasmtime::{StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
 
 use crate::bindings::{self, Level};
 use crate::engine;
 use crate::error::PolicyError;
 use crate::guard::Guard;
 use crate::policy::Policy;
-use crate::settings::{Limits, Settings};
+use crate::settings::{FUEL_YIELD_INTERVAL, Limits, Settings};
 use crate::store::{ListOp, Store};
 
 /// Longest log line a policy may emit; longer lines are cut. Keeps a chatty or hostile
 /// policy from flooding the host's logs.
 const MAX_LOG_LINE_BYTES: usize = 1024;
 
-/// What one call's instance can reach: its store (through the guard), its settings, its
-/// limits, and its own accounting.
+/// What one call's instance can reach: its store (through the guard), its settings and its
+/// limits.
 pub(crate) struct CallState {
     store: Option<Store>,
     guard: Guard,
     settings: bindings::Settings,
     store_limits: StoreLimits,
-    started: Instant,
-    waited: Duration,
-    cpu_budget: Duration,
+    fuel: u64,
 }
-
-/// Raised from the epoch callback when a call has used its compute budget.
-#[derive(Debug)]
-struct CpuBudgetExceeded;
-
-impl std::fmt::Display for CpuBudgetExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("policy compute budget exceeded")
-    }
-}
-
-impl std::error::Error for CpuBudgetExceeded {}
 
 impl CallState {
     fn new(store: Option<Store>, settings: &Settings, session_id: &str, limits: &Limits) -> Self {
@@ -67,36 +51,20 @@ impl CallState {
                 // which is a trap. Trapping right away gives the clearer error.
                 .trap_on_grow_failure(true)
                 .build(),
-            started: Instant::now(),
-            waited: Duration::ZERO,
-            cpu_budget: limits.cpu_time,
+            fuel: limits.fuel,
         }
-    }
-
-    /// Compute time used so far: wall time minus time spent waiting on the store.
-    fn compute_time(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.waited)
     }
 }
 
 /// A wasmtime store for one call, with every limit in place.
 fn new_store(state: CallState) -> wasmtime::Store<CallState> {
-    let budget = state.cpu_budget;
+    let fuel = state.fuel;
     let mut store = wasmtime::Store::new(engine::shared(), state);
     store.limiter(|state| &mut state.store_limits);
-    store.set_epoch_deadline(engine::ticks_for(budget));
-    store.epoch_deadline_callback(|context| {
-        let state = context.data();
-        let used = state.compute_time();
-        if used >= state.cpu_budget {
-            return Err(wasmtime::Error::new(CpuBudgetExceeded));
-        }
-        // Time spent waiting on the store does not count: extend by what is left, and yield so
-        // a long-running policy shares the executor thread.
-        Ok(UpdateDeadline::Yield(engine::ticks_for(
-            state.cpu_budget - used,
-        )))
-    });
+    // Both only fail when fuel is not enabled in the engine, which `engine::config` does; a
+    // store left without fuel would trap at once, visibly, rather than run unbounded.
+    let _ = store.set_fuel(fuel);
+    let _ = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL));
     store
 }
 
@@ -180,8 +148,8 @@ fn classify_instantiate(error: &wasmtime::Error) -> PolicyError {
 }
 
 fn classify_trap(error: &wasmtime::Error, limits: &Limits) -> PolicyError {
-    if error.downcast_ref::<CpuBudgetExceeded>().is_some() {
-        return PolicyError::CpuBudgetExceeded(limits.cpu_time);
+    if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
+        return PolicyError::ComputeBudgetExceeded { fuel: limits.fuel };
     }
     PolicyError::Trapped(format!("{error:#}"))
 }
@@ -192,13 +160,6 @@ impl CallState {
         self.store
             .clone()
             .ok_or_else(|| wasmtime::format_err!("store called during a trial instantiation"))
-    }
-
-    async fn timed<T>(&mut self, work: impl Future<Output = T>) -> T {
-        let started = Instant::now();
-        let output = work.await;
-        self.waited += started.elapsed();
-        output
     }
 }
 
@@ -223,12 +184,9 @@ impl bindings::agent_memory::policy::store::Host for CallState {
             start = range.start,
             stop = range.stop
         );
-        let entries = self
-            .timed(
-                store
-                    .read_range(&key, range.start, range.stop)
-                    .instrument(span),
-            )
+        let entries = store
+            .read_range(&key, range.start, range.stop)
+            .instrument(span)
             .await;
         Ok(entries
             .and_then(|entries| self.guard.check_read_reply(&entries).map(|()| entries))
@@ -250,10 +208,11 @@ impl bindings::agent_memory::policy::store::Host for CallState {
             return Ok(Err(error.into()));
         }
         let span = tracing::debug_span!("agent_memory.apply", ops = ops.len());
-        let applied = self.timed(store.apply(&key, ops).instrument(span)).await;
+        let applied = store.apply(&key, ops).instrument(span).await;
         Ok(applied
             .map(|applied| bindings::Applied {
                 length_after_push: applied.length_after_push,
+                deleted: applied.deleted,
             })
             .map_err(Into::into))
     }

@@ -1,4 +1,5 @@
-//! What a memory handle runs with: the policy's settings and the sandbox's limits.
+//! What a memory handle runs with: the policy's settings and the sandbox's limits, each
+//! default a named constant with the reason for its value.
 
 use std::time::Duration;
 
@@ -6,6 +7,64 @@ use crate::bindings;
 
 /// The key prefix of the Python original.
 pub const DEFAULT_KEY_PREFIX: &str = "ai:memory:";
+
+/// The window of the Python original: the newest 50 messages.
+pub const DEFAULT_MAX_MESSAGES: u32 = 50;
+
+/// The TTL of the Python original: one hour after the last write.
+pub const DEFAULT_TTL_SECONDS: u32 = 3600;
+
+/// Largest encoded message: 1 MiB. A long tool result fits, a runaway document does not.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1 << 20;
+
+/// Linear memory of one policy instance: 256 MiB. Reading a full window of maximum-size
+/// messages (50 x 1 MiB) holds the entries, the decoded messages and the result at once —
+/// about 3 x 50 MiB at the peak — with room to spare; ordinary sessions use about 2 MiB.
+pub const DEFAULT_MEMORY_BYTES: usize = 256 << 20;
+
+/// How many times the window's worth of message bytes a policy instance must be able to hold
+/// (entries as read, decoded messages, the result being returned): the cross-check in
+/// [`Limits::check_against`] uses it.
+pub const WINDOW_MEMORY_FACTOR: u64 = 4;
+
+/// Compute budget of one call, in wasmtime fuel (about one unit per WebAssembly instruction):
+/// 10 billion. Reading a full window of maximum-size messages (50 x 1 MiB, the heaviest call
+/// the default settings allow) takes about 1.3 billion with the default policy; an ordinary
+/// call takes well under a million. A runaway loop burns 10 billion in a few seconds of CPU.
+/// Fuel counts the policy's own work only, so a busy machine never makes a legitimate call
+/// fail (wall time does not enter into it).
+pub const DEFAULT_FUEL: u64 = 10_000_000_000;
+
+/// Fuel between yields to the async executor: a long call shares its thread every few
+/// milliseconds instead of holding it to the end.
+pub const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+
+/// Wall-clock bound on a whole call, store time included: 10 s. The store's own timeouts
+/// (connect 1 s, response 500 ms) times the store calls a request may make fit inside it.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Store calls one request may make: 8. The default policy makes 1, or 2 when it retries a
+/// read once.
+pub const DEFAULT_MAX_STORE_CALLS: u32 = 8;
+
+/// Operations in one transaction: 16. An append is 3 (push, trim, expire).
+pub const DEFAULT_MAX_OPS_PER_TRANSACTION: u32 = 16;
+
+/// Entries one read may return: 10,000. A window of 50 needs 50; the cap stops a policy from
+/// pulling a huge foreign list into the host.
+pub const DEFAULT_MAX_ENTRIES_READ: u32 = 10_000;
+
+/// Bytes one read may return: 64 MiB, which holds a window of 50 maximum-size messages.
+/// Checked after the reply arrives, before it is handed to the policy.
+pub const DEFAULT_MAX_READ_BYTES: u64 = 64 << 20;
+
+/// Bytes one transaction may push (checked before sending), and bytes of messages one write
+/// call may hand the policy (checked before the policy runs): 64 MiB.
+pub const DEFAULT_MAX_TRANSACTION_BYTES: u64 = 64 << 20;
+
+/// Messages one write call may carry: 100,000. Only the newest `max_messages` are stored, but
+/// each is checked; the cap bounds that work and the memory of the call.
+pub const DEFAULT_MAX_BATCH_MESSAGES: u32 = 100_000;
 
 /// Settings handed to the policy on every call (WIT `settings`). The defaults are the Python
 /// original's: the newest 50 messages, one hour after the last write, under `ai:memory:`.
@@ -17,8 +76,8 @@ pub struct Settings {
     pub ttl_seconds: u32,
     /// Prefix of every session key. The host only lets a call touch `prefix + session id`.
     pub key_prefix: String,
-    /// Largest encoded message, in bytes. 1 MiB: a long tool result fits, a runaway document
-    /// does not. Enforced by the policy (a typed refusal) and again by the host on every value.
+    /// Largest encoded message, in bytes ([`DEFAULT_MAX_MESSAGE_BYTES`]). Checked by the host
+    /// before the policy runs, by the policy, and again by the host on every value pushed.
     pub max_message_bytes: u32,
     /// Settings for policies beyond the default, as (name, value).
     pub extra: Vec<(String, String)>,
@@ -27,10 +86,10 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            max_messages: 50,
-            ttl_seconds: 3600,
+            max_messages: DEFAULT_MAX_MESSAGES,
+            ttl_seconds: DEFAULT_TTL_SECONDS,
             key_prefix: DEFAULT_KEY_PREFIX.to_string(),
-            max_message_bytes: 1 << 20,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             extra: Vec::new(),
         }
     }
@@ -48,10 +107,24 @@ pub enum SettingsError {
     /// A limit is zero where it must not be.
     #[error("limit `{0}` must be greater than zero")]
     ZeroLimit(&'static str),
+    /// The settings ask for more than the limits let a call do: every such call would fail.
+    #[error("{setting} = {value} cannot work with {limit} = {allowed}: {why}")]
+    Conflict {
+        /// The setting.
+        setting: &'static str,
+        /// Its value.
+        value: u64,
+        /// The limit it runs into.
+        limit: &'static str,
+        /// That limit's value.
+        allowed: u64,
+        /// What would fail.
+        why: &'static str,
+    },
 }
 
 impl Settings {
-    /// Check the settings.
+    /// Check the settings on their own.
     pub fn validate(&self) -> Result<(), SettingsError> {
         if self.ttl_seconds == 0 {
             return Err(SettingsError::ZeroTtl);
@@ -79,72 +152,136 @@ impl Settings {
     pub fn key_for(&self, session_id: &str) -> String {
         format!("{}{session_id}", self.key_prefix)
     }
+
+    /// The most bytes a full window can hold.
+    fn window_bytes(&self) -> u64 {
+        u64::from(self.max_messages) * u64::from(self.max_message_bytes)
+    }
 }
 
 /// The sandbox around each policy call, and the caps on what it may ask of the host.
 ///
 /// Every limit is per call: a call gets a fresh instance, so nothing a call does (or leaks)
-/// carries over to the next.
+/// carries over to the next. Each default is a `DEFAULT_…` constant that says why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest linear memory of the policy instance. 256 MiB holds a full window of
-    /// maximum-size messages (50 x 1 MiB) while decoding, with room to spare; the default
-    /// policy uses about 2 MiB for ordinary sessions.
+    /// Largest linear memory of the policy instance ([`DEFAULT_MEMORY_BYTES`]).
     pub memory_bytes: usize,
-    /// Compute time the policy may spend in one call, not counting time waiting on the store.
-    /// The default policy needs well under a millisecond for a window of ordinary messages;
-    /// 500 ms stops a runaway loop long before an agent notices, and leaves room for decoding
-    /// very large windows.
-    pub cpu_time: Duration,
-    /// Wall-clock bound on a whole call, store time included. The store's own timeouts
-    /// (connect 1 s, response 500 ms) times the store calls allowed fit inside the default 10 s.
+    /// Compute budget of one call in wasmtime fuel ([`DEFAULT_FUEL`]): the policy's own work,
+    /// not the time it waits on the store, and not the time the machine is busy elsewhere.
+    pub fuel: u64,
+    /// Wall-clock bound on a whole call, store time included ([`DEFAULT_CALL_TIMEOUT`]).
     pub call_timeout: Duration,
-    /// Store calls one request may make. The default policy makes 1, or 2 with its one retry.
+    /// Store calls one request may make ([`DEFAULT_MAX_STORE_CALLS`]).
     pub max_store_calls: u32,
-    /// Operations in one transaction. The default policy sends 3 (push, trim, expire).
+    /// Operations in one transaction ([`DEFAULT_MAX_OPS_PER_TRANSACTION`]).
     pub max_ops_per_transaction: u32,
-    /// Entries one read may return. A window of 50 needs 50; the cap stops a policy from
-    /// pulling a huge foreign list into the host.
+    /// Entries one read may return ([`DEFAULT_MAX_ENTRIES_READ`]).
     pub max_entries_read: u32,
-    /// Bytes one read may return (checked after the reply arrives, before it is handed to the
-    /// policy). 64 MiB holds a window of 50 maximum-size messages.
+    /// Bytes one read may return ([`DEFAULT_MAX_READ_BYTES`]).
     pub max_read_bytes: u64,
-    /// Bytes one transaction may push (checked before sending).
+    /// Bytes one transaction may push, and bytes of messages one write call may carry
+    /// ([`DEFAULT_MAX_TRANSACTION_BYTES`]).
     pub max_transaction_bytes: u64,
+    /// Messages one write call may carry ([`DEFAULT_MAX_BATCH_MESSAGES`]).
+    pub max_batch_messages: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            memory_bytes: 256 << 20,
-            cpu_time: Duration::from_millis(500),
-            call_timeout: Duration::from_secs(10),
-            max_store_calls: 8,
-            max_ops_per_transaction: 16,
-            max_entries_read: 10_000,
-            max_read_bytes: 64 << 20,
-            max_transaction_bytes: 64 << 20,
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            fuel: DEFAULT_FUEL,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            max_store_calls: DEFAULT_MAX_STORE_CALLS,
+            max_ops_per_transaction: DEFAULT_MAX_OPS_PER_TRANSACTION,
+            max_entries_read: DEFAULT_MAX_ENTRIES_READ,
+            max_read_bytes: DEFAULT_MAX_READ_BYTES,
+            max_transaction_bytes: DEFAULT_MAX_TRANSACTION_BYTES,
+            max_batch_messages: DEFAULT_MAX_BATCH_MESSAGES,
         }
     }
 }
 
 impl Limits {
-    /// Check the limits.
+    /// Check the limits on their own.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let zero = [
             ("memory_bytes", self.memory_bytes == 0),
-            ("cpu_time", self.cpu_time.is_zero()),
+            ("fuel", self.fuel == 0),
             ("call_timeout", self.call_timeout.is_zero()),
             ("max_store_calls", self.max_store_calls == 0),
             ("max_ops_per_transaction", self.max_ops_per_transaction == 0),
             ("max_entries_read", self.max_entries_read == 0),
             ("max_read_bytes", self.max_read_bytes == 0),
             ("max_transaction_bytes", self.max_transaction_bytes == 0),
+            ("max_batch_messages", self.max_batch_messages == 0),
         ];
         match zero.into_iter().find(|(_, is_zero)| *is_zero) {
             Some((name, _)) => Err(SettingsError::ZeroLimit(name)),
             None => Ok(()),
         }
+    }
+
+    /// Check that `settings` can work within these limits: that a full window can be read,
+    /// held and written. Accepting settings that make every read fail would only move the
+    /// error from the builder to production.
+    pub fn check_against(&self, settings: &Settings) -> Result<(), SettingsError> {
+        let window = settings.window_bytes();
+        let checks = [
+            (
+                "max_messages",
+                u64::from(settings.max_messages),
+                "max_entries_read",
+                u64::from(self.max_entries_read),
+                "a full window could not be read back",
+                u64::from(settings.max_messages) <= u64::from(self.max_entries_read),
+            ),
+            (
+                "max_messages x max_message_bytes",
+                window,
+                "max_read_bytes",
+                self.max_read_bytes,
+                "a full window of maximum-size messages could not be read back",
+                window <= self.max_read_bytes,
+            ),
+            (
+                "max_message_bytes",
+                u64::from(settings.max_message_bytes),
+                "max_transaction_bytes",
+                self.max_transaction_bytes,
+                "a maximum-size message could not be written",
+                u64::from(settings.max_message_bytes) <= self.max_transaction_bytes,
+            ),
+            (
+                "max_messages x max_message_bytes x 4",
+                window.saturating_mul(WINDOW_MEMORY_FACTOR),
+                "memory_bytes",
+                self.memory_bytes as u64,
+                "the policy could not hold a full window of maximum-size messages",
+                window.saturating_mul(WINDOW_MEMORY_FACTOR) <= self.memory_bytes as u64,
+            ),
+            (
+                "an append (push, trim, expire)",
+                3,
+                "max_ops_per_transaction",
+                u64::from(self.max_ops_per_transaction),
+                "no write could keep the window and the TTL",
+                self.max_ops_per_transaction >= 3,
+            ),
+        ];
+        for (setting, value, limit, allowed, why, ok) in checks {
+            if !ok {
+                return Err(SettingsError::Conflict {
+                    setting,
+                    value,
+                    limit,
+                    allowed,
+                    why,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -153,12 +290,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_the_python_originals_and_valid() {
+    fn defaults_are_the_python_originals_and_valid_together() {
         let settings = Settings::default();
         assert_eq!((settings.max_messages, settings.ttl_seconds), (50, 3600));
         assert_eq!(settings.key_for("abc"), "ai:memory:abc");
         assert_eq!(settings.validate(), Ok(()));
         assert_eq!(Limits::default().validate(), Ok(()));
+        assert_eq!(Limits::default().check_against(&settings), Ok(()));
     }
 
     #[test]
@@ -185,5 +323,58 @@ mod tests {
             limits.validate(),
             Err(SettingsError::ZeroLimit("max_store_calls"))
         );
+    }
+
+    #[test]
+    fn a_window_the_read_caps_cannot_return_is_refused() {
+        let too_wide = Settings {
+            max_messages: DEFAULT_MAX_ENTRIES_READ + 1,
+            max_message_bytes: 1000,
+            ..Settings::default()
+        };
+        assert!(matches!(
+            Limits::default().check_against(&too_wide),
+            Err(SettingsError::Conflict {
+                limit: "max_entries_read",
+                ..
+            })
+        ));
+        let too_heavy = Settings {
+            max_messages: 200,
+            ..Settings::default()
+        };
+        assert!(matches!(
+            Limits::default().check_against(&too_heavy),
+            Err(SettingsError::Conflict {
+                limit: "max_read_bytes",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_window_the_sandbox_cannot_hold_or_write_is_refused() {
+        let small_memory = Limits {
+            memory_bytes: 64 << 20,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            small_memory.check_against(&Settings::default()),
+            Err(SettingsError::Conflict {
+                limit: "memory_bytes",
+                ..
+            })
+        ));
+        let two_ops = Limits {
+            max_ops_per_transaction: 2,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            two_ops.check_against(&Settings::default()),
+            Err(SettingsError::Conflict {
+                limit: "max_ops_per_transaction",
+                ..
+            })
+        ));
     }
 }

@@ -240,19 +240,22 @@ fn doctor_finds_every_kind_of_problem_on_redis_and_exits_non_zero() {
         "{report}"
     );
     assert!(
-        report.contains("foreign: holds a string, not a list"),
+        report.contains("session \"foreign\": holds a string, not a list"),
         "{report}"
     );
     assert!(
-        report.contains("long: holds 60 entries, over the window of 50"),
+        report.contains("session \"long\": holds 60 entries, over the window of 50"),
         "{report}"
     );
-    assert!(report.contains("forever: has no TTL"), "{report}");
     assert!(
-        report.contains("corrupt: 1 entries are not messages"),
+        report.contains("session \"forever\": has no TTL"),
         "{report}"
     );
-    assert!(!report.contains("healthy:"), "{report}");
+    assert!(
+        report.contains("session \"corrupt\": 1 entries are not messages: 1 not JSON"),
+        "{report}"
+    );
+    assert!(!report.contains("healthy"), "{report}");
     assert!(report.contains("checked 5 sessions"), "{report}");
     assert!(report.contains(": 5 problems"), "{report}");
 }

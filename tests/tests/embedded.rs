@@ -52,7 +52,7 @@ async fn both_stores_keep_the_window_trim_and_ttl_like_redis() {
             Ttl::ExpiresIn(left) => assert!(left > Duration::from_secs(3590), "{spec:?}: {left:?}"),
             other => panic!("{spec:?}: {other:?}"),
         }
-        assert_eq!(memory.sessions().await.unwrap(), ["s"]);
+        assert_eq!(memory.sessions().await.unwrap(), [b"s".to_vec()]);
         assert!(memory.clear("s").await.unwrap().is_stored());
         assert_eq!(memory.store().ttl(&key).await.unwrap(), Ttl::Missing);
         assert!(memory.sessions().await.unwrap().is_empty());

@@ -1,7 +1,7 @@
 //! Interop with the Python original (tests/python/original.py, redis-py, `json.dumps`): both
 //! read and write the same sessions on the same Redis, and every member survives either way.
 
-use agent_memory::{Memory, Message, StoreSpec};
+use agent_memory::{EntryProblem, Memory, Message, SkippedEntry, StoreSpec};
 use agent_memory_tests::{PythonOriginal, RedisServer, expect_stored};
 use redis::Commands;
 use serde_json::{Value, json};
@@ -41,9 +41,13 @@ async fn what_python_writes_we_read_with_every_member_intact() {
     python.add("py", &args);
 
     let context = memory(&server).get_context("py").await.unwrap();
-    assert_eq!(context.skipped, 0);
+    assert_eq!(context.skipped, []);
     assert_eq!(context.degraded, None);
-    let read: Vec<Value> = context.messages.iter().map(Message::to_json).collect();
+    let read: Vec<Value> = context
+        .messages
+        .iter()
+        .map(|message| message.to_json().unwrap())
+        .collect();
     assert_eq!(read, tricky_messages());
     // And what Python reads back of its own writes agrees.
     assert_eq!(python.get("py"), Value::Array(tricky_messages()));
@@ -55,7 +59,7 @@ async fn what_we_write_python_loads_to_equal_dicts() {
     let memory = memory(&server);
     let messages: Vec<Message> = tricky_messages()
         .into_iter()
-        .map(|value| Message::from_json(value).unwrap())
+        .map(|value| Message::from_json(&value).unwrap())
         .collect();
     expect_stored(memory.add_messages("rs", messages).await.unwrap());
 
@@ -80,7 +84,7 @@ async fn our_entries_are_byte_for_byte_what_python_json_dumps_writes() {
         .filter(|value| {
             value.as_object().unwrap().keys().next().map(String::as_str) == Some("role")
         })
-        .map(|value| Message::from_json(value).unwrap())
+        .map(|value| Message::from_json(&value).unwrap())
         .collect();
     let expected_count = messages.len();
     assert!(expected_count >= 6);
@@ -115,7 +119,7 @@ async fn python_and_rust_append_to_one_session_and_share_its_window() {
         .unwrap()
         .messages
         .iter()
-        .map(Message::to_json)
+        .map(|message| message.to_json().unwrap())
         .collect();
     let theirs = python.get("shared");
     assert_eq!(ours.len(), 50);
@@ -138,9 +142,25 @@ async fn hand_inserted_corrupt_entries_are_skipped_by_both() {
     let _: () = redis.rpush("ai:memory:c", good_b.to_string()).unwrap();
 
     let context = memory(&server).get_context("c").await.unwrap();
-    let ours: Vec<Value> = context.messages.iter().map(Message::to_json).collect();
+    let ours: Vec<Value> = context
+        .messages
+        .iter()
+        .map(|message| message.to_json().unwrap())
+        .collect();
     assert_eq!(ours, vec![good_a.clone(), good_b.clone()]);
-    assert_eq!(context.skipped, 2);
+    assert_eq!(
+        context.skipped,
+        [
+            SkippedEntry {
+                position: 1,
+                problem: EntryProblem::NotJson
+            },
+            SkippedEntry {
+                position: 2,
+                problem: EntryProblem::NotJson
+            }
+        ]
+    );
     let python = PythonOriginal::new(&server.url());
     assert_eq!(python.get("c"), json!([good_a, good_b]));
 }

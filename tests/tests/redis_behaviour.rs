@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use agent_memory::{
-    Content, InvalidMessage, Memory, MemoryError, Message, Settings, StoreError, StoreSpec,
-    WriteOutcome,
+    Content, EntryProblem, InvalidMessage, Memory, MemoryError, Message, Settings, StoreError,
+    StoreSpec, WriteOutcome,
 };
 use agent_memory_tests::{RedisServer, expect_stored as stored, texts};
 use redis::Commands;
@@ -170,7 +170,20 @@ async fn corrupt_entries_are_skipped_and_counted_and_the_rest_is_returned() {
     }
     let context = memory(&server).get_context("s").await.unwrap();
     assert_eq!(texts(&context), ["first", "last"]);
-    assert_eq!(context.skipped, 4);
+    let skipped: Vec<(u32, EntryProblem)> = context
+        .skipped
+        .iter()
+        .map(|entry| (entry.position, entry.problem))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            (1, EntryProblem::NotJson),
+            (2, EntryProblem::NotJson),
+            (3, EntryProblem::NotAnObject),
+            (4, EntryProblem::NoRole)
+        ]
+    );
     assert_eq!(context.degraded, None);
 }
 
@@ -229,7 +242,7 @@ async fn clear_deletes_the_session_and_only_it() {
     let mut redis = server.connection();
     assert!(!redis.exists::<_, bool>("ai:memory:a").unwrap());
     assert!(redis.exists::<_, bool>("ai:memory:b").unwrap());
-    assert_eq!(memory.sessions().await.unwrap(), ["b"]);
+    assert_eq!(memory.sessions().await.unwrap(), [b"b".to_vec()]);
 }
 
 #[tokio::test]
@@ -248,7 +261,10 @@ async fn sessions_lists_keys_under_the_prefix_even_with_glob_characters() {
     let _: () = redis.set("t1x:other", "x").unwrap();
     stored(memory.add_message("one", Message::user("x")).await.unwrap());
     stored(memory.add_message("two", Message::user("x")).await.unwrap());
-    assert_eq!(memory.sessions().await.unwrap(), ["one", "two"]);
+    assert_eq!(
+        memory.sessions().await.unwrap(),
+        [b"one".to_vec(), b"two".to_vec()]
+    );
 }
 
 #[tokio::test]
@@ -310,7 +326,7 @@ async fn odd_session_ids_are_refused_before_any_io_and_ordinary_odd_ones_work() 
 async fn messages_with_tool_calls_and_null_or_absent_content_round_trip() {
     let server = RedisServer::start();
     let memory = memory(&server);
-    let call = Message::from_json(serde_json::json!({
+    let call = Message::from_json(&serde_json::json!({
         "role": "assistant",
         "content": null,
         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 1}"}}]
@@ -318,8 +334,8 @@ async fn messages_with_tool_calls_and_null_or_absent_content_round_trip() {
     .unwrap();
     let result = Message::new("tool", "42").with("tool_call_id", serde_json::json!("c1"));
     let bare =
-        Message::from_json(serde_json::json!({"role": "assistant", "tool_calls": []})).unwrap();
-    let parts = Message::from_json(serde_json::json!({
+        Message::from_json(&serde_json::json!({"role": "assistant", "tool_calls": []})).unwrap();
+    let parts = Message::from_json(&serde_json::json!({
         "role": "user", "content": [{"type": "text", "text": "hi"}]
     }))
     .unwrap();

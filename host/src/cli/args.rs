@@ -9,8 +9,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "agent-memory", version, propagate_version = true)]
 pub struct Cli {
-    /// Where sessions live: redis://host:port[/db], redis+unix:///path, a file path (the
-    /// embedded store), or memory: (nothing kept). Default: the embedded store under
+    /// Where sessions live: redis://[user:pass@]host[:port][/db], redis+unix:///socket,
+    /// file:PATH or a path with a / or ending in .redb (the embedded store), or memory:
+    /// (nothing kept). Anything else is refused with a hint. Default: the embedded store at
     /// $XDG_DATA_HOME/agent-memory/memory.redb.
     #[arg(
         long,
@@ -110,9 +111,13 @@ pub enum Command {
         /// The session.
         session: String,
     },
-    /// Check every session: wrong types, entries that are not messages, lists over the window,
-    /// keys without a TTL, and a Redis eviction policy that can drop sessions.
+    /// Check every session and report each problem: session ids agents cannot name, foreign
+    /// or damaged values, entries that are not messages, lists over the window, keys without a
+    /// TTL, and a Redis eviction policy that can drop sessions. Exit status 1 on any problem.
     Doctor,
+    /// Rebuild a damaged embedded store file: copy every readable session into a new file and
+    /// keep the damaged one aside (`<file>.damaged-<time>`).
+    Repair,
     /// Work with policy components.
     Policy {
         /// What to do.

@@ -4,22 +4,24 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use agent_memory::{
-    DEFAULT_POLICY_WASM, KeyKind, Memory, Message, Policy, RedisTimeouts, Settings, Store,
-    StoreSpec, Ttl, WriteOutcome,
+    DEFAULT_POLICY_WASM, EntryProblem, KeyKind, Memory, Message, Policy, RedisOptions, Settings,
+    SkippedEntry, Store, StoreSpec, Ttl, WriteOutcome, read_policy_file,
 };
+use agent_memory_format::json;
 use anyhow::{Context as _, bail};
-use serde_json::Value;
 
 use super::args::{Cli, Command, PolicyCommand};
-use super::{output, paths};
+use super::{doctor, output, paths};
 
 /// Run the command `cli` names.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Policy {
-        command: PolicyCommand::Check { file },
-    } = &cli.command
-    {
-        return policy_check(file).await;
+    match &cli.command {
+        Command::Policy {
+            command: PolicyCommand::Check { file },
+        } => return policy_check(file).await,
+        // Repair works on a file that does not open: it must not open the store first.
+        Command::Repair => return repair(&cli),
+        _ => {}
     }
     let memory = open(&cli)?;
     match cli.command {
@@ -34,18 +36,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Clear { session } => clear(&memory, &session).await,
         Command::Sessions { long } => sessions(&memory, long).await,
         Command::Ttl { session } => ttl(&memory, &session).await,
-        Command::Doctor => doctor(&memory).await,
-        Command::Policy { .. } => unreachable!("handled above"),
+        Command::Doctor => doctor::run(&memory).await,
+        Command::Policy { .. } | Command::Repair => unreachable!("handled above"),
     }
+}
+
+/// The store address the global options name (the embedded default when none).
+fn store_spec(cli: &Cli) -> anyhow::Result<StoreSpec> {
+    Ok(match &cli.store {
+        Some(address) => StoreSpec::parse(address)?,
+        None => StoreSpec::Embedded(paths::default_store_file()?),
+    })
 }
 
 /// The memory handle the global options describe.
 fn open(cli: &Cli) -> anyhow::Result<Memory> {
-    let spec = match &cli.store {
-        Some(address) => StoreSpec::parse(address)?,
-        None => StoreSpec::Embedded(paths::default_store_file()?),
-    };
-    let store = Store::open(&spec, RedisTimeouts::default())?;
+    let store = Store::open(&store_spec(cli)?, RedisOptions::default())?;
     let settings = Settings {
         max_messages: cli.settings.max_messages,
         ttl_seconds: cli.settings.ttl_seconds,
@@ -62,11 +68,7 @@ fn open(cli: &Cli) -> anyhow::Result<Memory> {
 /// The policy to run, compiled through the cache so a CLI run does not pay for compilation.
 fn load_policy(file: Option<&std::path::Path>) -> anyhow::Result<Policy> {
     let (bytes, origin) = match file {
-        Some(path) => (
-            std::fs::read(path)
-                .with_context(|| format!("cannot read policy {}", path.display()))?,
-            path.display().to_string(),
-        ),
+        Some(path) => (read_policy_file(path)?, path.display().to_string()),
         None => (DEFAULT_POLICY_WASM.to_vec(), "built-in default".to_string()),
     };
     Ok(match paths::default_cache_dir() {
@@ -89,9 +91,11 @@ async fn demo(memory: &Memory, session: &str) -> anyhow::Result<ExitCode> {
         Message::assistant("Paris."),
         Message::user("And its population, roughly? (日本語 works too)"),
     ];
-    let outcome = memory.add_messages(session, conversation.clone()).await?;
-    println!("add:    {}", output::write_outcome(&outcome));
-    expect_stored(outcome, "add")?;
+    let outcome = expect_stored(
+        memory.add_messages(session, conversation.clone()).await?,
+        "add",
+    )?;
+    println!("add:    {}", output::stored(&outcome));
     let context = memory.get_context(session).await?;
     if let Some(error) = &context.degraded {
         bail!("reading back failed: {error}");
@@ -102,7 +106,7 @@ async fn demo(memory: &Memory, session: &str) -> anyhow::Result<ExitCode> {
     }
     let ttl = memory
         .store()
-        .ttl(&memory.settings().key_for(session))
+        .ttl(memory.settings().key_for(session))
         .await?;
     println!("ttl:    {}", output::ttl(ttl));
     if context.messages != conversation {
@@ -125,33 +129,47 @@ async fn add(
     let messages = match content {
         Some(text) if !json => vec![Message::new(role, text)],
         Some(_) => bail!("give either a message text or --json (read from stdin), not both"),
-        None => read_messages_from_stdin()?,
+        None => read_messages_from_stdin(stdin_limit(memory))?,
     };
-    let outcome = memory.add_messages(session, messages).await?;
-    println!("{}", output::write_outcome(&outcome));
-    expect_stored(outcome, "add")?;
+    let outcome = expect_stored(memory.add_messages(session, messages).await?, "add")?;
+    println!("{}", output::stored(&outcome));
     Ok(ExitCode::SUCCESS)
 }
 
-/// A JSON message, or a JSON array of messages, from stdin.
-fn read_messages_from_stdin() -> anyhow::Result<Vec<Message>> {
-    let mut text = String::new();
+/// The most stdin `add --json` reads: twice what one call may carry (JSON laid out with
+/// spaces and indentation can be larger than the stored form), so endless input such as
+/// `/dev/zero` is refused after a bounded read instead of filling memory.
+fn stdin_limit(memory: &Memory) -> u64 {
+    memory.limits().max_transaction_bytes.saturating_mul(2)
+}
+
+/// A JSON message, or a JSON array of messages, from stdin (read as Python's `json.loads`
+/// reads it, so every value is kept exactly).
+fn read_messages_from_stdin(limit: u64) -> anyhow::Result<Vec<Message>> {
+    let mut bytes = Vec::new();
     std::io::stdin()
-        .read_to_string(&mut text)
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
         .context("cannot read the message from stdin")?;
+    if bytes.len() as u64 > limit {
+        bail!("stdin holds more than {limit} bytes: more than one call may carry");
+    }
+    let text = String::from_utf8(bytes).context("stdin is not UTF-8 text")?;
     if text.trim().is_empty() {
         bail!("no message given: pass the text as an argument, or JSON on stdin");
     }
-    let value: Value = serde_json::from_str(&text).context("stdin is not JSON")?;
+    let value = json::loads_str(&text, json::MAX_READ_DEPTH)
+        .map_err(|error| anyhow::anyhow!("stdin is not JSON: {error}"))?;
     let values = match value {
-        Value::Array(items) => items,
+        json::Value::Array(items) => items,
         other => vec![other],
     };
     values
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(index, value)| {
-            Message::from_json(value).with_context(|| format!("message {index} on stdin"))
+            Message::from_json_str(&json::dumps(value))
+                .with_context(|| format!("message {index} on stdin"))
         })
         .collect()
 }
@@ -159,11 +177,19 @@ fn read_messages_from_stdin() -> anyhow::Result<Vec<Message>> {
 async fn get(memory: &Memory, session: &str, json: bool) -> anyhow::Result<ExitCode> {
     let context = memory.get_context(session).await?;
     if let Some(error) = &context.degraded {
-        bail!("cannot read session {session}: {error}");
+        bail!(
+            "cannot read session {}: {error}",
+            output::printable(session)
+        );
     }
     if json {
-        let array: Vec<Value> = context.messages.iter().map(Message::to_json).collect();
-        println!("{}", serde_json::to_string_pretty(&Value::Array(array))?);
+        // Exactly what the Python original's `json.dumps(get_context(...))` prints.
+        let entries: Vec<String> = context
+            .messages
+            .iter()
+            .map(Message::to_json_string)
+            .collect();
+        println!("[{}]", entries.join(", "));
     } else if context.messages.is_empty() {
         println!("(no messages)");
     } else {
@@ -171,37 +197,72 @@ async fn get(memory: &Memory, session: &str, json: bool) -> anyhow::Result<ExitC
             println!("{}", output::message_line(index + 1, message));
         }
     }
-    if context.skipped > 0 {
+    if !context.skipped.is_empty() {
         eprintln!(
-            "note: skipped {} stored entries that are not messages (see `agent-memory doctor`)",
-            context.skipped
+            "note: skipped {} stored entries that are not messages ({}); see `agent-memory doctor`",
+            context.skipped.len(),
+            skipped_summary(&context.skipped)
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// `2 not JSON, 1 no string role`.
+pub fn skipped_summary(skipped: &[SkippedEntry]) -> String {
+    let problems = skipped.iter().map(|entry| entry.problem);
+    problem_counts(problems)
+}
+
+/// Counts of each problem, in a fixed order, as `2 not JSON, 1 no string role`.
+pub fn problem_counts(problems: impl Iterator<Item = EntryProblem>) -> String {
+    let mut counts: Vec<(EntryProblem, usize)> = Vec::new();
+    for problem in problems {
+        match counts.iter_mut().find(|(known, _)| *known == problem) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((problem, 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(problem, count)| format!("{count} {problem}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn clear(memory: &Memory, session: &str) -> anyhow::Result<ExitCode> {
-    expect_stored(memory.clear(session).await?, "clear")?;
-    println!("cleared {session}");
+    let stored = expect_stored(memory.clear(session).await?, "clear")?;
+    println!(
+        "cleared {} ({} messages deleted)",
+        output::printable(session),
+        stored.trimmed
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 async fn sessions(memory: &Memory, long: bool) -> anyhow::Result<ExitCode> {
     let sessions = memory.sessions().await?;
+    let prefix = memory.settings().key_prefix.as_bytes();
     for session in &sessions {
-        if long {
-            let key = memory.settings().key_for(session);
-            let kind = memory.store().kind(&key).await?;
-            let ttl = memory.store().ttl(&key).await?;
-            let size = match kind {
-                KeyKind::List(length) => format!("{length} entries"),
-                KeyKind::Other(kind) => format!("a {kind}, not a list"),
-                KeyKind::Missing => "gone".to_string(),
-            };
-            println!("{session}\t{size}\t{}", output::ttl(ttl));
-        } else {
-            println!("{session}");
+        let shown = output::printable_bytes(session);
+        if !long {
+            println!("{shown}");
+            continue;
         }
+        let key = [prefix, session.as_slice()].concat();
+        // Inspections need no transaction, so they work on a Redis that is out of memory; a
+        // key that cannot be inspected is shown as such and the listing goes on.
+        let size = match memory.store().kind(&key).await {
+            Ok(KeyKind::List(length)) => format!("{length} entries"),
+            Ok(KeyKind::Other(kind)) => format!("a {kind}, not a list"),
+            Ok(KeyKind::Damaged(_)) => "damaged (see doctor)".to_string(),
+            Ok(KeyKind::Missing) => "gone".to_string(),
+            Err(error) => format!("cannot inspect: {error}"),
+        };
+        let ttl = match memory.store().ttl(&key).await {
+            Ok(ttl) => output::ttl(ttl),
+            Err(error) => format!("TTL unknown: {error}"),
+        };
+        println!("{shown}\t{size}\t{ttl}");
     }
     if long {
         eprintln!(
@@ -216,71 +277,39 @@ async fn sessions(memory: &Memory, long: bool) -> anyhow::Result<ExitCode> {
 async fn ttl(memory: &Memory, session: &str) -> anyhow::Result<ExitCode> {
     let ttl = memory
         .store()
-        .ttl(&memory.settings().key_for(session))
+        .ttl(memory.settings().key_for(session))
         .await?;
+    let shown = output::printable(session);
     if ttl == Ttl::Missing {
-        bail!("session {session} does not exist (never written, or expired)");
+        bail!("session {shown} does not exist (never written, or expired)");
     }
-    println!("{session}: {}", output::ttl(ttl));
+    println!("{shown}: {}", output::ttl(ttl));
     Ok(ExitCode::SUCCESS)
 }
 
-async fn doctor(memory: &Memory) -> anyhow::Result<ExitCode> {
-    let mut problems = 0usize;
-    if let Some(policy) = memory.store().eviction_risk().await? {
-        problems += 1;
+fn repair(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let StoreSpec::Embedded(path) = store_spec(cli)? else {
+        bail!(
+            "repair is for the embedded store file; Redis has its own tools (redis-check-aof, \
+             redis-check-rdb)"
+        );
+    };
+    let report = agent_memory::store::EmbeddedStore::repair(&path)?;
+    println!("repaired {}: kept {} sessions", path.display(), report.kept);
+    for (key, reason) in &report.dropped {
         println!(
-            "warning: Redis maxmemory-policy is {policy}: under memory pressure it can evict \
-             whole sessions (every session key has a TTL). Prefer noeviction."
+            "dropped {}: its value is damaged ({reason})",
+            output::printable(key)
         );
     }
-    let sessions = memory.sessions().await?;
-    let total = sessions.len();
-    let max = u64::from(memory.settings().max_messages);
-    for (done, session) in sessions.iter().enumerate() {
-        if done > 0 && done % 1000 == 0 {
-            eprintln!("checked {done}/{total} sessions…");
-        }
-        let key = memory.settings().key_for(session);
-        let mut report = |problem: String| {
-            problems += 1;
-            println!("{session}: {problem}");
-        };
-        match memory.store().kind(&key).await? {
-            KeyKind::Missing => continue,
-            KeyKind::Other(kind) => {
-                report(format!(
-                    "holds a {kind}, not a list: someone else's data under our prefix"
-                ));
-                continue;
-            }
-            KeyKind::List(length) if length > max => {
-                report(format!("holds {length} entries, over the window of {max}"));
-            }
-            KeyKind::List(_) => {}
-        }
-        if memory.store().ttl(&key).await? == Ttl::Persistent {
-            report("has no TTL: it never expires".to_string());
-        }
-        let context = memory.get_context(session.as_str()).await?;
-        if let Some(error) = context.degraded {
-            report(format!("could not be read: {error}"));
-        } else if context.skipped > 0 {
-            report(format!(
-                "{} entries are not messages (skipped on read)",
-                context.skipped
-            ));
-        }
+    if let Some(reason) = &report.unreadable_rest {
+        println!("the rest of the damaged file could not be read: {reason}");
     }
     println!(
-        "checked {total} sessions in {}: {problems} problems",
-        memory.store().describe()
+        "the damaged file is kept at {}",
+        report.damaged_file.display()
     );
-    Ok(if problems == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn policy_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
@@ -309,9 +338,11 @@ async fn policy_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn expect_stored(outcome: WriteOutcome, what: &str) -> anyhow::Result<()> {
+/// The report of a stored write, or an error saying why it was not stored (printed once, on
+/// stderr, by `main`).
+fn expect_stored(outcome: WriteOutcome, what: &str) -> anyhow::Result<agent_memory::Stored> {
     match outcome {
-        WriteOutcome::Stored(_) => Ok(()),
+        WriteOutcome::Stored(stored) => Ok(stored),
         WriteOutcome::Failed(error) => bail!("{what} failed: {}", output::failed_write(&error)),
     }
 }

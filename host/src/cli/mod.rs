@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod commands;
+pub mod doctor;
 pub mod output;
 pub mod paths;
 
@@ -28,7 +29,12 @@ pub fn init_logging(verbose: u8) {
         .init();
 }
 
-/// A panic is a bug; report it in one line, not a backtrace.
+/// The last panic's message and place, kept by the hook for `main` to report.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Record panics instead of printing them. The library contains panics of its dependencies
+/// (redb on a damaged file) and turns them into typed errors, so a panic is only worth
+/// reporting when it reaches `main`, which prints [`last_panic`] in one line.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let location = info
@@ -41,9 +47,18 @@ pub fn install_panic_hook() {
             .map(|text| (*text).to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_string());
-        eprintln!(
-            "error: internal error{location}: {}",
-            message.replace('\n', " ")
-        );
+        let report = format!("{}{location}", message.replace('\n', " "));
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(report);
+        }
     }));
+}
+
+/// The message of the last panic, if any.
+pub fn last_panic() -> String {
+    LAST_PANIC
+        .lock()
+        .ok()
+        .and_then(|last| last.clone())
+        .unwrap_or_else(|| "unknown panic".to_string())
 }

@@ -1,20 +1,63 @@
 //! How results look on a terminal.
+//!
+//! Everything shown to people passes through [`printable`] (or [`printable_bytes`]): stored
+//! text is anyone's data, and raw control characters in it could recolour the terminal, set
+//! its title, or forge output lines with a carriage return. `--json` output is exact instead.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
-use agent_memory::{Content, Message, StoreError, Ttl, WriteOutcome};
+use agent_memory::{Content, Message, StoreError, Stored, Ttl};
+
+/// `text` safe for a terminal: control characters (C0, DEL, C1) and the Unicode bidirectional
+/// overrides are shown as escapes (`\u{1b}`); everything else as it is.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        push_printable(&mut out, ch);
+    }
+    out
+}
+
+fn push_printable(out: &mut String, ch: char) {
+    let bidi = matches!(ch, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if ch.is_control() || bidi {
+        let _ = write!(out, "{}", ch.escape_default());
+    } else {
+        out.push(ch);
+    }
+}
+
+/// Bytes (a Redis key) safe for a terminal: UTF-8 runs as [`printable`], other bytes as `\xNN`.
+pub fn printable_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for ch in chunk.valid().chars() {
+            push_printable(&mut out, ch);
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
+}
 
 /// One line per message: `[n] role: text`, with non-text content and other members shown
-/// compactly so tool calls are visible.
+/// compactly so tool calls are visible. A newline in the text continues on an indented line,
+/// so a message cannot pass off text as a line of its own.
 pub fn message_line(number: usize, message: &Message) -> String {
     let body = match &message.content {
-        Content::Text(text) => text.replace('\n', "\n    "),
-        Content::Json(value) => value.to_string(),
+        Content::Text(text) => text
+            .split('\n')
+            .map(printable)
+            .collect::<Vec<_>>()
+            .join("\n    "),
+        Content::Json(value) => printable(value.as_str()),
         Content::Absent => "(no content)".to_string(),
     };
-    let mut line = format!("[{number}] {}: {body}", message.role);
-    if !message.extra.is_empty() {
-        let names: Vec<&str> = message.extra.keys().map(String::as_str).collect();
+    let mut line = format!("[{number}] {}: {body}", printable(&message.role));
+    if message.members().len() > 0 {
+        let names: Vec<String> = message.members().map(|(name, _)| printable(name)).collect();
         line.push_str(&format!("  {{+ {}}}", names.join(", ")));
     }
     line
@@ -49,20 +92,18 @@ pub fn failed_write(error: &StoreError) -> String {
     }
 }
 
-/// The report of a write.
-pub fn write_outcome(outcome: &WriteOutcome) -> String {
-    match outcome {
-        WriteOutcome::Stored(stored) if stored.trimmed > 0 => format!(
+/// The report of a stored write.
+pub fn stored(stored: &Stored) -> String {
+    if stored.trimmed > 0 {
+        format!(
             "stored {} (session holds {}, {} older trimmed)",
             stored.appended, stored.length, stored.trimmed
-        ),
-        WriteOutcome::Stored(stored) => {
-            format!(
-                "stored {} (session holds {})",
-                stored.appended, stored.length
-            )
-        }
-        WriteOutcome::Failed(error) => failed_write(error),
+        )
+    } else {
+        format!(
+            "stored {} (session holds {})",
+            stored.appended, stored.length
+        )
     }
 }
 
@@ -81,5 +122,28 @@ mod tests {
     fn messages_show_their_extra_members() {
         let message = Message::assistant("hi").with("name", serde_json::json!("bot"));
         assert_eq!(message_line(1, &message), "[1] assistant: hi  {+ name}");
+    }
+
+    #[test]
+    fn terminal_control_sequences_are_shown_not_obeyed() {
+        let hostile = Message::new(
+            "user\u{1b}[31m",
+            "title\u{1b}]0;pwned\u{7}\rforged\u{9b}2J\u{202e}txt\nnext",
+        );
+        let line = message_line(1, &hostile);
+        assert!(
+            !line.chars().any(|ch| ch.is_control() && ch != '\n'),
+            "{line:?}"
+        );
+        assert!(!line.contains('\u{202e}'));
+        assert_eq!(
+            line,
+            "[1] user\\u{1b}[31m: title\\u{1b}]0;pwned\\u{7}\\rforged\\u{9b}2J\\u{202e}txt\n    next"
+        );
+    }
+
+    #[test]
+    fn keys_that_are_not_utf8_are_shown_byte_by_byte() {
+        assert_eq!(printable_bytes(b"ai:\xff\x1b:x"), "ai:\\xff\\u{1b}:x");
     }
 }

@@ -27,7 +27,10 @@ impl InMemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn live(&self, key: &str) -> Option<StoredList> {
+    /// The live list at `key`. Keys here are strings (the policy's keys are); bytes that are
+    /// not UTF-8 name no list.
+    fn live(&self, key: &[u8]) -> Option<StoredList> {
+        let key = std::str::from_utf8(key).ok()?;
         let lists = self.lock();
         lists
             .get(key)
@@ -35,7 +38,10 @@ impl InMemoryStore {
             .cloned()
     }
 
-    pub(super) fn read_range(&self, key: &str, start: i64, stop: i64) -> Vec<Vec<u8>> {
+    pub(super) fn read_range(&self, key: &[u8], start: i64, stop: i64) -> Vec<Vec<u8>> {
+        let Ok(key) = std::str::from_utf8(key) else {
+            return Vec::new();
+        };
         let lists = self.lock();
         let now = now_ms();
         list::range_of(
@@ -55,20 +61,20 @@ impl InMemoryStore {
         applied
     }
 
-    pub(super) fn ttl(&self, key: &str) -> Ttl {
+    pub(super) fn ttl(&self, key: &[u8]) -> Ttl {
         list::ttl_of(self.live(key).as_ref(), now_ms())
     }
 
-    pub(super) fn kind(&self, key: &str) -> KeyKind {
+    pub(super) fn kind(&self, key: &[u8]) -> KeyKind {
         list::kind_of(self.live(key).as_ref())
     }
 
-    pub(super) fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
+    pub(super) fn keys_with_prefix(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
         let now = now_ms();
         self.lock()
             .iter()
-            .filter(|(key, list)| key.starts_with(prefix) && !list.is_expired(now))
-            .map(|(key, _)| key.clone())
+            .filter(|(key, list)| key.as_bytes().starts_with(prefix) && !list.is_expired(now))
+            .map(|(key, _)| key.clone().into_bytes())
             .collect()
     }
 }

@@ -105,7 +105,9 @@ pub fn apply(
                     current.expires_at_ms = Some(now_ms.saturating_add(u64::from(seconds) * 1000));
                 }
             }
-            ListOp::Delete => list = None,
+            ListOp::Delete => {
+                applied.deleted = Some(list.take().map_or(0, |gone| gone.entries.len() as u64));
+            }
         }
         // Redis removes a list the moment it becomes empty, TTL and all.
         if list
@@ -190,8 +192,10 @@ mod tests {
     }
 
     #[test]
-    fn delete_removes_the_list() {
-        let (after, _) = apply(Some(list(3)), vec![ListOp::Delete], 0);
-        assert_eq!(after, None);
+    fn delete_removes_the_list_and_counts_its_entries() {
+        let (after, applied) = apply(Some(list(3)), vec![ListOp::Delete], 0);
+        assert_eq!((after, applied.deleted), (None, Some(3)));
+        let (_, applied) = apply(None, vec![ListOp::Delete], 0);
+        assert_eq!(applied.deleted, Some(0));
     }
 }

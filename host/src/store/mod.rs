@@ -9,13 +9,15 @@ mod embedded;
 mod in_memory;
 pub(crate) mod list;
 mod redis;
+mod spec;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use self::embedded::EmbeddedStore;
+pub use self::embedded::{EmbeddedStore, RepairReport};
 pub use self::in_memory::InMemoryStore;
-pub use self::redis::{RedisStore, RedisTimeouts};
+pub use self::redis::{RedisOptions, RedisStore, WaitForReplicas};
+pub use self::spec::StoreSpec;
 
 /// One list operation of a transaction, with Redis semantics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,25 +45,38 @@ pub enum ListOp {
 pub struct Applied {
     /// The list's length right after the last push of the transaction, if it pushed.
     pub length_after_push: Option<u64>,
+    /// Entries the list held when the transaction's delete removed it (0 when there was no
+    /// list), if it deleted.
+    pub deleted: Option<u64>,
 }
 
 /// Why a store could not do what was asked. Mirrors the WIT `store-error`.
+///
+/// The message says what happened; whether a *write* may still have been applied is
+/// [`StoreError::may_have_applied`], which callers add where it matters (a read that timed out
+/// applied nothing).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// Nothing was sent, so nothing was applied.
-    #[error("store unavailable, nothing was applied: {0}")]
+    #[error("store unavailable: {0}")]
     Unavailable(String),
     /// No answer in time; a write may have been applied.
-    #[error("store did not answer in time (a write may have been applied)")]
+    #[error("store did not answer in time")]
     Timeout,
     /// The connection failed after sending, or the reply was not valid.
-    #[error("outcome unknown, a write may have been applied: {0}")]
+    #[error("connection lost after the request was sent: {0}")]
     OutcomeUnknown(String),
     /// The store is out of memory; nothing was applied.
-    #[error("store is out of memory, nothing was applied")]
+    #[error("store is out of memory (Redis maxmemory reached)")]
     OutOfMemory,
+    /// The disk under the embedded store is full; nothing was applied.
+    #[error("disk full: {0}")]
+    DiskFull(String),
+    /// The stored data is damaged; nothing was changed.
+    #[error("stored data is damaged: {0}")]
+    Damaged(String),
     /// The key holds something that is not a list; nothing was changed.
-    #[error("the key holds a value that is not a list (someone else's data); nothing was changed")]
+    #[error("the key holds a value that is not a list (someone else's data)")]
     WrongType,
     /// Over a host limit; nothing was applied.
     #[error("{what} {actual} is over the limit of {limit}")]
@@ -79,12 +94,25 @@ pub enum StoreError {
     /// Refused by the server for a reason of its own.
     #[error("rejected by the store: {0}")]
     Rejected(String),
+    /// Applied on the primary, but fewer replicas than required acknowledged it in time.
+    #[error("applied, but acknowledged by {acknowledged} of the {wanted} replicas required")]
+    NotReplicated {
+        /// Replicas required.
+        wanted: u32,
+        /// Replicas that acknowledged.
+        acknowledged: u32,
+    },
 }
 
 impl StoreError {
-    /// Whether a write that failed with this error may nevertheless have been applied.
+    /// Whether a write that failed with this error may nevertheless have been applied:
+    /// it timed out, its connection broke after it was sent, or it was applied on the primary
+    /// without reaching enough replicas.
     pub fn may_have_applied(&self) -> bool {
-        matches!(self, Self::Timeout | Self::OutcomeUnknown(_))
+        matches!(
+            self,
+            Self::Timeout | Self::OutcomeUnknown(_) | Self::NotReplicated { .. }
+        )
     }
 }
 
@@ -108,50 +136,8 @@ pub enum KeyKind {
     List(u64),
     /// Another Redis type (`string`, `hash`, ...): someone else's data.
     Other(String),
-}
-
-/// Which store to use, parsed from a `--store` argument or `AGENT_MEMORY_STORE`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreSpec {
-    /// A Redis server: `redis://[user:pass@]host[:port][/db]` or `redis+unix:///path/to.sock`.
-    Redis(String),
-    /// The embedded file store at this path.
-    Embedded(PathBuf),
-    /// Process memory (`memory:`): nothing survives the process.
-    InMemory,
-}
-
-impl StoreSpec {
-    /// Parse a store address. `redis://…`, `redis+unix://…` or `unix://…` is Redis, `memory:`
-    /// is process memory, `file:PATH` or anything without a scheme is an embedded file path.
-    pub fn parse(spec: &str) -> Result<Self, OpenError> {
-        if spec.starts_with("redis://") || spec.starts_with("redis+unix://") {
-            return Ok(Self::Redis(spec.to_string()));
-        }
-        if let Some(path) = spec.strip_prefix("unix://") {
-            return Ok(Self::Redis(format!("redis+unix://{path}")));
-        }
-        if spec == "memory:" || spec == "memory://" {
-            return Ok(Self::InMemory);
-        }
-        if spec.starts_with("rediss://") {
-            return Err(OpenError::InvalidSpec(format!(
-                "{spec}: TLS (rediss://) is not built into this agent-memory"
-            )));
-        }
-        if let Some(path) = spec.strip_prefix("file:") {
-            return Ok(Self::Embedded(PathBuf::from(path)));
-        }
-        if let Some((scheme, _)) = spec.split_once("://") {
-            return Err(OpenError::InvalidSpec(format!(
-                "{spec}: unknown scheme `{scheme}` (expected redis://, redis+unix://, file: or memory:)"
-            )));
-        }
-        if spec.is_empty() {
-            return Err(OpenError::InvalidSpec("empty store address".to_string()));
-        }
-        Ok(Self::Embedded(PathBuf::from(spec)))
-    }
+    /// A value the embedded store cannot decode: damaged. `clear` removes it.
+    Damaged(String),
 }
 
 /// Why a store could not be opened.
@@ -171,9 +157,32 @@ pub enum OpenError {
         /// Why.
         reason: String,
     },
+    /// The embedded store's file is damaged. `agent-memory repair` (or
+    /// [`EmbeddedStore::repair`]) copies every readable session into a new file.
+    #[error(
+        "the embedded store at {path} is damaged ({reason}); `agent-memory --store {path} repair` \
+         recovers every readable session"
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Whether a Redis `maxmemory-policy` may evict session keys. Every session key has a TTL, so
+/// the `volatile-*` policies can evict them as readily as the `allkeys-*` ones.
+pub fn policy_evicts_sessions(policy: &str) -> bool {
+    policy.starts_with("volatile-") || policy.starts_with("allkeys-")
 }
 
 /// A list store: a cheap-to-clone handle on one of the backends.
+///
+/// The policy reaches it through two operations ([`Store::read_range`], [`Store::apply`]);
+/// operators' inspections ([`Store::ttl`], [`Store::kind`], [`Store::entries`],
+/// [`Store::keys_with_prefix`]) take keys as bytes, because a Redis key need not be UTF-8, and
+/// none of them needs a transaction, so they work on a Redis that is out of memory.
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
@@ -189,9 +198,9 @@ enum Backend {
 impl Store {
     /// Open the store `spec` names. Redis connects lazily: an unreachable server is reported by
     /// the first operation, not here, so an agent starts while Redis is down.
-    pub fn open(spec: &StoreSpec, timeouts: RedisTimeouts) -> Result<Self, OpenError> {
+    pub fn open(spec: &StoreSpec, redis: RedisOptions) -> Result<Self, OpenError> {
         Ok(match spec {
-            StoreSpec::Redis(url) => RedisStore::new(url, timeouts)?.into(),
+            StoreSpec::Redis(url) => RedisStore::new(url, redis)?.into(),
             StoreSpec::Embedded(path) => EmbeddedStore::open(path)?.into(),
             StoreSpec::InMemory => InMemoryStore::new().into(),
         })
@@ -204,11 +213,7 @@ impl Store {
         start: i64,
         stop: i64,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        match &self.backend {
-            Backend::Redis(store) => store.read_range(key, start, stop).await,
-            Backend::Embedded(store) => store.read_range(key, start, stop).await,
-            Backend::InMemory(store) => Ok(store.read_range(key, start, stop)),
-        }
+        self.entries(key, start, stop).await
     }
 
     /// Apply `ops` to the list at `key` as one atomic transaction.
@@ -220,8 +225,24 @@ impl Store {
         }
     }
 
+    /// Entries `start..=stop` of the list at any `key` (LRANGE), for inspection.
+    pub async fn entries(
+        &self,
+        key: impl AsRef<[u8]>,
+        start: i64,
+        stop: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let key = key.as_ref();
+        match &self.backend {
+            Backend::Redis(store) => store.read_range(key, start, stop).await,
+            Backend::Embedded(store) => store.read_range(key, start, stop).await,
+            Backend::InMemory(store) => Ok(store.read_range(key, start, stop)),
+        }
+    }
+
     /// The time to live of `key`.
-    pub async fn ttl(&self, key: &str) -> Result<Ttl, StoreError> {
+    pub async fn ttl(&self, key: impl AsRef<[u8]>) -> Result<Ttl, StoreError> {
+        let key = key.as_ref();
         match &self.backend {
             Backend::Redis(store) => store.ttl(key).await,
             Backend::Embedded(store) => store.ttl(key).await,
@@ -230,7 +251,8 @@ impl Store {
     }
 
     /// What `key` holds.
-    pub async fn kind(&self, key: &str) -> Result<KeyKind, StoreError> {
+    pub async fn kind(&self, key: impl AsRef<[u8]>) -> Result<KeyKind, StoreError> {
+        let key = key.as_ref();
         match &self.backend {
             Backend::Redis(store) => store.kind(key).await,
             Backend::Embedded(store) => store.kind(key).await,
@@ -238,24 +260,38 @@ impl Store {
         }
     }
 
-    /// Every live key that starts with `prefix`, sorted. Redis is walked with SCAN, never KEYS,
-    /// so a large server is not blocked.
-    pub async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    /// Every live key that starts with `prefix`, sorted, whatever its bytes. Redis is walked
+    /// with SCAN, never KEYS, so a large server is not blocked.
+    pub async fn keys_with_prefix(
+        &self,
+        prefix: impl AsRef<[u8]>,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let prefix = prefix.as_ref();
         let mut keys = match &self.backend {
             Backend::Redis(store) => store.keys_with_prefix(prefix).await?,
             Backend::Embedded(store) => store.keys_with_prefix(prefix).await?,
             Backend::InMemory(store) => store.keys_with_prefix(prefix),
         };
         keys.sort();
+        keys.dedup();
         Ok(keys)
     }
 
-    /// Redis only: the server's `maxmemory-policy`, when it can evict keys that have a TTL
-    /// (every session key has one), so whole sessions may vanish under memory pressure.
-    pub async fn eviction_risk(&self) -> Result<Option<String>, StoreError> {
+    /// Redis only: the server's `maxmemory-policy` (`None` for the other stores, which never
+    /// evict). An error here often means `CONFIG` is not permitted (managed Redis services).
+    /// See [`policy_evicts_sessions`].
+    pub async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
         match &self.backend {
-            Backend::Redis(store) => store.eviction_risk().await,
+            Backend::Redis(store) => store.eviction_policy().await.map(Some),
             Backend::Embedded(_) | Backend::InMemory(_) => Ok(None),
+        }
+    }
+
+    /// The embedded store underneath, if that is what this is (for `repair`).
+    pub fn as_embedded(&self) -> Option<&EmbeddedStore> {
+        match &self.backend {
+            Backend::Embedded(store) => Some(store),
+            Backend::Redis(_) | Backend::InMemory(_) => None,
         }
     }
 
@@ -307,33 +343,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn store_addresses_parse_by_scheme() {
-        assert_eq!(
-            StoreSpec::parse("redis://127.0.0.1:7000/2").unwrap(),
-            StoreSpec::Redis("redis://127.0.0.1:7000/2".into())
-        );
-        assert_eq!(
-            StoreSpec::parse("unix:///tmp/r.sock").unwrap(),
-            StoreSpec::Redis("redis+unix:///tmp/r.sock".into())
-        );
-        assert_eq!(StoreSpec::parse("memory:").unwrap(), StoreSpec::InMemory);
-        assert_eq!(
-            StoreSpec::parse("file:/tmp/m.redb").unwrap(),
-            StoreSpec::Embedded("/tmp/m.redb".into())
-        );
-        assert_eq!(
-            StoreSpec::parse("./m.redb").unwrap(),
-            StoreSpec::Embedded("./m.redb".into())
-        );
+    fn only_evicting_policies_put_sessions_at_risk() {
+        for risky in [
+            "volatile-lru",
+            "volatile-ttl",
+            "allkeys-lfu",
+            "allkeys-random",
+        ] {
+            assert!(policy_evicts_sessions(risky), "{risky}");
+        }
+        assert!(!policy_evicts_sessions("noeviction"));
     }
 
     #[test]
-    fn unknown_schemes_and_tls_are_refused_with_a_reason() {
-        for spec in ["http://x", "rediss://x", ""] {
-            assert!(matches!(
-                StoreSpec::parse(spec),
-                Err(OpenError::InvalidSpec(_))
-            ));
-        }
+    fn a_write_may_have_applied_only_when_the_store_cannot_say() {
+        assert!(StoreError::Timeout.may_have_applied());
+        assert!(StoreError::OutcomeUnknown("reset".into()).may_have_applied());
+        assert!(
+            StoreError::NotReplicated {
+                wanted: 1,
+                acknowledged: 0
+            }
+            .may_have_applied()
+        );
+        assert!(!StoreError::Unavailable("refused".into()).may_have_applied());
+        assert!(!StoreError::OutOfMemory.may_have_applied());
+        assert!(!StoreError::DiskFull("x".into()).may_have_applied());
+    }
+
+    #[test]
+    fn messages_say_what_happened_once() {
+        // The consequence for a write is added by callers that write; a read's timeout is
+        // just a timeout.
+        assert_eq!(
+            StoreError::Timeout.to_string(),
+            "store did not answer in time"
+        );
+        assert!(
+            !StoreError::OutcomeUnknown("reset".into())
+                .to_string()
+                .contains("may have")
+        );
     }
 }

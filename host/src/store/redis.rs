@@ -2,30 +2,59 @@
 //!
 //! Why not redis-rs's `ConnectionManager`: it cannot tell a failed connect (nothing was sent,
 //! safe to retry) from a request lost on a broken connection (a write may have applied), and it
-//! never rebuilds a connection that only times out (a half-open socket). Here connecting is a
-//! separate step, so its failures are `unavailable`; a connection that drops, or that times out
-//! [`RedisTimeouts::rebuild_after_timeouts`] times in a row, is discarded and the next call
-//! connects afresh. Only one caller connects at a time; the others wait for its result.
+//! never rebuilds a connection that only times out (a half-open socket). Here the connection is
+//! held by [`Connector`]:
+//! - Connecting is a separate step, bounded by the connect timeout, so its failures are
+//!   `unavailable`.
+//! - One attempt at a time, shared: callers that queued behind an attempt get *its* result,
+//!   success or failure, instead of each trying again in turn (N callers during an outage
+//!   would otherwise wait through N connect timeouts). After a failure, attempts back off
+//!   (doubling from [`RedisOptions::reconnect_backoff`] up to
+//!   [`RedisOptions::reconnect_backoff_max`]); calls in between fail at once.
+//! - We run the connection's driver task ourselves, so we know the moment the server closes the
+//!   connection (an idle timeout, a restart): the next call reconnects *before* sending, and a
+//!   write on such a connection is not reported as an unknown outcome.
+//! - A connection that times out [`RedisOptions::rebuild_after_timeouts`] times in a row is
+//!   presumed half-open (TCP keepalive is off, a dead peer shows up only as timeouts) and
+//!   replaced.
 //!
 //! Transactions are MULTI/EXEC on one key. EXPIRE is the one list operation Redis does not
 //! type-check, so a transaction that renews the TTL also reads `PTTL` first, inside the same
 //! MULTI: if the key turns out to hold someone else's data (WRONGTYPE), its TTL is put back as
-//! it was. DEL is sent as `LTRIM key 1 0`, which empties (removes) a list and refuses any other
-//! type, so `clear` can never delete foreign data.
+//! it was. DEL is sent as `LLEN key` + `LTRIM key 1 0`: the length is what the delete removed,
+//! and LTRIM empties (removes) a list but refuses any other type, so `clear` can never delete
+//! foreign data.
+//!
+//! Under `maxmemory` with `noeviction`, Redis refuses every command queued in a MULTI, even a
+//! read; so inspections never use MULTI, and a delete-only transaction that is refused for
+//! memory is sent again as two plain commands (LTRIM frees memory, and is accepted): deleting
+//! is what an operator does to get out of that state.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ErrorKind, RedisError, ServerErrorKind, Value};
+use redis::{
+    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ErrorKind, RedisError, ServerErrorKind,
+    Value,
+};
 
 use super::{Applied, KeyKind, ListOp, OpenError, StoreError, Ttl};
 
-/// How long the Redis backend waits, and when it gives up on a connection.
+/// The first pause after a failed connect. Short: a restarting Redis is usually back within
+/// tens of milliseconds.
+pub const DEFAULT_RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The longest pause between connect attempts during an outage. It bounds how long after
+/// Redis comes back the first call can still fail (well under a second), and caps connect
+/// attempts at two per second however many callers there are.
+pub const DEFAULT_RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// How the Redis backend connects, waits, and confirms writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RedisTimeouts {
+pub struct RedisOptions {
     /// Longest wait for a new connection (TCP connect plus handshake). redis-rs's default is
     /// 1 s; on loopback or a LAN a healthy server answers in well under 10 ms.
     pub connect: Duration,
@@ -33,59 +62,117 @@ pub struct RedisTimeouts {
     /// trips on a LAN: a server this slow is better reported than waited for.
     pub response: Duration,
     /// Consecutive timeouts after which the connection is presumed half-open and rebuilt.
-    /// TCP keepalive is off by default, so a dead peer shows up only as timeouts.
     pub rebuild_after_timeouts: u32,
+    /// The first pause after a failed connect; it doubles with every further failure.
+    pub reconnect_backoff: Duration,
+    /// The longest pause between connect attempts.
+    pub reconnect_backoff_max: Duration,
+    /// After each write, wait until this many replicas have it (Redis `WAIT`); a write that
+    /// they do not confirm in time is reported as [`StoreError::NotReplicated`]. Off by
+    /// default, as in the Python original.
+    pub wait_for_replicas: Option<WaitForReplicas>,
 }
 
-impl Default for RedisTimeouts {
+impl Default for RedisOptions {
     fn default() -> Self {
         Self {
             connect: Duration::from_secs(1),
             response: Duration::from_millis(500),
             rebuild_after_timeouts: 3,
+            reconnect_backoff: DEFAULT_RECONNECT_BACKOFF,
+            reconnect_backoff_max: DEFAULT_RECONNECT_BACKOFF_MAX,
+            wait_for_replicas: None,
         }
     }
+}
+
+/// How many replicas must confirm each write, and how long to wait for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitForReplicas {
+    /// Replicas that must have the write.
+    pub replicas: u32,
+    /// How long to wait for them (Redis `WAIT`'s timeout; never 0, which would wait forever).
+    pub timeout: Duration,
 }
 
 /// A Redis server reached through one shared multiplexed connection.
 #[derive(Clone)]
 pub struct RedisStore {
-    inner: Arc<Inner>,
+    inner: Arc<Connector>,
 }
 
-struct Inner {
-    client: redis::Client,
-    config: AsyncConnectionConfig,
-    timeouts: RedisTimeouts,
-    current: ArcSwapOption<MultiplexedConnection>,
-    connecting: tokio::sync::Mutex<()>,
+/// The connection and how it is (re)made.
+struct Connector {
+    info: ConnectionInfo,
+    options: RedisOptions,
+    current: ArcSwapOption<Live>,
+    /// Held while connecting; the state records the last failure for those who waited.
+    connecting: tokio::sync::Mutex<ConnectState>,
+    /// Connect attempts finished so far: a caller that waited for the lock compares it with
+    /// what it saw before waiting to know whether an attempt ran meanwhile.
+    attempts: AtomicU64,
     consecutive_timeouts: AtomicU32,
+}
+
+#[derive(Default)]
+struct ConnectState {
+    last_failure: Option<ConnectFailure>,
+}
+
+struct ConnectFailure {
+    at: Instant,
+    reason: String,
+    backoff: Duration,
+}
+
+/// A connection whose driver task we run, so we know when the server has closed it.
+struct Live {
+    connection: MultiplexedConnection,
+    alive: Arc<AtomicBool>,
+    driver: tokio::task::AbortHandle,
+}
+
+impl Live {
+    fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        // A half-open socket would keep the driver waiting for replies forever.
+        self.driver.abort();
+    }
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
             .field("addr", &self.describe())
-            .field("timeouts", &self.inner.timeouts)
+            .field("options", &self.inner.options)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
     /// A store for the server at `url`. Nothing is connected until the first operation.
-    pub fn new(url: &str, timeouts: RedisTimeouts) -> Result<Self, OpenError> {
-        let client =
-            redis::Client::open(url).map_err(|error| OpenError::RedisUrl(error.to_string()))?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeouts.connect))
-            .set_response_timeout(Some(timeouts.response));
+    pub fn new(url: &str, options: RedisOptions) -> Result<Self, OpenError> {
+        use redis::IntoConnectionInfo;
+        let info = url.into_connection_info().map_err(|error| {
+            OpenError::RedisUrl(format!("{}: {error}", super::spec::redact(url)))
+        })?;
+        if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
+            return Err(OpenError::InvalidSpec(
+                "TLS (rediss://) is not built into this agent-memory yet".to_string(),
+            ));
+        }
         Ok(Self {
-            inner: Arc::new(Inner {
-                client,
-                config,
-                timeouts,
+            inner: Arc::new(Connector {
+                info,
+                options,
                 current: ArcSwapOption::empty(),
-                connecting: tokio::sync::Mutex::new(()),
+                connecting: tokio::sync::Mutex::new(ConnectState::default()),
+                attempts: AtomicU64::new(0),
                 consecutive_timeouts: AtomicU32::new(0),
             }),
         })
@@ -93,55 +180,145 @@ impl RedisStore {
 
     /// `redis host:port` or `redis unix-socket-path`, never credentials.
     pub fn describe(&self) -> String {
-        format!("redis {}", self.inner.client.get_connection_info().addr())
+        format!("redis {}", self.inner.info.addr())
     }
 
-    /// The current connection, or a new one. Failing here means nothing was sent.
-    async fn connection(&self) -> Result<Arc<MultiplexedConnection>, StoreError> {
-        if let Some(connection) = self.inner.current.load_full() {
-            return Ok(connection);
+    /// The live connection, or a new one. Failing here means nothing was sent.
+    async fn connection(&self) -> Result<Arc<Live>, StoreError> {
+        if let Some(live) = self.inner.current.load_full() {
+            if live.is_alive() {
+                return Ok(live);
+            }
+            // The server closed it (idle timeout, restart) before we sent anything on it.
+            self.retire(&live);
         }
-        let _only_one_connects = self.inner.connecting.lock().await;
-        if let Some(connection) = self.inner.current.load_full() {
-            return Ok(connection);
+        let attempts_seen = self.inner.attempts.load(Ordering::Acquire);
+        let mut state = self.inner.connecting.lock().await;
+        if let Some(live) = self.inner.current.load_full()
+            && live.is_alive()
+        {
+            return Ok(live);
         }
-        // The connect timeout covers each attempt inside redis-rs; this bound covers the whole
-        // call (DNS, handshake, AUTH/SELECT) so a server that accepts and then stalls cannot
-        // hold the caller.
-        let bound = self.inner.timeouts.connect.saturating_mul(2);
-        let connecting = self
-            .inner
-            .client
-            .get_multiplexed_async_connection_with_config(&self.inner.config);
-        let connection = match tokio::time::timeout(bound, connecting).await {
-            Ok(Ok(connection)) => Arc::new(connection),
-            Ok(Err(error)) => return Err(StoreError::Unavailable(connect_failure(&error))),
-            Err(_) => {
+        if let Some(failure) = &state.last_failure {
+            if self.inner.attempts.load(Ordering::Acquire) != attempts_seen {
+                // An attempt ran while we waited for it, and failed: that is our answer too.
+                return Err(StoreError::Unavailable(failure.reason.clone()));
+            }
+            let next = failure.at + failure.backoff;
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
                 return Err(StoreError::Unavailable(format!(
-                    "no connection within {bound:?}"
+                    "{} (next connect attempt in {} ms)",
+                    failure.reason,
+                    wait.as_millis()
                 )));
             }
-        };
-        self.inner.current.store(Some(Arc::clone(&connection)));
-        self.inner.consecutive_timeouts.store(0, Ordering::Relaxed);
-        Ok(connection)
+        }
+        let attempt = self.connect().await;
+        self.inner.attempts.fetch_add(1, Ordering::AcqRel);
+        match attempt {
+            Ok(live) => {
+                if state.last_failure.take().is_some() {
+                    tracing::info!(target: "agent_memory::store", "Redis connection restored");
+                }
+                self.inner.consecutive_timeouts.store(0, Ordering::Relaxed);
+                self.inner.current.store(Some(Arc::clone(&live)));
+                Ok(live)
+            }
+            Err(reason) => {
+                let options = &self.inner.options;
+                let backoff =
+                    state
+                        .last_failure
+                        .as_ref()
+                        .map_or(options.reconnect_backoff, |previous| {
+                            previous
+                                .backoff
+                                .saturating_mul(2)
+                                .min(options.reconnect_backoff_max)
+                        });
+                tracing::warn!(target: "agent_memory::store", %reason, ?backoff, "Redis connect failed");
+                state.last_failure = Some(ConnectFailure {
+                    at: Instant::now(),
+                    reason: reason.clone(),
+                    backoff,
+                });
+                Err(StoreError::Unavailable(reason))
+            }
+        }
+    }
+
+    /// One connect attempt: TCP (or unix socket) plus handshake, within the connect timeout.
+    async fn connect(&self) -> Result<Arc<Live>, String> {
+        let bound = self.inner.options.connect;
+        match tokio::time::timeout(bound, self.open()).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no connection within {bound:?}")),
+        }
+    }
+
+    async fn open(&self) -> Result<Arc<Live>, String> {
+        match self.inner.info.addr() {
+            ConnectionAddr::Tcp(host, port) => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(|error| connect_io_failure(&error))?;
+                // Requests are small and latency-bound: do not let Nagle hold them back.
+                let _ = stream.set_nodelay(true);
+                self.handshake(stream).await
+            }
+            ConnectionAddr::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|error| connect_io_failure(&error))?;
+                self.handshake(stream).await
+            }
+            other => Err(format!("unsupported Redis address {other}")),
+        }
+    }
+
+    async fn handshake<S>(&self, stream: S) -> Result<Arc<Live>, String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let config =
+            AsyncConnectionConfig::new().set_response_timeout(Some(self.inner.options.response));
+        let (connection, driver) = MultiplexedConnection::new_with_config(
+            self.inner.info.redis_settings(),
+            stream,
+            config,
+        )
+        .await
+        .map_err(|error| connect_failure(&error))?;
+        let alive = Arc::new(AtomicBool::new(true));
+        let flag = Arc::clone(&alive);
+        let task = tokio::spawn(async move {
+            driver.await;
+            flag.store(false, Ordering::Release);
+        });
+        Ok(Arc::new(Live {
+            connection,
+            alive,
+            driver: task.abort_handle(),
+        }))
     }
 
     /// Run one request on the shared connection, classify its failure, and retire the
     /// connection when the failure says it is broken.
     async fn request<T>(
         &self,
+        response_timeout: Duration,
         run: impl AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
-        let shared = self.connection().await?;
-        let mut connection = (*shared).clone();
-        // The connection's response timeout should fire first; this outer bound also covers
-        // waiting for a slot in the connection's send queue.
-        let bound = self.inner.timeouts.response.saturating_mul(2);
+        let live = self.connection().await?;
+        let mut connection = live.connection.clone();
+        connection.set_response_timeout(response_timeout);
+        // The connection's own response timeout fires first; this bound only guards against a
+        // request that never reaches it.
+        let bound = response_timeout.saturating_mul(2);
         let result = match tokio::time::timeout(bound, run(&mut connection)).await {
             Ok(result) => result,
             Err(_) => {
-                self.note_timeout(&shared);
+                self.note_timeout(&live);
                 return Err(StoreError::Timeout);
             }
         };
@@ -152,51 +329,54 @@ impl RedisStore {
             }
             Err(error) => {
                 if error.is_timeout() {
-                    self.note_timeout(&shared);
+                    self.note_timeout(&live);
                 } else if error.is_unrecoverable_error() || error.is_connection_dropped() {
-                    self.retire(&shared);
+                    self.retire(&live);
                 }
                 Err(classify(&error))
             }
         }
     }
 
-    fn note_timeout(&self, connection: &Arc<MultiplexedConnection>) {
+    fn note_timeout(&self, live: &Arc<Live>) {
         let count = self
             .inner
             .consecutive_timeouts
             .fetch_add(1, Ordering::Relaxed)
             + 1;
-        if count >= self.inner.timeouts.rebuild_after_timeouts {
+        if count >= self.inner.options.rebuild_after_timeouts {
             tracing::warn!(
                 target: "agent_memory::store",
                 count,
                 "consecutive Redis timeouts: rebuilding the connection"
             );
-            self.retire(connection);
+            self.retire(live);
         }
     }
 
-    /// Drop `connection` so the next call connects again, unless another caller already
-    /// replaced it.
-    fn retire(&self, connection: &Arc<MultiplexedConnection>) {
-        let previous = self.inner.current.compare_and_swap(connection, None);
+    /// Drop `live` so the next call connects again, unless another caller already replaced it.
+    fn retire(&self, live: &Arc<Live>) {
+        let previous = self.inner.current.compare_and_swap(live, None);
         if previous
             .as_ref()
-            .is_some_and(|previous| Arc::ptr_eq(previous, connection))
+            .is_some_and(|previous| Arc::ptr_eq(previous, live))
         {
             self.inner.consecutive_timeouts.store(0, Ordering::Relaxed);
             tracing::debug!(target: "agent_memory::store", "Redis connection retired");
         }
     }
 
+    fn response_timeout(&self) -> Duration {
+        self.inner.options.response
+    }
+
     pub(super) async fn read_range(
         &self,
-        key: &str,
+        key: &[u8],
         start: i64,
         stop: i64,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.request(async |connection| {
+        self.request(self.response_timeout(), async |connection| {
             redis::cmd("LRANGE")
                 .arg(key)
                 .arg(start)
@@ -208,18 +388,30 @@ impl RedisStore {
     }
 
     pub(super) async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
+        let delete_only = matches!(ops.as_slice(), [ListOp::Delete]);
+        let applied = match self.transaction(key, &ops).await {
+            Err(StoreError::OutOfMemory) if delete_only => self.delete_out_of_memory(key).await?,
+            other => other?,
+        };
+        self.wait_for_replicas().await?;
+        Ok(applied)
+    }
+
+    /// `ops` as one MULTI/EXEC.
+    async fn transaction(&self, key: &str, ops: &[ListOp]) -> Result<Applied, StoreError> {
         let renews_ttl = ops.iter().any(|op| matches!(op, ListOp::Expire { .. }));
         let mut pipe = redis::pipe();
         pipe.atomic().ignore_errors();
         if renews_ttl {
             pipe.cmd("PTTL").arg(key);
         }
-        let mut push_indexes = Vec::new();
-        for op in &ops {
+        let mut push_index = None;
+        let mut length_before_delete_index = None;
+        for op in ops {
             match op {
                 ListOp::Push(values) if values.is_empty() => continue,
                 ListOp::Push(values) => {
-                    push_indexes.push(pipe.len());
+                    push_index = Some(pipe.len());
                     pipe.cmd("RPUSH").arg(key).arg(values);
                 }
                 ListOp::Trim { start, stop } => {
@@ -229,6 +421,8 @@ impl RedisStore {
                     pipe.cmd("EXPIRE").arg(key).arg(*seconds);
                 }
                 ListOp::Delete => {
+                    length_before_delete_index = Some(pipe.len());
+                    pipe.cmd("LLEN").arg(key);
                     pipe.cmd("LTRIM").arg(key).arg(1).arg(0);
                 }
             }
@@ -237,7 +431,9 @@ impl RedisStore {
             return Ok(Applied::default());
         }
         let replies: Vec<Value> = self
-            .request(async |connection| pipe.query_async(connection).await)
+            .request(self.response_timeout(), async |connection| {
+                pipe.query_async(connection).await
+            })
             .await?;
         if replies.len() != pipe.len() {
             return Err(StoreError::OutcomeUnknown(format!(
@@ -252,18 +448,75 @@ impl RedisStore {
             }
             return Err(error);
         }
-        let length_after_push = match push_indexes.last() {
-            Some(&index) => match &replies[index] {
-                Value::Int(length) => Some(u64::try_from(*length).unwrap_or(0)),
-                other => {
-                    return Err(StoreError::OutcomeUnknown(format!(
-                        "RPUSH answered {other:?}, not a length"
-                    )));
-                }
-            },
-            None => None,
+        Ok(Applied {
+            length_after_push: push_index
+                .map(|index| length_reply(&replies[index], "RPUSH"))
+                .transpose()?,
+            deleted: length_before_delete_index
+                .map(|index| length_reply(&replies[index], "LLEN"))
+                .transpose()?,
+        })
+    }
+
+    /// A delete when Redis refuses MULTI for memory: LLEN then LTRIM, pipelined but not atomic
+    /// (a message appended between the two is deleted too, and not counted).
+    async fn delete_out_of_memory(&self, key: &str) -> Result<Applied, StoreError> {
+        tracing::debug!(target: "agent_memory::store", "out of memory: deleting without MULTI");
+        let replies: Vec<Value> = self
+            .request(self.response_timeout(), async |connection| {
+                redis::pipe()
+                    .ignore_errors()
+                    .cmd("LLEN")
+                    .arg(key)
+                    .cmd("LTRIM")
+                    .arg(key)
+                    .arg(1)
+                    .arg(0)
+                    .query_async(connection)
+                    .await
+            })
+            .await?;
+        if let Some(error) = first_server_error(&replies) {
+            return Err(error);
+        }
+        let length = replies
+            .first()
+            .map(|reply| length_reply(reply, "LLEN"))
+            .transpose()?;
+        Ok(Applied {
+            length_after_push: None,
+            deleted: length,
+        })
+    }
+
+    /// Redis `WAIT`, when the options ask for replicas.
+    async fn wait_for_replicas(&self) -> Result<(), StoreError> {
+        let Some(wait) = self.inner.options.wait_for_replicas else {
+            return Ok(());
         };
-        Ok(Applied { length_after_push })
+        let timeout_ms = u64::try_from(wait.timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let acknowledged: i64 = self
+            .request(
+                wait.timeout.saturating_add(self.response_timeout()),
+                async |connection| {
+                    redis::cmd("WAIT")
+                        .arg(wait.replicas)
+                        .arg(timeout_ms)
+                        .query_async(connection)
+                        .await
+                },
+            )
+            .await?;
+        let acknowledged = u32::try_from(acknowledged).unwrap_or(0);
+        if acknowledged < wait.replicas {
+            return Err(StoreError::NotReplicated {
+                wanted: wait.replicas,
+                acknowledged,
+            });
+        }
+        Ok(())
     }
 
     /// Undo the EXPIRE that a transaction applied to a key holding someone else's data, using
@@ -277,7 +530,9 @@ impl RedisStore {
             _ => return,
         };
         let result: Result<Value, StoreError> = self
-            .request(async |connection| restore.query_async(connection).await)
+            .request(self.response_timeout(), async |connection| {
+                restore.query_async(connection).await
+            })
             .await;
         if let Err(error) = result {
             tracing::error!(
@@ -288,9 +543,11 @@ impl RedisStore {
         }
     }
 
-    pub(super) async fn ttl(&self, key: &str) -> Result<Ttl, StoreError> {
+    pub(super) async fn ttl(&self, key: &[u8]) -> Result<Ttl, StoreError> {
         let ms: i64 = self
-            .request(async |connection| redis::cmd("PTTL").arg(key).query_async(connection).await)
+            .request(self.response_timeout(), async |connection| {
+                redis::cmd("PTTL").arg(key).query_async(connection).await
+            })
             .await?;
         Ok(match ms {
             -2 => Ttl::Missing,
@@ -299,32 +556,37 @@ impl RedisStore {
         })
     }
 
-    pub(super) async fn kind(&self, key: &str) -> Result<KeyKind, StoreError> {
-        let (kind, length): (String, Option<u64>) = self
-            .request(async |connection| {
-                // TYPE and LLEN in one MULTI so the length belongs to the type we report; LLEN
-                // fails (ignored) when the key is not a list.
-                let replies: Vec<Value> = redis::pipe()
-                    .atomic()
+    pub(super) async fn kind(&self, key: &[u8]) -> Result<KeyKind, StoreError> {
+        // TYPE and LLEN pipelined, not in a MULTI (refused under maxmemory): if the key changes
+        // between the two, LLEN fails (ignored) or the length is a moment newer.
+        let replies: Vec<Value> = self
+            .request(self.response_timeout(), async |connection| {
+                redis::pipe()
                     .ignore_errors()
                     .cmd("TYPE")
                     .arg(key)
                     .cmd("LLEN")
                     .arg(key)
                     .query_async(connection)
-                    .await?;
-                let kind = match replies.first() {
-                    Some(Value::SimpleString(kind)) => kind.clone(),
-                    Some(Value::BulkString(kind)) => String::from_utf8_lossy(kind).into_owned(),
-                    other => format!("{other:?}"),
-                };
-                let length = match replies.get(1) {
-                    Some(Value::Int(n)) => u64::try_from(*n).ok(),
-                    _ => None,
-                };
-                Ok((kind, length))
+                    .await
             })
             .await?;
+        let kind = match replies.first() {
+            Some(Value::SimpleString(kind)) => kind.clone(),
+            Some(Value::BulkString(kind)) => String::from_utf8_lossy(kind).into_owned(),
+            Some(Value::ServerError(error)) => {
+                return Err(classify_code(error.code(), &error.to_string()));
+            }
+            other => {
+                return Err(StoreError::OutcomeUnknown(format!(
+                    "TYPE answered {other:?}"
+                )));
+            }
+        };
+        let length = match replies.get(1) {
+            Some(Value::Int(n)) => u64::try_from(*n).ok(),
+            _ => None,
+        };
         Ok(match (kind.as_str(), length) {
             ("none", _) => KeyKind::Missing,
             ("list", Some(length)) => KeyKind::List(length),
@@ -332,13 +594,14 @@ impl RedisStore {
         })
     }
 
-    pub(super) async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let pattern = format!("{}*", escape_glob(prefix));
+    pub(super) async fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut pattern = escape_glob(prefix);
+        pattern.push(b'*');
         let mut cursor: u64 = 0;
         let mut keys = Vec::new();
         loop {
             let (next, batch): (u64, Vec<Vec<u8>>) = self
-                .request(async |connection| {
+                .request(self.response_timeout(), async |connection| {
                     redis::cmd("SCAN")
                         .arg(cursor)
                         .arg("MATCH")
@@ -349,29 +612,18 @@ impl RedisStore {
                         .await
                 })
                 .await?;
-            for key in batch {
-                match String::from_utf8(key) {
-                    Ok(key) => keys.push(key),
-                    Err(_) => tracing::warn!(
-                        target: "agent_memory::store",
-                        "skipped a key under the prefix that is not UTF-8"
-                    ),
-                }
-            }
+            keys.extend(batch);
             if next == 0 {
                 break;
             }
             cursor = next;
         }
-        // SCAN may return a key more than once.
-        keys.sort();
-        keys.dedup();
         Ok(keys)
     }
 
-    pub(super) async fn eviction_risk(&self) -> Result<Option<String>, StoreError> {
+    pub(super) async fn eviction_policy(&self) -> Result<String, StoreError> {
         let reply: Vec<String> = self
-            .request(async |connection| {
+            .request(self.response_timeout(), async |connection| {
                 redis::cmd("CONFIG")
                     .arg("GET")
                     .arg("maxmemory-policy")
@@ -379,21 +631,38 @@ impl RedisStore {
                     .await
             })
             .await?;
-        let policy = reply.get(1).cloned().unwrap_or_default();
-        Ok((policy.starts_with("volatile-") || policy.starts_with("allkeys-")).then_some(policy))
+        reply.get(1).cloned().ok_or_else(|| {
+            StoreError::Rejected("CONFIG GET maxmemory-policy answered nothing".to_string())
+        })
     }
 }
 
 /// Escape SCAN MATCH glob characters so that the prefix matches only itself.
-fn escape_glob(prefix: &str) -> String {
-    let mut escaped = String::with_capacity(prefix.len());
-    for ch in prefix.chars() {
-        if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
-            escaped.push('\\');
+fn escape_glob(prefix: &[u8]) -> Vec<u8> {
+    let mut escaped = Vec::with_capacity(prefix.len() + 1);
+    for &byte in prefix {
+        if matches!(byte, b'*' | b'?' | b'[' | b']' | b'\\') {
+            escaped.push(b'\\');
         }
-        escaped.push(ch);
+        escaped.push(byte);
     }
     escaped
+}
+
+fn length_reply(reply: &Value, command: &str) -> Result<u64, StoreError> {
+    match reply {
+        Value::Int(length) => Ok(u64::try_from(*length).unwrap_or(0)),
+        other => Err(StoreError::OutcomeUnknown(format!(
+            "{command} answered {other:?}, not a length"
+        ))),
+    }
+}
+
+fn connect_io_failure(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::ConnectionRefused => format!("connection refused ({error})"),
+        _ => format!("cannot connect: {error}"),
+    }
 }
 
 fn connect_failure(error: &RedisError) -> String {
@@ -402,11 +671,11 @@ fn connect_failure(error: &RedisError) -> String {
     } else if error.kind() == ErrorKind::AuthenticationFailed {
         format!("authentication failed: {error}")
     } else {
-        error.to_string()
+        format!("handshake failed: {error}")
     }
 }
 
-/// The first per-command error inside an EXEC reply, classified.
+/// The first per-command error inside an EXEC (or pipeline) reply, classified.
 fn first_server_error(replies: &[Value]) -> Option<StoreError> {
     replies.iter().find_map(|reply| match reply {
         Value::ServerError(error) => Some(classify_code(error.code(), &error.to_string())),
@@ -459,8 +728,8 @@ mod tests {
 
     #[test]
     fn glob_characters_in_the_prefix_are_escaped_for_scan() {
-        assert_eq!(escape_glob("ai:memory:"), "ai:memory:");
-        assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+        assert_eq!(escape_glob(b"ai:memory:"), b"ai:memory:");
+        assert_eq!(escape_glob(b"a*b?[c]\\"), b"a\\*b\\?\\[c\\]\\\\");
     }
 
     #[test]
@@ -479,5 +748,10 @@ mod tests {
             classify_code("NOPERM", "x"),
             StoreError::Rejected(_)
         ));
+    }
+
+    #[test]
+    fn tls_addresses_are_refused_until_supported() {
+        assert!(RedisStore::new("rediss://localhost:6380", RedisOptions::default()).is_err());
     }
 }

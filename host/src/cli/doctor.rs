@@ -1,0 +1,197 @@
+//! `agent-memory doctor`: check every session key and report each problem, without stopping.
+//!
+//! It reads the store directly (not through the policy), so it can look at what the agent API
+//! refuses to touch: keys whose session id is empty, too long, holds a control character or is
+//! not UTF-8 — all of which the Python original writes. Entries are judged with the storage
+//! format the default policy uses. A check that cannot be made (a key that vanished, `CONFIG`
+//! not permitted on a managed Redis) is reported as such, and the walk goes on.
+
+use std::process::ExitCode;
+
+use agent_memory::{KeyKind, Memory, Message, SessionId, Ttl, policy_evicts_sessions};
+
+use super::commands::problem_counts;
+use super::output::printable_bytes;
+
+/// How often progress is reported on stderr while walking a large store.
+const PROGRESS_EVERY: usize = 1000;
+
+/// Entries read per request: bounds the memory one page of a foreign, oversized list takes.
+const PAGE_ENTRIES: u64 = 100;
+
+/// What the walk found.
+#[derive(Default)]
+struct Findings {
+    problems: usize,
+    notes: usize,
+}
+
+impl Findings {
+    fn problem(&mut self, subject: &str, text: &str) {
+        self.problems += 1;
+        println!("{subject}: {text}");
+    }
+
+    fn note(&mut self, subject: &str, text: &str) {
+        self.notes += 1;
+        println!("{subject}: note: {text}");
+    }
+}
+
+/// Run the checks; exit status 1 when any problem was found.
+pub async fn run(memory: &Memory) -> anyhow::Result<ExitCode> {
+    let store = memory.store();
+    let mut findings = Findings::default();
+    match store.eviction_policy().await {
+        Ok(Some(policy)) if policy_evicts_sessions(&policy) => findings.problem(
+            "redis",
+            &format!(
+                "maxmemory-policy is {policy}: under memory pressure it can evict whole sessions \
+                 (every session key has a TTL). Prefer noeviction."
+            ),
+        ),
+        Ok(_) => {}
+        Err(error) => findings.note(
+            "redis",
+            &format!(
+                "could not check the eviction policy ({error}); CONFIG may not be permitted on \
+                 this server"
+            ),
+        ),
+    }
+    if let Some(embedded) = store.as_embedded()
+        && let Some(reason) = embedded.read_only_reason()
+    {
+        findings.note("store", &format!("opened read-only: {reason}"));
+    }
+    // Listing is the one step without which nothing else can be checked.
+    let sessions = memory.sessions().await?;
+    let total = sessions.len();
+    for (done, session) in sessions.iter().enumerate() {
+        if done > 0 && done % PROGRESS_EVERY == 0 {
+            eprintln!("checked {done}/{total} sessions…");
+        }
+        check_session(memory, session, &mut findings).await;
+    }
+    println!(
+        "checked {total} sessions in {}: {} problems{}",
+        store.describe(),
+        findings.problems,
+        match findings.notes {
+            0 => String::new(),
+            notes => format!(", {notes} checks that could not be made"),
+        }
+    );
+    Ok(if findings.problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn check_session(memory: &Memory, session: &[u8], findings: &mut Findings) {
+    let settings = memory.settings();
+    let store = memory.store();
+    let key = [settings.key_prefix.as_bytes(), session].concat();
+    let subject = format!("session {:?}", printable_bytes(session));
+    match std::str::from_utf8(session) {
+        Err(_) => findings.problem(
+            &subject,
+            "the session id is not UTF-8: agents cannot name it (another client wrote it)",
+        ),
+        Ok(id) => {
+            if let Err(reason) = SessionId::new(id) {
+                findings.problem(
+                    &subject,
+                    &format!("{reason}: agents cannot name it (another client wrote it)"),
+                );
+            }
+        }
+    }
+    let length = match store.kind(&key).await {
+        Ok(KeyKind::Missing) => return,
+        Ok(KeyKind::Other(kind)) => {
+            findings.problem(
+                &subject,
+                &format!("holds a {kind}, not a list: someone else's data under our prefix"),
+            );
+            return;
+        }
+        Ok(KeyKind::Damaged(reason)) => {
+            findings.problem(
+                &subject,
+                &format!(
+                    "its stored value is damaged ({reason}); `clear` deletes it, `repair` \
+                     rebuilds the file without it"
+                ),
+            );
+            return;
+        }
+        Ok(KeyKind::List(length)) => length,
+        Err(error) => {
+            findings.note(&subject, &format!("could not be inspected: {error}"));
+            return;
+        }
+    };
+    let window = u64::from(settings.max_messages);
+    if length > window {
+        findings.problem(
+            &subject,
+            &format!("holds {length} entries, over the window of {window}"),
+        );
+    }
+    match store.ttl(&key).await {
+        Ok(Ttl::Persistent) => findings.problem(&subject, "has no TTL: it never expires"),
+        Ok(_) => {}
+        Err(error) => findings.note(&subject, &format!("TTL could not be read: {error}")),
+    }
+    check_entries(memory, &key, length, &subject, findings).await;
+}
+
+/// Decode the entries as the default policy does and report those that are not messages.
+async fn check_entries(
+    memory: &Memory,
+    key: &[u8],
+    length: u64,
+    subject: &str,
+    findings: &mut Findings,
+) {
+    // Read at most what a policy call may read, newest first, a page at a time: a list another
+    // writer grew beyond that is reported above as over the window, and its tail is what
+    // agents see.
+    let read = length.min(u64::from(memory.limits().max_entries_read));
+    let mut problems = Vec::new();
+    let mut done = 0u64;
+    while done < read {
+        let page = PAGE_ENTRIES.min(read - done);
+        let stop = -1 - i64::try_from(done).unwrap_or(i64::MAX);
+        let start = stop - i64::try_from(page).unwrap_or(i64::MAX) + 1;
+        match memory.store().entries(key, start, stop).await {
+            Ok(entries) => problems.extend(
+                entries
+                    .iter()
+                    .filter_map(|bytes| Message::from_entry(bytes).err()),
+            ),
+            Err(error) => {
+                findings.note(subject, &format!("entries could not be read: {error}"));
+                return;
+            }
+        }
+        done += page;
+    }
+    if !problems.is_empty() {
+        let checked = if read < length {
+            format!(" (of the newest {read} checked)")
+        } else {
+            String::new()
+        };
+        findings.problem(
+            subject,
+            &format!(
+                "{} entries are not messages{checked}: {} (skipped on read)",
+                problems.len(),
+                problem_counts(problems.into_iter())
+            ),
+        );
+    }
+}

@@ -1,0 +1,75 @@
+"""A long-lived driver of the Python original for property tests: one JSON request per line on
+stdin, one JSON reply per line on stdout, so thousands of cases do not pay for starting Python.
+
+Requests (JSON text travels as JSON strings, so NaN and lone surrogates survive the pipe):
+
+    {"op": "add", "session": S, "texts": [T, ...]}   original.add_messages(S, [json.loads(T)...])
+    {"op": "get", "session": S}                       -> {"text": json.dumps(original.get_context(S))}
+    {"op": "entries", "session": S}                   -> {"entries": [latin-1 of each raw entry]}
+    {"op": "canonical", "text": T}                    -> {"text": json.dumps(json.loads(T))}
+    {"op": "loads_equal", "session": S, "texts": [T]} -> {"equal": [json.loads(entry) == json.loads(T)]}
+
+Every reply is {"ok": true, ...} or {"ok": false, "error": "..."}.
+"""
+
+import json
+import sys
+
+import redis
+
+from original import RedisMemoryRepository
+
+
+def same(a, b):
+    """Equality that also holds for NaN (json.loads makes a new float object each time)."""
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, float):
+        # 0.0 == -0.0 in Python; the sign is part of the value we keep.
+        return a == b and str(a) == str(b)
+    return a == b
+
+
+def handle(repository, client, request):
+    op = request["op"]
+    if op == "add":
+        repository.add_messages(request["session"], [json.loads(t) for t in request["texts"]])
+        return {}
+    if op == "get":
+        return {"text": json.dumps(repository.get_context(request["session"]))}
+    if op == "entries":
+        raw = client.lrange(repository._key(request["session"]), 0, -1)
+        return {"entries": [entry.decode("latin-1") for entry in raw]}
+    if op == "canonical":
+        return {"text": json.dumps(json.loads(request["text"]))}
+    if op == "loads_equal":
+        raw = client.lrange(repository._key(request["session"]), 0, -1)
+        return {
+            "equal": [
+                same(json.loads(entry), json.loads(text))
+                for entry, text in zip(raw, request["texts"])
+            ]
+        }
+    raise ValueError(f"unknown op {op}")
+
+
+def main():
+    client = redis.Redis.from_url(sys.argv[1])
+    repository = RedisMemoryRepository(client)
+    for line in sys.stdin:
+        try:
+            reply = {"ok": True, **handle(repository, client, json.loads(line))}
+        except Exception as error:  # reported to the test, which fails with it
+            reply = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
