@@ -161,11 +161,7 @@ pub fn write_float(out: &mut String, float: f64) {
         out.push_str(if float > 0.0 { "Infinity" } else { "-Infinity" });
         return;
     }
-    // Rust's `{:e}` gives the shortest digits that round-trip (what CPython's repr uses, the
-    // closest such digits when there is a choice); only the layout differs.
-    let mut scientific = String::with_capacity(32);
-    // Writing to a String cannot fail.
-    let _ = write!(scientific, "{float:e}");
+    let scientific = shortest_scientific(float);
     let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
     let (sign, mantissa) = match mantissa.strip_prefix('-') {
@@ -203,6 +199,33 @@ pub fn write_float(out: &mut String, float: f64) {
     }
 }
 
+/// The shortest digits that read back as `float`, in Rust's `{:e}` layout, chosen as CPython's
+/// `repr` chooses them.
+///
+/// Rust's `{:e}` gives the shortest digits that round-trip, the closest to the exact value when
+/// several do — as CPython does — but breaks an exact tie between two such candidates upwards,
+/// where CPython takes the even last digit (2000000000000000.25 is `...0.2` in Python, `...0.3`
+/// in Rust). Rust's fixed-precision formatting rounds exact ties to even, so the same number of
+/// digits formatted that way is CPython's choice whenever it also reads back as `float`.
+fn shortest_scientific(float: f64) -> String {
+    let mut shortest = String::with_capacity(32);
+    // Writing to a String cannot fail.
+    let _ = write!(shortest, "{float:e}");
+    let digits = shortest
+        .split('e')
+        .next()
+        .unwrap_or("")
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .count();
+    let mut even = String::with_capacity(32);
+    let _ = write!(even, "{:.*e}", digits.saturating_sub(1), float);
+    if even != shortest && even.parse::<f64>() == Ok(float) {
+        return even;
+    }
+    shortest
+}
+
 /// `text` as a quoted JSON string with Python's `ensure_ascii` escaping, appended to `out`.
 pub fn write_str(out: &mut String, text: &str) {
     out.push('"');
@@ -236,13 +259,20 @@ pub fn write_str(out: &mut String, text: &str) {
 }
 
 /// The length in bytes of `text` as [`write_str`] writes it, quotes included.
+///
+/// Counted from the UTF-8 bytes, without decoding characters (the host runs this on every
+/// message before a call): a leading byte of a 4-byte sequence is a character beyond U+FFFF
+/// (a surrogate pair, 12 bytes escaped), another leading byte a 6-byte escape, and
+/// continuation bytes add nothing.
 pub fn escaped_len(text: &str) -> usize {
     2 + text
-        .chars()
-        .map(|ch| match ch {
-            '"' | '\\' | '\n' | '\r' | '\t' | '\u{08}' | '\u{0c}' => 2,
-            ' '..='~' => 1,
-            _ => 6 * ch.len_utf16(),
+        .bytes()
+        .map(|byte| match byte {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            b' '..=b'~' => 1,
+            0x80..=0xbf => 0,
+            0xf0..=0xff => 12,
+            _ => 6,
         })
         .sum::<usize>()
 }
@@ -393,16 +423,18 @@ fn parse_document(
         lone_surrogates,
         depth: 0,
         max_depth,
-        saw_lone_surrogate: false,
+        lone_in_string: false,
     };
     parser.skip_whitespace();
-    let value = parser.value()?;
+    let (value, lone) = parser.value()?;
     parser.skip_whitespace();
     if parser.pos != parser.bytes.len() {
         return Err(parser.syntax());
     }
-    // Reported only for a document Python would load: otherwise it is simply not JSON.
-    if parser.saw_lone_surrogate {
+    // Reported only for a document Python would load (otherwise it is simply not JSON), and
+    // only when a lone surrogate is still in the value once repeated members have replaced
+    // earlier ones, as they do in the dict Python builds.
+    if lone > 0 {
         return Err(ParseError::LoneSurrogate);
     }
     Ok(value)
@@ -417,9 +449,13 @@ struct Parser<'a> {
     lone_surrogates: &'a [usize],
     depth: usize,
     max_depth: usize,
-    /// A string held a lone surrogate (see [`ParseError::LoneSurrogate`]).
-    saw_lone_surrogate: bool,
+    /// The string being read holds a lone surrogate (see [`ParseError::LoneSurrogate`]).
+    lone_in_string: bool,
 }
+
+/// A parsed value, and how many strings in it hold a lone surrogate (which Python loads and a
+/// Rust string cannot hold; they stand as U+FFFD meanwhile).
+type Parsed = (Value, usize);
 
 impl Parser<'_> {
     fn syntax(&self) -> ParseError {
@@ -437,18 +473,20 @@ impl Parser<'_> {
         }
     }
 
-    fn literal(&mut self, word: &str, value: Value) -> Result<Value, ParseError> {
+    fn literal(&mut self, word: &str, value: Value) -> Result<Parsed, ParseError> {
         if self.bytes[self.pos..].starts_with(word.as_bytes()) {
             self.pos += word.len();
-            Ok(value)
+            Ok((value, 0))
         } else {
             Err(self.syntax())
         }
     }
 
-    fn value(&mut self) -> Result<Value, ParseError> {
+    fn value(&mut self) -> Result<Parsed, ParseError> {
         match self.peek() {
-            Some(b'"') => self.string().map(Value::Str),
+            Some(b'"') => self
+                .string()
+                .map(|(text, lone)| (Value::Str(text), usize::from(lone))),
             Some(b'{') => self.nested(Self::object),
             Some(b'[') => self.nested(Self::array),
             Some(b'n') => self.literal("null", Value::Null),
@@ -459,15 +497,15 @@ impl Parser<'_> {
             Some(b'-') if self.bytes[self.pos..].starts_with(b"-Infinity") => {
                 self.literal("-Infinity", Value::Float(f64::NEG_INFINITY))
             }
-            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'-' | b'0'..=b'9') => self.number().map(|number| (number, 0)),
             _ => Err(self.syntax()),
         }
     }
 
     fn nested(
         &mut self,
-        parse: fn(&mut Self) -> Result<Value, ParseError>,
-    ) -> Result<Value, ParseError> {
+        parse: fn(&mut Self) -> Result<Parsed, ParseError>,
+    ) -> Result<Parsed, ParseError> {
         if self.depth >= self.max_depth {
             return Err(ParseError::TooDeep);
         }
@@ -477,57 +515,60 @@ impl Parser<'_> {
         value
     }
 
-    fn array(&mut self) -> Result<Value, ParseError> {
+    fn array(&mut self) -> Result<Parsed, ParseError> {
         self.pos += 1; // '['
         let mut items = Vec::new();
+        let mut lone = 0;
         self.skip_whitespace();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            return Ok(Value::Array(items));
+            return Ok((Value::Array(items), 0));
         }
         loop {
             self.skip_whitespace();
-            items.push(self.value()?);
+            let (item, item_lone) = self.value()?;
+            items.push(item);
+            lone += item_lone;
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b']') => {
                     self.pos += 1;
-                    return Ok(Value::Array(items));
+                    return Ok((Value::Array(items), lone));
                 }
                 _ => return Err(self.syntax()),
             }
         }
     }
 
-    fn object(&mut self) -> Result<Value, ParseError> {
+    fn object(&mut self) -> Result<Parsed, ParseError> {
         self.pos += 1; // '{'
         let mut members = Members::default();
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(Value::Object(members.into_vec()));
+            return Ok(members.into_parsed());
         }
         loop {
             self.skip_whitespace();
             if self.peek() != Some(b'"') {
                 return Err(self.syntax());
             }
-            let name = self.string()?;
+            let (name, name_lone) = self.string()?;
             self.skip_whitespace();
             if self.peek() != Some(b':') {
                 return Err(self.syntax());
             }
             self.pos += 1;
             self.skip_whitespace();
-            let value = self.value()?;
-            members.insert(name, value);
+            let (value, value_lone) = self.value()?;
+            members.insert(name, name_lone, value, value_lone);
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
-                    return Ok(Value::Object(members.into_vec()));
+                    return Ok(members.into_parsed());
                 }
                 _ => return Err(self.syntax()),
             }
@@ -594,9 +635,11 @@ impl Parser<'_> {
         }
     }
 
-    /// A string token (the cursor on its opening quote), unescaped.
-    fn string(&mut self) -> Result<String, ParseError> {
+    /// A string token (the cursor on its opening quote), unescaped, and whether it holds a
+    /// lone surrogate.
+    fn string(&mut self) -> Result<(String, bool), ParseError> {
         self.pos += 1; // '"'
+        self.lone_in_string = false;
         let start = self.pos;
         let mut out: Option<String> = None;
         let mut run_start = start;
@@ -609,13 +652,14 @@ impl Parser<'_> {
                     let end = self.pos;
                     self.pos += 1;
                     self.note_lone_surrogates(start, end);
-                    return Ok(match out {
+                    let text = match out {
                         Some(mut text) => {
                             text.push_str(&self.text[run_start..end]);
                             text
                         }
                         None => self.text[start..end].to_string(),
-                    });
+                    };
+                    return Ok((text, self.lone_in_string));
                 }
                 b'\\' => {
                     let text = out.get_or_insert_with(String::new);
@@ -641,7 +685,7 @@ impl Parser<'_> {
             .get(first_at_or_after)
             .is_some_and(|&at| at < end)
         {
-            self.saw_lone_surrogate = true;
+            self.lone_in_string = true;
         }
     }
 
@@ -689,7 +733,7 @@ impl Parser<'_> {
             }
             self.pos = mark;
         }
-        self.saw_lone_surrogate = true;
+        self.lone_in_string = true;
         Ok(char::REPLACEMENT_CHARACTER)
     }
 
@@ -714,45 +758,54 @@ impl Parser<'_> {
 
 /// Object members as a Python `dict` collects them: a repeated name keeps its first position
 /// and takes the last value. Small objects are searched linearly; large ones get an index so
-/// that a hostile entry with thousands of members stays linear-logarithmic.
+/// that a hostile entry with thousands of members stays linear-logarithmic. Lone surrogates
+/// are counted per member, so one in a value that a repeated name replaces no longer counts;
+/// one in a name always does.
 #[derive(Default)]
 struct Members {
-    list: Vec<(String, Value)>,
+    list: Vec<(String, Value, usize)>,
     index: Option<BTreeMap<String, usize>>,
+    lone_in_names: usize,
 }
 
 impl Members {
     /// Past this many members, names are indexed.
     const LINEAR_SEARCH_MAX: usize = 16;
 
-    fn insert(&mut self, name: String, value: Value) {
+    fn insert(&mut self, name: String, name_lone: bool, value: Value, value_lone: usize) {
+        self.lone_in_names += usize::from(name_lone);
+        let existing = match &self.index {
+            Some(index) => index.get(&name).copied(),
+            None => self.list.iter().position(|(known, _, _)| *known == name),
+        };
+        if let Some(at) = existing {
+            self.list[at].1 = value;
+            self.list[at].2 = value_lone;
+            return;
+        }
         if let Some(index) = &mut self.index {
-            if let Some(&at) = index.get(&name) {
-                self.list[at].1 = value;
-            } else {
-                index.insert(name.clone(), self.list.len());
-                self.list.push((name, value));
-            }
-            return;
+            index.insert(name.clone(), self.list.len());
         }
-        if let Some(existing) = self.list.iter_mut().find(|(known, _)| *known == name) {
-            existing.1 = value;
-            return;
-        }
-        self.list.push((name, value));
-        if self.list.len() > Self::LINEAR_SEARCH_MAX {
+        self.list.push((name, value, value_lone));
+        if self.index.is_none() && self.list.len() > Self::LINEAR_SEARCH_MAX {
             let index = self
                 .list
                 .iter()
                 .enumerate()
-                .map(|(at, (known, _))| (known.clone(), at))
+                .map(|(at, (known, _, _))| (known.clone(), at))
                 .collect();
             self.index = Some(index);
         }
     }
 
-    fn into_vec(self) -> Vec<(String, Value)> {
-        self.list
+    fn into_parsed(self) -> Parsed {
+        let lone = self.lone_in_names + self.list.iter().map(|(_, _, lone)| lone).sum::<usize>();
+        let members = self
+            .list
+            .into_iter()
+            .map(|(name, value, _)| (name, value))
+            .collect();
+        (Value::Object(members), lone)
     }
 }
 
@@ -838,6 +891,19 @@ mod tests {
     }
 
     #[test]
+    fn exact_ties_between_two_shortest_forms_take_the_even_digit_as_python_does() {
+        // python3 -c 'print(repr(2000000000000000.25), repr(2000000000000000.75), ...)'
+        assert_eq!(
+            roundtrip(
+                "[2000000000000000.25, 2000000000000000.75, 1000000000000000.375, \
+                 1000000000000000.625, 4000000000000000.5, 1e23, 5e-324]"
+            ),
+            "[2000000000000000.2, 2000000000000000.8, 1000000000000000.4, \
+             1000000000000000.6, 4000000000000000.5, 1e+23, 5e-324]"
+        );
+    }
+
+    #[test]
     fn pythons_non_finite_constants_are_read_and_written() {
         assert_eq!(
             roundtrip("[NaN, Infinity, -Infinity]"),
@@ -882,6 +948,24 @@ mod tests {
             );
         }
         assert_eq!(loads(br#"{"\udfff": 1}"#), Err(ParseError::LoneSurrogate));
+    }
+
+    #[test]
+    fn a_lone_surrogate_replaced_by_a_repeated_member_is_gone_as_in_python() {
+        // python3 -c 'import json; print(json.dumps(json.loads(TEXT)))' prints the right side.
+        assert_eq!(
+            roundtrip(r#"{"a": ["\ud800"], "b": 1, "a": null}"#),
+            r#"{"a": null, "b": 1}"#
+        );
+        assert_eq!(
+            loads(br#"{"a": null, "a": "\ud800"}"#),
+            Err(ParseError::LoneSurrogate)
+        );
+        // A lone surrogate in a name stays, whatever comes after.
+        assert_eq!(
+            loads(br#"{"\ud800": 1, "\ud800": 2}"#),
+            Err(ParseError::LoneSurrogate)
+        );
     }
 
     #[test]

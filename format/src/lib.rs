@@ -168,6 +168,13 @@ mod properties {
         }
 
         #[test]
+        fn escaped_len_is_the_length_write_str_writes(text in any::<String>()) {
+            let mut out = String::new();
+            json::write_str(&mut out, &text);
+            prop_assert_eq!(json::escaped_len(&text), out.len());
+        }
+
+        #[test]
         fn no_bytes_make_the_reader_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
             let _ = json::loads(&bytes);
             let _ = crate::entry::decode(&bytes);

@@ -53,10 +53,11 @@ pub enum MemoryError {
 /// How a policy component failed during a call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
-    /// It used more compute than [`crate::Limits::fuel`] allows.
+    /// It used more compute than its budget ([`crate::Limits::fuel_base`] plus
+    /// [`crate::Limits::fuel_per_byte`] for each byte it was handed).
     #[error("used more than its compute budget of {fuel} fuel")]
     ComputeBudgetExceeded {
-        /// The budget it ran through.
+        /// The budget it ran through: everything granted to the call.
         fuel: u64,
     },
     /// The whole call took longer than [`crate::Limits::call_timeout`].

@@ -128,9 +128,7 @@ impl From<&Value> for Json {
     /// Every `serde_json::Value` has an exact canonical form: integers keep their digits,
     /// floats are written as Python's `repr` writes the same double.
     fn from(value: &Value) -> Self {
-        let mut text = String::new();
-        write_serde(&mut text, value);
-        Self { text }
+        Self::from_py(&py_value_of(value))
     }
 }
 
@@ -142,42 +140,27 @@ impl TryFrom<&Json> for Value {
     }
 }
 
-/// Write a `serde_json::Value` as `json.dumps` writes the same Python value.
-fn write_serde(out: &mut String, value: &Value) {
+/// A `serde_json::Value` as the storage format's value. Exact: a serde number is an i64, a u64
+/// or a finite f64, and each has its Python counterpart.
+pub(crate) fn py_value_of(value: &Value) -> PyValue {
     match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
+        Value::Null => PyValue::Null,
+        Value::Bool(flag) => PyValue::Bool(*flag),
         Value::Number(number) => match (number.as_i64(), number.as_u64(), number.as_f64()) {
-            (Some(int), _, _) => out.push_str(&int.to_string()),
-            (None, Some(int), _) => out.push_str(&int.to_string()),
-            (None, None, Some(float)) => pyjson::write_float(out, float),
+            (Some(int), _, _) => PyValue::Int(int.to_string()),
+            (None, Some(int), _) => PyValue::Int(int.to_string()),
+            (None, None, Some(float)) => PyValue::Float(float),
             // serde_json numbers are always one of the three.
-            (None, None, None) => out.push_str("null"),
+            (None, None, None) => PyValue::Null,
         },
-        Value::String(text) => pyjson::write_str(out, text),
-        Value::Array(items) => {
-            out.push('[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push_str(", ");
-                }
-                write_serde(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(members) => {
-            out.push('{');
-            for (index, (name, member)) in members.iter().enumerate() {
-                if index > 0 {
-                    out.push_str(", ");
-                }
-                pyjson::write_str(out, name);
-                out.push_str(": ");
-                write_serde(out, member);
-            }
-            out.push('}');
-        }
+        Value::String(text) => PyValue::Str(text.clone()),
+        Value::Array(items) => PyValue::Array(items.iter().map(py_value_of).collect()),
+        Value::Object(members) => PyValue::Object(
+            members
+                .iter()
+                .map(|(name, member)| (name.clone(), py_value_of(member)))
+                .collect(),
+        ),
     }
 }
 

@@ -10,7 +10,7 @@ use agent_memory_format::json::{self as pyjson, Value as PyValue};
 use serde_json::Value;
 
 use crate::bindings;
-use crate::json::{Json, JsonError, NotStandardJson};
+use crate::json::{self, Json, JsonError, NotStandardJson};
 use crate::report::EntryProblem;
 
 /// One conversation message.
@@ -113,7 +113,7 @@ impl Message {
 
     /// A message from a JSON object such as `{"role": "user", "content": "hi"}`.
     pub fn from_json(value: &Value) -> Result<Self, MessageJsonError> {
-        Self::from_py(pyjson_of(value))
+        Self::from_py(json::py_value_of(value))
     }
 
     /// A message from JSON text, read as Python's `json.loads` reads it (so `NaN` and integers
@@ -279,29 +279,6 @@ impl Message {
             content,
             members,
         })
-    }
-}
-
-/// A `serde_json::Value` as the storage format's value (exact: serde numbers are i64, u64 or
-/// a finite f64).
-fn pyjson_of(value: &Value) -> PyValue {
-    match value {
-        Value::Null => PyValue::Null,
-        Value::Bool(flag) => PyValue::Bool(*flag),
-        Value::Number(number) => match (number.as_i64(), number.as_u64(), number.as_f64()) {
-            (Some(int), _, _) => PyValue::Int(int.to_string()),
-            (None, Some(int), _) => PyValue::Int(int.to_string()),
-            (None, None, Some(float)) => PyValue::Float(float),
-            (None, None, None) => PyValue::Null,
-        },
-        Value::String(text) => PyValue::Str(text.clone()),
-        Value::Array(items) => PyValue::Array(items.iter().map(pyjson_of).collect()),
-        Value::Object(members) => PyValue::Object(
-            members
-                .iter()
-                .map(|(name, member)| (name.clone(), pyjson_of(member)))
-                .collect(),
-        ),
     }
 }
 

@@ -5,9 +5,15 @@
 //! Limits: linear memory (`StoreLimits`), compute (fuel: the policy's own instructions, see
 //! [`crate::engine`] for why), and a wall-clock bound on the whole call (fuel does not run out
 //! while a host call waits on I/O; the store's own timeouts and this bound stop that).
+//!
+//! The compute budget is a fixed part plus an allowance per byte handed to the policy: the
+//! messages of a write (granted before the call) and each store reply (granted as it returns
+//! to the guest, through the store's call hook, the one place that can add fuel while the
+//! guest runs). A policy handed little data that loops is stopped after the fixed part; a
+//! legitimate read of a large window gets the fuel its size calls for.
 
 use tracing::Instrument;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{CallHook, StoreLimits, StoreLimitsBuilder};
 
 use crate::bindings::{self, Level};
 use crate::engine;
@@ -28,11 +34,37 @@ pub(crate) struct CallState {
     guard: Guard,
     settings: bindings::Settings,
     store_limits: StoreLimits,
-    fuel: u64,
+    fuel: FuelAccount,
+}
+
+/// The call's compute budget: what it was granted, and what waits to be added when control
+/// returns to the guest.
+struct FuelAccount {
+    per_byte: u64,
+    granted: u64,
+    pending: u64,
+}
+
+impl FuelAccount {
+    /// Grant the allowance for `bytes` handed to the policy; added on return to the guest.
+    fn grant_for(&mut self, bytes: u64) {
+        let fuel = bytes.saturating_mul(self.per_byte);
+        self.pending = self.pending.saturating_add(fuel);
+        self.granted = self.granted.saturating_add(fuel);
+    }
 }
 
 impl CallState {
-    fn new(store: Option<Store>, settings: &Settings, session_id: &str, limits: &Limits) -> Self {
+    fn new(
+        store: Option<Store>,
+        settings: &Settings,
+        session_id: &str,
+        limits: &Limits,
+        request_bytes: u64,
+    ) -> Self {
+        let initial = limits
+            .fuel_base
+            .saturating_add(request_bytes.saturating_mul(limits.fuel_per_byte));
         Self {
             store,
             guard: Guard::new(
@@ -51,20 +83,34 @@ impl CallState {
                 // which is a trap. Trapping right away gives the clearer error.
                 .trap_on_grow_failure(true)
                 .build(),
-            fuel: limits.fuel,
+            fuel: FuelAccount {
+                per_byte: limits.fuel_per_byte,
+                granted: initial,
+                pending: 0,
+            },
         }
     }
 }
 
 /// A wasmtime store for one call, with every limit in place.
 fn new_store(state: CallState) -> wasmtime::Store<CallState> {
-    let fuel = state.fuel;
+    let fuel = state.fuel.granted;
     let mut store = wasmtime::Store::new(engine::shared(), state);
     store.limiter(|state| &mut state.store_limits);
     // Both only fail when fuel is not enabled in the engine, which `engine::config` does; a
     // store left without fuel would trap at once, visibly, rather than run unbounded.
     let _ = store.set_fuel(fuel);
     let _ = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL));
+    store.call_hook(|mut context, hook| {
+        if matches!(hook, CallHook::ReturningFromHost) {
+            let pending = std::mem::take(&mut context.data_mut().fuel.pending);
+            if pending > 0 {
+                let left = context.get_fuel()?;
+                context.set_fuel(left.saturating_add(pending))?;
+            }
+        }
+        Ok(())
+    });
     store
 }
 
@@ -75,6 +121,7 @@ pub(crate) fn trial_store() -> wasmtime::Store<CallState> {
         &Settings::default(),
         "trial",
         &Limits::default(),
+        0,
     ))
 }
 
@@ -83,6 +130,32 @@ pub(crate) enum Request {
     GetContext,
     AddMessages(Vec<bindings::Message>),
     Clear,
+}
+
+impl Request {
+    /// Bytes of message data the request hands the policy (roles, contents and members).
+    fn bytes(&self) -> u64 {
+        match self {
+            Self::GetContext | Self::Clear => 0,
+            Self::AddMessages(messages) => messages
+                .iter()
+                .map(|message| {
+                    let content = match &message.content {
+                        Some(bindings::Content::Text(text) | bindings::Content::Json(text)) => {
+                            text.len()
+                        }
+                        None => 0,
+                    };
+                    let members: usize = message
+                        .extra
+                        .iter()
+                        .map(|(name, value)| name.len() + value.len())
+                        .sum();
+                    (message.role.len() + content + members) as u64
+                })
+                .sum(),
+        }
+    }
 }
 
 /// The policy's answer, still in WIT types.
@@ -101,7 +174,14 @@ pub(crate) async fn call(
     session_id: &str,
     request: Request,
 ) -> Result<Response, PolicyError> {
-    let state = CallState::new(Some(store.clone()), settings, session_id, limits);
+    let request_bytes = request.bytes();
+    let state = CallState::new(
+        Some(store.clone()),
+        settings,
+        session_id,
+        limits,
+        request_bytes,
+    );
     let mut wasm_store = new_store(state);
     let run = async {
         let instance = policy
@@ -135,7 +215,7 @@ pub(crate) async fn call(
                 .await
                 .map(Response::Clear),
         };
-        response.map_err(|error| classify_trap(&error, limits))
+        response.map_err(|error| classify_trap(&error, wasm_store.data().fuel.granted))
     };
     match tokio::time::timeout(limits.call_timeout, run).await {
         Ok(result) => result,
@@ -147,9 +227,9 @@ fn classify_instantiate(error: &wasmtime::Error) -> PolicyError {
     PolicyError::Instantiate(format!("{error:#}"))
 }
 
-fn classify_trap(error: &wasmtime::Error, limits: &Limits) -> PolicyError {
+fn classify_trap(error: &wasmtime::Error, granted: u64) -> PolicyError {
     if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
-        return PolicyError::ComputeBudgetExceeded { fuel: limits.fuel };
+        return PolicyError::ComputeBudgetExceeded { fuel: granted };
     }
     PolicyError::Trapped(format!("{error:#}"))
 }
@@ -187,10 +267,13 @@ impl bindings::agent_memory::policy::store::Host for CallState {
         let entries = store
             .read_range(&key, range.start, range.stop)
             .instrument(span)
-            .await;
-        Ok(entries
-            .and_then(|entries| self.guard.check_read_reply(&entries).map(|()| entries))
-            .map_err(Into::into))
+            .await
+            .and_then(|entries| self.guard.check_read_reply(&entries).map(|()| entries));
+        if let Ok(entries) = &entries {
+            let bytes: u64 = entries.iter().map(|entry| entry.len() as u64).sum();
+            self.fuel.grant_for(bytes);
+        }
+        Ok(entries.map_err(Into::into))
     }
 
     async fn apply(

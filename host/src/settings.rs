@@ -27,13 +27,20 @@ pub const DEFAULT_MEMORY_BYTES: usize = 256 << 20;
 /// [`Limits::check_against`] uses it.
 pub const WINDOW_MEMORY_FACTOR: u64 = 4;
 
-/// Compute budget of one call, in wasmtime fuel (about one unit per WebAssembly instruction):
-/// 10 billion. Reading a full window of maximum-size messages (50 x 1 MiB, the heaviest call
-/// the default settings allow) takes about 1.3 billion with the default policy; an ordinary
-/// call takes well under a million. A runaway loop burns 10 billion in a few seconds of CPU.
-/// Fuel counts the policy's own work only, so a busy machine never makes a legitimate call
-/// fail (wall time does not enter into it).
-pub const DEFAULT_FUEL: u64 = 10_000_000_000;
+/// The fixed part of a call's compute budget, in wasmtime fuel (about one unit per WebAssembly
+/// instruction): 100 million, tens of milliseconds of CPU. An ordinary call of the default
+/// policy uses well under a million; a runaway loop that was handed little data is stopped
+/// after this much.
+pub const DEFAULT_FUEL_BASE: u64 = 100_000_000;
+
+/// The part of a call's compute budget that grows with the data the policy is handed: fuel per
+/// byte of the messages it is given to write and of every store reply it reads. The work of
+/// decoding and encoding is proportional to the bytes, with a constant that depends on their
+/// shape. Measured on full windows of 50 messages of 1 MiB (`tests/examples/fuel_probe.rs`),
+/// the default policy needs per byte: ASCII text 30 to read, 54 to write; non-ASCII text 61 and
+/// 177 (each UTF-8 byte becomes part of a `\uXXXX` escape); lists of floats, integers or small
+/// objects, the worst shapes, 230 to 285. 1,000 leaves a margin of 3.5 over the worst.
+pub const DEFAULT_FUEL_PER_BYTE: u64 = 1_000;
 
 /// Fuel between yields to the async executor: a long call shares its thread every few
 /// milliseconds instead of holding it to the end.
@@ -167,9 +174,13 @@ impl Settings {
 pub struct Limits {
     /// Largest linear memory of the policy instance ([`DEFAULT_MEMORY_BYTES`]).
     pub memory_bytes: usize,
-    /// Compute budget of one call in wasmtime fuel ([`DEFAULT_FUEL`]): the policy's own work,
-    /// not the time it waits on the store, and not the time the machine is busy elsewhere.
-    pub fuel: u64,
+    /// Compute budget of one call in wasmtime fuel, fixed part ([`DEFAULT_FUEL_BASE`]). The
+    /// budget counts the policy's own work: not the time it waits on the store, and not the
+    /// time the machine is busy elsewhere, so load never fails a legitimate call.
+    pub fuel_base: u64,
+    /// Compute budget per byte handed to the policy ([`DEFAULT_FUEL_PER_BYTE`]): the messages
+    /// of a write, and every store reply as it arrives.
+    pub fuel_per_byte: u64,
     /// Wall-clock bound on a whole call, store time included ([`DEFAULT_CALL_TIMEOUT`]).
     pub call_timeout: Duration,
     /// Store calls one request may make ([`DEFAULT_MAX_STORE_CALLS`]).
@@ -191,7 +202,8 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             memory_bytes: DEFAULT_MEMORY_BYTES,
-            fuel: DEFAULT_FUEL,
+            fuel_base: DEFAULT_FUEL_BASE,
+            fuel_per_byte: DEFAULT_FUEL_PER_BYTE,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             max_store_calls: DEFAULT_MAX_STORE_CALLS,
             max_ops_per_transaction: DEFAULT_MAX_OPS_PER_TRANSACTION,
@@ -208,7 +220,7 @@ impl Limits {
     pub fn validate(&self) -> Result<(), SettingsError> {
         let zero = [
             ("memory_bytes", self.memory_bytes == 0),
-            ("fuel", self.fuel == 0),
+            ("fuel_base", self.fuel_base == 0),
             ("call_timeout", self.call_timeout.is_zero()),
             ("max_store_calls", self.max_store_calls == 0),
             ("max_ops_per_transaction", self.max_ops_per_transaction == 0),

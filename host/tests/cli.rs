@@ -1,67 +1,20 @@
 //! The `agent-memory` binary, run as an operator would: on the embedded default store, and
 //! against a Redis that is not there.
 
-use std::io::Write;
-use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
-
 use agent_memory_tests::RedisServer;
+use agent_memory_tests::cli::{Cli, Stdin, assert_one_line_failure, stderr, stdout};
 use redis::Commands;
 use serde_json::{Value, json};
 
-/// The CLI with its data and cache directories in `home`, so runs never touch the real ones.
-fn cli(home: &tempfile::TempDir, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-memory"))
-        .args(args)
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .env("XDG_CACHE_HOME", home.path().join("cache"))
-        .env_remove("AGENT_MEMORY_STORE")
-        .env_remove("AGENT_MEMORY_POLICY")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running agent-memory");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("writing stdin");
-    }
-    drop(input);
-    child.wait_with_output().expect("agent-memory output")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).expect("UTF-8 stdout")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).expect("UTF-8 stderr")
-}
-
-/// A failure is exactly one `error:` line on stderr and exit status 1: no panic, no backtrace.
-fn assert_one_line_failure(output: &Output) -> String {
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "stdout: {}\nstderr: {}",
-        stdout(output),
-        stderr(output)
-    );
-    let err = stderr(output);
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "stderr: {err}");
-    assert!(lines[0].starts_with("error: "), "stderr: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "{err}"
-    );
-    lines[0].to_string()
+/// The binary under test, with a home of its own.
+fn agent_memory() -> Cli {
+    Cli::new(env!("CARGO_BIN_EXE_agent-memory"))
 }
 
 #[test]
 fn demo_stores_a_conversation_and_reads_it_back_with_no_server() {
-    let home = tempfile::tempdir().unwrap();
-    let output = cli(&home, &["demo"], None);
+    let home = agent_memory();
+    let output = home.run(&["demo"]);
     assert!(
         output.status.success(),
         "{}{}",
@@ -71,73 +24,76 @@ fn demo_stores_a_conversation_and_reads_it_back_with_no_server() {
     let out = stdout(&output);
     assert!(out.contains("get:    4 messages"), "{out}");
     assert!(out.contains("ok: stored 4 messages"), "{out}");
-    assert!(home.path().join("data/agent-memory/memory.redb").exists());
+    assert!(home.home().join("data/agent-memory/memory.redb").exists());
     // A second run finds the compiled policy in the cache and the store file in place.
     assert!(
-        home.path()
+        home.home()
             .join("cache/agent-memory/policies")
             .read_dir()
             .unwrap()
             .next()
             .is_some()
     );
-    assert!(cli(&home, &["demo"], None).status.success());
+    assert!(home.run(&["demo"]).status.success());
 }
 
 #[test]
 fn add_get_ttl_sessions_and_clear_work_across_processes() {
-    let home = tempfile::tempdir().unwrap();
-    assert!(cli(&home, &["add", "s1", "hello"], None).status.success());
-    let added = cli(
-        &home,
-        &["add", "s1", "--role", "assistant", "hi there"],
-        None,
-    );
+    let home = agent_memory();
+    assert!(home.run(&["add", "s1", "hello"]).status.success());
+    let added = home.run(&["add", "s1", "--role", "assistant", "hi there"]);
     assert_eq!(stdout(&added).trim(), "stored 1 (session holds 2)");
 
-    let listed = cli(&home, &["get", "s1"], None);
+    let listed = home.run(&["get", "s1"]);
     assert_eq!(
         stdout(&listed),
         "[1] user: hello\n[2] assistant: hi there\n"
     );
 
-    let ttl = cli(&home, &["ttl", "s1"], None);
+    let ttl = home.run(&["ttl", "s1"]);
     assert!(
         stdout(&ttl).starts_with("s1: expires in 59m 5"),
         "{}",
         stdout(&ttl)
     );
 
-    let sessions = cli(&home, &["sessions"], None);
+    let sessions = home.run(&["sessions"]);
     assert_eq!(stdout(&sessions), "s1\n");
 
-    assert!(cli(&home, &["clear", "s1"], None).status.success());
-    assert_eq!(stdout(&cli(&home, &["get", "s1"], None)), "(no messages)\n");
-    let line = assert_one_line_failure(&cli(&home, &["ttl", "s1"], None));
+    assert!(home.run(&["clear", "s1"]).status.success());
+    assert_eq!(stdout(&home.run(&["get", "s1"])), "(no messages)\n");
+    let line = assert_one_line_failure(&home.run(&["ttl", "s1"]));
     assert!(line.contains("does not exist"), "{line}");
 }
 
 #[test]
 fn json_messages_from_stdin_keep_every_member_and_get_json_prints_them() {
-    let home = tempfile::tempdir().unwrap();
+    let home = agent_memory();
     let messages = json!([
         {"role": "assistant", "content": null, "tool_calls": [
             {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
         ]},
         {"role": "tool", "tool_call_id": "c1", "content": "42"}
     ]);
-    let added = cli(&home, &["add", "t", "--json"], Some(&messages.to_string()));
+    let added = home.run_with(&["add", "t", "--json"], Stdin::Text(&messages.to_string()));
     assert!(added.status.success(), "{}", stderr(&added));
-    let got = cli(&home, &["get", "t", "--json"], None);
+    let got = home.run(&["get", "t", "--json"]);
     let printed: Value = serde_json::from_str(&stdout(&got)).expect("get --json prints JSON");
     assert_eq!(printed, messages);
+    // Exactly what the Python original's `json.dumps(get_context(...))` prints.
+    assert_eq!(
+        stdout(&got),
+        "[{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\", \"type\": \
+         \"function\", \"function\": {\"name\": \"f\", \"arguments\": \"{}\"}}]}, {\"role\": \"tool\", \
+         \"content\": \"42\", \"tool_call_id\": \"c1\"}]\n"
+    );
 }
 
 #[test]
 fn doctor_reports_a_clean_store() {
-    let home = tempfile::tempdir().unwrap();
-    assert!(cli(&home, &["add", "a", "x"], None).status.success());
-    let output = cli(&home, &["doctor"], None);
+    let home = agent_memory();
+    assert!(home.run(&["add", "a", "x"]).status.success());
+    let output = home.run(&["doctor"]);
     assert!(
         output.status.success(),
         "{}{}",
@@ -153,50 +109,46 @@ fn doctor_reports_a_clean_store() {
 
 #[test]
 fn bad_input_is_one_line_and_a_non_zero_exit() {
-    let home = tempfile::tempdir().unwrap();
-    let line = assert_one_line_failure(&cli(&home, &["get", ""], None));
+    let home = agent_memory();
+    let line = assert_one_line_failure(&home.run(&["get", ""]));
     assert!(line.contains("session id is empty"), "{line}");
-    let line = assert_one_line_failure(&cli(&home, &["add", "s", "--json"], Some("{not json")));
-    assert!(line.contains("not JSON"), "{line}");
-    let line = assert_one_line_failure(&cli(
-        &home,
-        &["add", "s", "--json"],
-        Some(r#"{"content": "x"}"#),
-    ));
-    assert!(line.contains("role"), "{line}");
-    let line = assert_one_line_failure(&cli(&home, &["--store", "ftp://x", "get", "s"], None));
-    assert!(line.contains("unknown scheme"), "{line}");
-    let line = assert_one_line_failure(&cli(&home, &["--ttl-seconds", "0", "get", "s"], None));
-    assert!(line.contains("ttl_seconds"), "{line}");
     let line =
-        assert_one_line_failure(&cli(&home, &["policy", "check", "/nonexistent.wasm"], None));
+        assert_one_line_failure(&home.run_with(&["add", "s", "--json"], Stdin::Text("{not json")));
+    assert!(line.contains("not JSON"), "{line}");
+    let line = assert_one_line_failure(
+        &home.run_with(&["add", "s", "--json"], Stdin::Text(r#"{"content": "x"}"#)),
+    );
+    assert!(line.contains("role"), "{line}");
+    let line = assert_one_line_failure(&home.run(&["--store", "ftp://x", "get", "s"]));
+    assert!(line.contains("unknown scheme"), "{line}");
+    let line = assert_one_line_failure(&home.run(&["--ttl-seconds", "0", "get", "s"]));
+    assert!(line.contains("ttl_seconds"), "{line}");
+    let line = assert_one_line_failure(&home.run(&["policy", "check", "/nonexistent.wasm"]));
     assert!(line.contains("/nonexistent.wasm"), "{line}");
 }
 
 #[test]
 fn redis_that_is_not_running_is_one_clear_line() {
-    let home = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let home = agent_memory();
+    let port = agent_memory_tests::free_port();
     let store = format!("redis://127.0.0.1:{port}");
-    let line = assert_one_line_failure(&cli(&home, &["--store", &store, "get", "s"], None));
+    let line = assert_one_line_failure(&home.run(&["--store", &store, "get", "s"]));
     assert!(
         line.contains("unavailable") && line.contains("refused"),
         "{line}"
     );
-    let line = assert_one_line_failure(&cli(&home, &["--store", &store, "add", "s", "x"], None));
+    // Said once, on stderr only.
+    let line = assert_one_line_failure(&home.run(&["--store", &store, "add", "s", "x"]));
     assert!(line.contains("nothing was stored"), "{line}");
+    assert_eq!(line.matches("nothing was stored").count(), 1, "{line}");
 }
 
 #[test]
 fn policy_check_accepts_the_default_policy_file() {
-    let home = tempfile::tempdir().unwrap();
-    let file = home.path().join("default.wasm");
+    let home = agent_memory();
+    let file = home.home().join("default.wasm");
     std::fs::write(&file, agent_memory::DEFAULT_POLICY_WASM).unwrap();
-    let output = cli(&home, &["policy", "check", file.to_str().unwrap()], None);
+    let output = home.run(&["policy", "check", file.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);
     assert!(out.contains("imports:   agent-memory:policy/"), "{out}");
@@ -208,12 +160,12 @@ fn policy_check_accepts_the_default_policy_file() {
 fn doctor_finds_every_kind_of_problem_on_redis_and_exits_non_zero() {
     let server = RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
     let mut redis = server.connection();
-    let home = tempfile::tempdir().unwrap();
+    let home = agent_memory();
     let store = server.url();
     let run = |args: &[&str]| {
         let mut all = vec!["--store", store.as_str()];
         all.extend_from_slice(args);
-        cli(&home, &all, None)
+        home.run(&all)
     };
     assert!(run(&["add", "healthy", "hi"]).status.success());
     let _: () = redis.set("ai:memory:foreign", "a string").unwrap();

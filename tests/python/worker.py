@@ -8,6 +8,8 @@ Requests (JSON text travels as JSON strings, so NaN and lone surrogates survive 
     {"op": "entries", "session": S}                   -> {"entries": [latin-1 of each raw entry]}
     {"op": "canonical", "text": T}                    -> {"text": json.dumps(json.loads(T))}
     {"op": "loads_equal", "session": S, "texts": [T]} -> {"equal": [json.loads(entry) == json.loads(T)]}
+    {"op": "lone", "text": T}                         -> {"lone": whether json.loads(T) holds a lone surrogate}
+    {"op": "canonical_many", "texts": [T, ...]}       -> {"texts": [json.dumps(json.loads(T)), ...]}
 
 Every reply is {"ok": true, ...} or {"ok": false, "error": "..."}.
 """
@@ -36,6 +38,18 @@ def same(a, b):
     return a == b
 
 
+def has_lone_surrogate(value):
+    """Whether any string in `value` (names included) holds a surrogate code point: Python
+    keeps lone surrogates, which no UTF-8 string can hold."""
+    if isinstance(value, str):
+        return any(0xD800 <= ord(ch) <= 0xDFFF for ch in value)
+    if isinstance(value, list):
+        return any(has_lone_surrogate(item) for item in value)
+    if isinstance(value, dict):
+        return any(has_lone_surrogate(k) or has_lone_surrogate(v) for k, v in value.items())
+    return False
+
+
 def handle(repository, client, request):
     op = request["op"]
     if op == "add":
@@ -46,6 +60,10 @@ def handle(repository, client, request):
     if op == "entries":
         raw = client.lrange(repository._key(request["session"]), 0, -1)
         return {"entries": [entry.decode("latin-1") for entry in raw]}
+    if op == "lone":
+        return {"lone": has_lone_surrogate(json.loads(request["text"]))}
+    if op == "canonical_many":
+        return {"texts": [json.dumps(json.loads(text)) for text in request["texts"]]}
     if op == "canonical":
         return {"text": json.dumps(json.loads(request["text"]))}
     if op == "loads_equal":

@@ -7,13 +7,16 @@
 
 #![deny(missing_docs)]
 
+pub mod cli;
 mod json_gen;
+mod mount;
 mod proxy;
 mod python;
 mod server;
 
 pub use json_gen::{GeneratedMessage, message_text};
-pub use proxy::{FaultProxy, ProxyMode};
+pub use mount::Mount;
+pub use proxy::{FaultProxy, ProxyMode, SilentServer};
 pub use python::{PythonOriginal, PythonWorker, workspace_root};
 pub use server::{RedisServer, free_port};
 

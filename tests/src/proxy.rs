@@ -179,3 +179,43 @@ fn relay(
         let _ = reader.shutdown(Shutdown::Both);
     });
 }
+
+/// A server that accepts connections, reads what it is sent, and never answers: a Redis that
+/// hangs during the handshake. Counts the connections it accepted.
+pub struct SilentServer {
+    port: u16,
+    accepted: Arc<AtomicU64>,
+}
+
+impl SilentServer {
+    /// Start one on a free local port.
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the silent server");
+        let port = listener.local_addr().expect("its address").port();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for connection in listener.incoming() {
+                let Ok(mut connection) = connection else {
+                    continue;
+                };
+                counter.fetch_add(1, Ordering::AcqRel);
+                std::thread::spawn(move || {
+                    let mut sink = [0u8; 4096];
+                    while matches!(connection.read(&mut sink), Ok(n) if n > 0) {}
+                });
+            }
+        });
+        Self { port, accepted }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Acquire)
+    }
+}

@@ -164,6 +164,24 @@ impl PythonWorker {
         reply["text"].as_str().expect("text").to_string()
     }
 
+    /// [`PythonWorker::canonical`] of many texts in one round trip.
+    pub fn canonical_many(&mut self, texts: &[String]) -> Vec<String> {
+        let reply = self.call(serde_json::json!({"op": "canonical_many", "texts": texts}));
+        reply["texts"]
+            .as_array()
+            .expect("texts")
+            .iter()
+            .map(|text| text.as_str().expect("a text").to_string())
+            .collect()
+    }
+
+    /// Whether `json.loads(text)` holds a lone surrogate (in a name or a string value), as
+    /// Python sees it: after repeated members have replaced earlier ones.
+    pub fn has_lone_surrogate(&mut self, text: &str) -> bool {
+        let reply = self.call(serde_json::json!({"op": "lone", "text": text}));
+        reply["lone"].as_bool().expect("a bool")
+    }
+
     /// Whether `json.loads` of each stored entry equals `json.loads` of each of `texts` (NaN
     /// counted equal to NaN, -0.0 apart from 0.0).
     pub fn loads_equal(&mut self, session: &str, texts: &[&str]) -> Vec<bool> {

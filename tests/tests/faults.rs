@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use agent_memory::{
     Context, KeyKind, Memory, Message, RedisOptions, StoreError, StoreSpec, WriteOutcome,
 };
-use agent_memory_tests::{FaultProxy, ProxyMode, RedisServer, expect_stored, free_port, texts};
+use agent_memory_tests::{
+    FaultProxy, ProxyMode, RedisServer, SilentServer, expect_stored, free_port, texts,
+};
 use redis::Commands;
 
 const CONNECT: Duration = Duration::from_millis(300);
@@ -107,16 +109,46 @@ async fn redis_not_running_at_start_degrades_typed_and_serves_within_a_second_of
 }
 
 #[tokio::test]
-async fn an_unroutable_redis_is_bounded_by_the_connect_timeout() {
-    // 10.255.255.1 is a private address nothing answers: the connect attempt hangs until its
-    // timeout instead of being refused.
-    let memory = memory_at("redis://10.255.255.1:6379");
+async fn a_redis_that_hangs_while_connecting_is_bounded_by_the_connect_timeout() {
+    let silent = SilentServer::start();
+    let memory = memory_at(&silent.url());
     let (context, took) = timed(memory.get_context("s")).await;
     assert!(matches!(
         context.unwrap().degraded,
         Some(StoreError::Unavailable(_))
     ));
+    assert!(took >= CONNECT, "it did wait for the handshake: {took:?}");
     assert_within_deadline("read", took);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_to_a_hanging_redis_share_one_connect_and_degrade_promptly() {
+    let silent = SilentServer::start();
+    let memory = memory_at(&silent.url());
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let memory = memory.clone();
+        calls.spawn(async move { timed(memory.get_context(format!("s{i}"))).await });
+    }
+    let mut slowest = Duration::ZERO;
+    while let Some(done) = calls.join_next().await {
+        let (context, took) = done.unwrap();
+        // A value, never a policy timeout: the calls did not queue behind each other's
+        // connect attempts.
+        let context = context.expect("a degraded read, not an error");
+        assert!(
+            matches!(context.degraded, Some(StoreError::Unavailable(_))),
+            "{:?}",
+            context.degraded
+        );
+        assert_within_deadline("read", took);
+        slowest = slowest.max(took);
+    }
+    println!(
+        "200 concurrent reads of a hanging Redis: slowest {slowest:?}, {} connect attempts",
+        silent.accepted()
+    );
+    assert_eq!(silent.accepted(), 1, "one attempt, shared by all");
 }
 
 #[tokio::test]
@@ -158,6 +190,21 @@ async fn redis_killed_and_restarted_on_its_port_serves_again_within_a_second() {
         stored.iter().all(|entry| entry.contains("probe")),
         "{stored:?}"
     );
+}
+
+/// A Redis behind a [`FaultProxy`] (passing everything for now), and a memory reaching it
+/// through the proxy that has stored "first" in session `s`.
+async fn behind_a_proxy() -> (RedisServer, FaultProxy, Memory) {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port());
+    let memory = memory_at(&proxy.url());
+    expect_stored(
+        memory
+            .add_message("s", Message::user("first"))
+            .await
+            .unwrap(),
+    );
+    (server, proxy, memory)
 }
 
 /// The three ways to freeze a running server.
@@ -284,15 +331,7 @@ async fn a_redis_stalled_by_debug_sleep_keeps_every_call_within_its_deadline_and
 
 #[tokio::test]
 async fn a_connection_lost_after_exec_was_sent_is_an_unknown_outcome_applied_once() {
-    let server = RedisServer::start();
-    let proxy = FaultProxy::start(server.port());
-    let memory = memory_at(&proxy.url());
-    expect_stored(
-        memory
-            .add_message("s", Message::user("first"))
-            .await
-            .unwrap(),
-    );
+    let (server, proxy, memory) = behind_a_proxy().await;
 
     proxy.set_mode(ProxyMode::DropAfterExec);
     let (outcome, took) = timed(memory.add_message("s", Message::user("second"))).await;
@@ -319,15 +358,7 @@ async fn a_connection_lost_after_exec_was_sent_is_an_unknown_outcome_applied_onc
 
 #[tokio::test]
 async fn a_connection_lost_before_exec_is_an_unknown_outcome_and_nothing_applied() {
-    let server = RedisServer::start();
-    let proxy = FaultProxy::start(server.port());
-    let memory = memory_at(&proxy.url());
-    expect_stored(
-        memory
-            .add_message("s", Message::user("first"))
-            .await
-            .unwrap(),
-    );
+    let (server, proxy, memory) = behind_a_proxy().await;
 
     proxy.set_mode(ProxyMode::DropBeforeExec);
     let outcome = memory
@@ -345,15 +376,7 @@ async fn a_connection_lost_before_exec_is_an_unknown_outcome_and_nothing_applied
 
 #[tokio::test]
 async fn replies_that_are_not_resp_are_unknown_outcomes_and_service_resumes() {
-    let server = RedisServer::start();
-    let proxy = FaultProxy::start(server.port());
-    let memory = memory_at(&proxy.url());
-    expect_stored(
-        memory
-            .add_message("s", Message::user("first"))
-            .await
-            .unwrap(),
-    );
+    let (_server, proxy, memory) = behind_a_proxy().await;
 
     proxy.set_mode(ProxyMode::Garbage);
     let (outcome, took) = timed(memory.add_message("s", Message::user("x"))).await;

@@ -16,7 +16,7 @@ fn hostile_memory() -> Memory {
         .limits(Limits {
             memory_bytes: 64 << 20,
             // Well above what a well-behaved call uses, well below a runaway's appetite.
-            fuel: 200_000_000,
+            fuel_base: 200_000_000,
             ..Limits::default()
         })
         // A window the 64 MiB sandbox can hold (the builder checks).

@@ -93,7 +93,7 @@ async fn check_session(memory: &Memory, session: &[u8], findings: &mut Findings)
     let settings = memory.settings();
     let store = memory.store();
     let key = [settings.key_prefix.as_bytes(), session].concat();
-    let subject = format!("session {:?}", printable_bytes(session));
+    let subject = format!("session \"{}\"", printable_bytes(session));
     match std::str::from_utf8(session) {
         Err(_) => findings.problem(
             &subject,

@@ -33,8 +33,13 @@ use super::{Applied, KeyKind, ListOp, OpenError, StoreError, Ttl, now_ms};
 /// Key -> encoded [`StoredList`].
 const LISTS: TableDefinition<&str, &[u8]> = TableDefinition::new("lists");
 
-/// Version byte of the value encoding, so a later layout can be told apart.
+/// Value encoding of the foundation: no checksum. Still read.
 const FORMAT_V1: u8 = 1;
+
+/// Value encoding written now: a CRC-32 of the rest, so that a value damaged on disk is
+/// reported as damaged instead of read back as different messages (redb checks its own pages
+/// only when it repairs a file).
+const FORMAT_V2: u8 = 2;
 
 /// A handle on an embedded store file, shared by every clone.
 #[derive(Clone, Debug)]
@@ -52,7 +57,7 @@ struct File {
 #[derive(Debug)]
 struct State {
     /// The open database; `None` after an I/O failure, until the next call reopens it.
-    db: Option<Arc<Db>>,
+    db: Option<Arc<Contained>>,
     /// Why the database was dropped, for the calls that fail before it is reopened.
     last_failure: Option<StoreError>,
 }
@@ -78,6 +83,32 @@ impl Db {
         match self {
             Self::Writable(db) => db.begin_read(),
             Self::ReadOnly(db, _) => db.begin_read(),
+        }
+    }
+}
+
+/// A [`Db`] whose drop is contained too: closing a database makes redb read and write its
+/// allocator state, which can panic on a damaged file like any other access.
+#[derive(Debug)]
+struct Contained(Option<Db>);
+
+impl std::ops::Deref for Contained {
+    type Target = Db;
+
+    fn deref(&self) -> &Db {
+        // Always `Some` until dropped.
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("used after drop"))
+    }
+}
+
+impl Drop for Contained {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take()
+            && let Err(panic) = contained(move || drop(db))
+        {
+            tracing::warn!(target: "agent_memory::store", %panic, "closing a damaged embedded store failed");
         }
     }
 }
@@ -116,7 +147,7 @@ impl EmbeddedStore {
             file: Arc::new(File {
                 path: path.to_path_buf(),
                 state: Mutex::new(State {
-                    db: Some(Arc::new(db)),
+                    db: Some(Arc::new(Contained(Some(db)))),
                     last_failure: None,
                 }),
             }),
@@ -130,7 +161,7 @@ impl EmbeddedStore {
 
     /// Whether the file was opened read-only, and why.
     pub fn read_only_reason(&self) -> Option<String> {
-        match self.file.lock().db.as_deref() {
+        match self.file.lock().db.as_deref().map(|db| &**db) {
             Some(Db::ReadOnly(_, reason)) => Some(reason.clone()),
             _ => None,
         }
@@ -272,7 +303,7 @@ impl EmbeddedStore {
         let source = contained(|| open_for_salvage(path))
             .unwrap_or_else(|panic| Err(format!("the file cannot be opened: {panic}")));
         let (rows, dropped, unreadable_rest) = match source {
-            Ok(db) => salvage(&db),
+            Ok(db) => salvage(&Contained(Some(db))),
             Err(reason) => (Vec::new(), Vec::new(), Some(reason)),
         };
         let fresh = path.with_extension(format!("repairing-{}", std::process::id()));
@@ -305,14 +336,14 @@ impl File {
     }
 
     /// The open database, reopening it after an I/O failure.
-    fn db(&self) -> Result<Arc<Db>, StoreError> {
+    fn db(&self) -> Result<Arc<Contained>, StoreError> {
         let mut state = self.lock();
         if let Some(db) = &state.db {
             return Ok(Arc::clone(db));
         }
         match open_db(&self.path) {
             Ok(db) => {
-                let db = Arc::new(db);
+                let db = Arc::new(Contained(Some(db)));
                 state.db = Some(Arc::clone(&db));
                 state.last_failure = None;
                 Ok(db)
@@ -343,11 +374,14 @@ impl File {
     /// Classify a redb error. After an I/O error redb refuses every later call ("previous I/O
     /// error"), so the database is dropped and reopened by the next call, and the I/O error
     /// itself is what callers are told until then.
-    fn fail(&self, db: &Arc<Db>, error: redb::Error) -> StoreError {
+    fn fail(&self, db: &Arc<Contained>, error: redb::Error) -> StoreError {
         let path = self.path.display();
         let classified = match &error {
             redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
                 StoreError::DiskFull(format!("embedded store {path}: {io}"))
+            }
+            redb::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                StoreError::Damaged(format!("embedded store {path}: {io}"))
             }
             redb::Error::Io(io) => {
                 StoreError::Unavailable(format!("embedded store {path}: I/O error: {io}"))
@@ -446,6 +480,20 @@ fn open_db(path: &Path) -> Result<Db, OpenError> {
             if io.kind() == std::io::ErrorKind::StorageFull =>
         {
             Err(fail(format!("disk full: {io}")))
+        }
+        // redb reads the header first: invalid data there means the file is not a store, or
+        // its header is damaged.
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            Err(damaged(format!(
+                "not a store file, or its header is damaged ({io})"
+            )))
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Err(damaged(format!("the file is truncated ({io})")))
         }
         redb::DatabaseError::Storage(redb::StorageError::Io(io)) => Err(fail(io.to_string())),
         redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => Err(damaged(reason)),
@@ -548,23 +596,40 @@ fn write_fresh(path: &Path, rows: &[(String, Vec<u8>)]) -> Result<(), String> {
     txn.commit().map_err(|error| error.to_string())
 }
 
-/// `[version][expires_at_ms: u64 LE, 0 = never][count: u32 LE]([len: u32 LE][bytes])*`
+/// `[2][crc32 of what follows: u32 LE][expires_at_ms: u64 LE, 0 = never][count: u32 LE]`
+/// `([len: u32 LE][bytes])*`
 fn encode(list: &StoredList) -> Vec<u8> {
-    let size = 13
+    let size = 17
         + list
             .entries
             .iter()
             .map(|entry| 4 + entry.len())
             .sum::<usize>();
     let mut out = Vec::with_capacity(size);
-    out.push(FORMAT_V1);
+    out.push(FORMAT_V2);
+    out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&list.expires_at_ms.unwrap_or(0).to_le_bytes());
     out.extend_from_slice(&len_u32(list.entries.len()).to_le_bytes());
     for entry in &list.entries {
         out.extend_from_slice(&len_u32(entry.len()).to_le_bytes());
         out.extend_from_slice(entry);
     }
+    let checksum = crc32(&out[5..]);
+    out[1..5].copy_from_slice(&checksum.to_le_bytes());
     out
+}
+
+/// CRC-32 (IEEE 802.3, the one of zlib and PNG), bit by bit: values are small and this runs
+/// once per value read or written.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
 }
 
 fn len_u32(len: usize) -> u32 {
@@ -574,19 +639,24 @@ fn len_u32(len: usize) -> u32 {
 
 /// Decode a stored value, or say what is wrong with it.
 fn decode(bytes: &[u8]) -> Result<StoredList, String> {
-    let mut reader = bytes;
-    let mut take = |n: usize| -> Result<&[u8], String> {
-        if reader.len() < n {
-            return Err("truncated".to_string());
+    let (&version, mut reader) = bytes.split_first().ok_or("empty")?;
+    match version {
+        FORMAT_V1 => {}
+        FORMAT_V2 => {
+            let (stored, rest) = reader.split_at_checked(4).ok_or("truncated")?;
+            let stored = u32::from_le_bytes(stored.try_into().map_err(|_| "checksum")?);
+            if crc32(rest) != stored {
+                return Err("its checksum does not match".to_string());
+            }
+            reader = rest;
         }
-        let (head, rest) = reader.split_at(n);
+        version => return Err(format!("unknown format version {version}")),
+    }
+    let mut take = |n: usize| -> Result<&[u8], String> {
+        let (head, rest) = reader.split_at_checked(n).ok_or("truncated")?;
         reader = rest;
         Ok(head)
     };
-    let version = take(1)?[0];
-    if version != FORMAT_V1 {
-        return Err(format!("unknown format version {version}"));
-    }
     let expires_at_ms = u64::from_le_bytes(take(8)?.try_into().map_err(|_| "expiry")?);
     let count = u32::from_le_bytes(take(4)?.try_into().map_err(|_| "count")?);
     let mut entries = Vec::with_capacity(count.min(1024) as usize);
@@ -617,6 +687,36 @@ mod tests {
     }
 
     #[test]
+    fn the_checksum_is_crc32_and_catches_a_flipped_bit_anywhere() {
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        let bytes = encode(&StoredList {
+            entries: vec![br#"{"role": "user", "content": "s1 m0"}"#.to_vec()],
+            expires_at_ms: Some(99),
+        });
+        for at in 1..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= 0x01;
+            assert!(decode(&flipped).is_err(), "flip at {at} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn values_of_the_first_format_are_still_read() {
+        let mut v1 = vec![FORMAT_V1];
+        v1.extend_from_slice(&0u64.to_le_bytes());
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&2u32.to_le_bytes());
+        v1.extend_from_slice(b"{}");
+        assert_eq!(
+            decode(&v1),
+            Ok(StoredList {
+                entries: vec![b"{}".to_vec()],
+                expires_at_ms: None
+            })
+        );
+    }
+
+    #[test]
     fn a_truncated_or_padded_value_is_reported_as_damaged_not_a_panic() {
         let bytes = encode(&StoredList {
             entries: vec![b"abc".to_vec()],
@@ -629,7 +729,7 @@ mod tests {
         padded.push(0);
         assert!(decode(&padded).is_err());
         let mut huge_count = bytes;
-        huge_count[9..13].copy_from_slice(&u32::MAX.to_le_bytes());
+        huge_count[13..17].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(&huge_count).is_err());
     }
 

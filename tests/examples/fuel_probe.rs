@@ -1,0 +1,97 @@
+//! How much fuel per byte the default policy needs for the heaviest calls the default settings
+//! allow: a full window (50 messages of 1 MiB) written and read, for several shapes of data.
+//! The figures behind `agent_memory::DEFAULT_FUEL_PER_BYTE`.
+//!
+//! ```sh
+//! cargo run --release -p agent-memory-tests --example fuel_probe -- ascii unicode floats ints nested
+//! ```
+
+use std::time::Instant;
+
+use agent_memory::{Json, Limits, Memory, MemoryError, Message, PolicyError, Store, StoreSpec};
+
+/// A message of about `target` bytes encoded, made of one shape of data.
+fn message(shape: &str, target: usize) -> Option<Message> {
+    let repeated = |item: &str, each: usize| {
+        let items = vec![item; (target - 64) / each];
+        Json::parse(&format!("[{}]", items.join(", "))).expect("JSON")
+    };
+    Some(match shape {
+        "ascii" => Message::user("x".repeat(target - 40)),
+        "unicode" => Message::user("é".repeat((target - 40) / 6)),
+        "floats" => Message::user("").with("f", repeated("0.4245191891425139", 20)),
+        "ints" => Message::user("").with("i", repeated("7", 3)),
+        "nested" => Message::user("").with("n", repeated("{\"a\": [{}]}", 13)),
+        _ => return None,
+    })
+}
+
+fn budget_exceeded(error: &MemoryError) -> bool {
+    matches!(
+        error,
+        MemoryError::Policy(PolicyError::ComputeBudgetExceeded { .. })
+    )
+}
+
+/// The smallest fuel per byte for which `works` holds (it is monotonic).
+fn smallest(works: impl Fn(u64) -> bool) -> u64 {
+    let (mut too_small, mut enough) = (0u64, 100_000u64);
+    while enough - too_small > 1 {
+        let middle = too_small + (enough - too_small) / 2;
+        if works(middle) {
+            enough = middle;
+        } else {
+            too_small = middle;
+        }
+    }
+    enough
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    for shape in std::env::args().skip(1) {
+        let Some(message) = message(&shape, 1 << 20) else {
+            eprintln!("unknown shape {shape}: use ascii, unicode, floats, ints or nested");
+            continue;
+        };
+        let size = message.to_json_string().len();
+        let store = Store::open(&StoreSpec::InMemory, Default::default()).expect("a store");
+        let memory = |fuel_per_byte| {
+            Memory::builder()
+                .store_handle(store.clone())
+                .limits(Limits {
+                    fuel_per_byte,
+                    ..Limits::default()
+                })
+                .build()
+                .expect("a memory")
+        };
+        let write = smallest(|per_byte| {
+            let batch = vec![message.clone(); 50];
+            match runtime.block_on(memory(per_byte).add_messages("write", batch)) {
+                Ok(outcome) => outcome.is_stored(),
+                Err(error) if budget_exceeded(&error) => false,
+                Err(error) => panic!("{error}"),
+            }
+        });
+        let batch = vec![message.clone(); 50];
+        let stored = runtime.block_on(memory(100_000).add_messages("read", batch));
+        assert!(stored.is_ok_and(|outcome| outcome.is_stored()));
+        let started = Instant::now();
+        let context = runtime.block_on(memory(100_000).get_context("read"));
+        let took = started.elapsed();
+        assert_eq!(context.expect("a read").messages.len(), 50);
+        let read =
+            smallest(
+                |per_byte| match runtime.block_on(memory(per_byte).get_context("read")) {
+                    Ok(_) => true,
+                    Err(error) if budget_exceeded(&error) => false,
+                    Err(error) => panic!("{error}"),
+                },
+            );
+        println!(
+            "{shape}: entries of {size} bytes; a full window needs {write} fuel/byte to write, \
+             {read} to read (plus the base); the read took {took:?}"
+        );
+    }
+}

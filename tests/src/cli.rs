@@ -1,0 +1,105 @@
+//! [`Cli`]: the `agent-memory` binary run as an operator would, with its data and cache
+//! directories in a temporary home so runs never touch the real ones.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// What to give the binary on stdin.
+pub enum Stdin<'a> {
+    /// Nothing (closed at once).
+    Empty,
+    /// This text.
+    Text(&'a str),
+    /// This file (a device such as `/dev/zero`, say).
+    File(&'a Path),
+}
+
+/// The binary at a path (integration tests pass `env!("CARGO_BIN_EXE_agent-memory")`), with a
+/// home of its own.
+pub struct Cli {
+    binary: PathBuf,
+    home: tempfile::TempDir,
+}
+
+impl Cli {
+    /// The binary at `binary`, with a fresh home.
+    pub fn new(binary: &str) -> Self {
+        Self {
+            binary: PathBuf::from(binary),
+            home: tempfile::tempdir().expect("a home for the CLI"),
+        }
+    }
+
+    /// Its home directory (also its working directory).
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// Run with `args` and no stdin.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, Stdin::Empty)
+    }
+
+    /// Run with `args` and `stdin`.
+    pub fn run_with(&self, args: &[&str], stdin: Stdin<'_>) -> Output {
+        let mut command = Command::new(&self.binary);
+        command
+            .args(args)
+            .current_dir(self.home.path())
+            .env("XDG_DATA_HOME", self.home.path().join("data"))
+            .env("XDG_CACHE_HOME", self.home.path().join("cache"))
+            .env_remove("AGENT_MEMORY_STORE")
+            .env_remove("AGENT_MEMORY_POLICY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        match stdin {
+            Stdin::File(path) => {
+                command.stdin(std::fs::File::open(path).expect("opening the stdin file"));
+            }
+            Stdin::Empty | Stdin::Text(_) => {
+                command.stdin(Stdio::piped());
+            }
+        }
+        let mut child = command.spawn().expect("running agent-memory");
+        if let Some(mut input) = child.stdin.take()
+            && let Stdin::Text(text) = stdin
+        {
+            // The binary may refuse early and close its end; that is its answer.
+            let _ = input.write_all(text.as_bytes());
+        }
+        child.wait_with_output().expect("agent-memory output")
+    }
+}
+
+/// Its stdout, as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("UTF-8 stdout")
+}
+
+/// Its stderr, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("UTF-8 stderr")
+}
+
+/// A failure is exactly one `error:` line on stderr, nothing on stdout, and exit status 1: no
+/// panic, no backtrace. Returns the line.
+pub fn assert_one_line_failure(output: &Output) -> String {
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        stdout(output),
+        stderr(output)
+    );
+    let err = stderr(output);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr: {err}");
+    assert!(lines[0].starts_with("error: "), "stderr: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    assert_eq!(stdout(output), "", "a failure prints nothing on stdout");
+    lines[0].to_string()
+}
