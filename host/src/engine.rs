@@ -12,8 +12,10 @@
 //! clock around every host call and every fiber switch, and a policy's fiber moves between
 //! executor threads. Fuel counts the policy's own instructions: the same call costs the same
 //! fuel on an idle or a saturated machine. Its price is a counter update per basic block of
-//! guest code; measured on the default policy it is small next to one store round trip (see
-//! the README's benchmark notes).
+//! guest code: measured with `tests/examples/policy_cost.rs` (the default policy alone over the
+//! in-memory store, best of 5 rounds of 2000 calls, three runs alternating with a build using
+//! epochs instead), an add took 93.7 µs against 93.0 µs, a read of 50 messages 179–198 µs against
+//! 177–188 µs: 1–3 %, inside the machine's noise, and far below one Redis round trip.
 
 use std::sync::OnceLock;
 

@@ -180,3 +180,37 @@ async fn a_session_python_cleared_is_empty_for_us_and_vice_versa() {
     assert!(memory.get_context("x").await.unwrap().messages.is_empty());
     assert_eq!(python.get("y"), json!([]));
 }
+
+#[tokio::test]
+async fn entries_in_every_encoding_and_with_python_only_values_are_returned_like_python_reads_them()
+{
+    let server = RedisServer::start();
+    let mut redis = server.connection();
+    let text = r#"{"role": "user", "content": "\u00e9t\u00e9", "n": 123456789012345678901234567890, "f": NaN, "i": -Infinity}"#;
+    let utf16le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let utf32be: Vec<u8> = text
+        .chars()
+        .flat_map(|c| (c as u32).to_be_bytes())
+        .collect();
+    let entries: [Vec<u8>; 4] = [
+        text.as_bytes().to_vec(),
+        [b"\xef\xbb\xbf".as_slice(), text.as_bytes()].concat(),
+        [b"\xff\xfe".as_slice(), &utf16le].concat(),
+        utf32be,
+    ];
+    for entry in &entries {
+        let _: () = redis.rpush("ai:memory:enc", entry.as_slice()).unwrap();
+    }
+    let context = memory(&server).get_context("enc").await.unwrap();
+    assert_eq!(context.skipped, []);
+    let ours: Vec<String> = context
+        .messages
+        .iter()
+        .map(Message::to_json_string)
+        .collect();
+    // What the original returns, as its own json.dumps prints it.
+    let python = PythonOriginal::new(&server.url());
+    let theirs = python.eval_on_entries("enc", "json.dumps([json.loads(e) for e in entries])", "");
+    assert_eq!(format!("[{}]", ours.join(", ")), theirs);
+    assert_eq!(ours.len(), 4);
+}

@@ -1,0 +1,57 @@
+//! What one call of the default policy costs on its own, over the in-memory store: an add of one
+//! ~200-byte message, and a read of a full window of 50 such messages. Used to weigh sandbox
+//! mechanisms (fuel against epochs: see `agent_memory`'s engine module).
+//!
+//! ```sh
+//! cargo run --release -p agent-memory-tests --example policy_cost
+//! ```
+
+use std::time::{Duration, Instant};
+
+use agent_memory::{Memory, Message, StoreSpec};
+
+const CALLS: u32 = 2000;
+const ROUNDS: u32 = 5;
+
+fn per_call(total: Duration) -> f64 {
+    total.as_secs_f64() * 1e6 / f64::from(CALLS)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let memory = Memory::builder()
+        .store(StoreSpec::InMemory)
+        .build()
+        .expect("a memory");
+    let message = Message::user("x".repeat(160));
+    runtime.block_on(async {
+        // Warm up: compile caches, allocator.
+        for _ in 0..200 {
+            let _ = memory.add_message("warm", message.clone()).await;
+            let _ = memory.get_context("warm").await;
+        }
+        // The best of several rounds: the machine's noise only ever adds time.
+        let (mut add, mut get) = (f64::MAX, f64::MAX);
+        for _ in 0..ROUNDS {
+            let started = Instant::now();
+            for _ in 0..CALLS {
+                let outcome = memory.add_message("add", message.clone()).await;
+                assert!(outcome.is_ok_and(|outcome| outcome.is_stored()));
+            }
+            add = add.min(per_call(started.elapsed()));
+            let started = Instant::now();
+            for _ in 0..CALLS {
+                let context = memory.get_context("add").await.expect("a read");
+                assert_eq!(context.messages.len(), 50);
+            }
+            get = get.min(per_call(started.elapsed()));
+        }
+        println!(
+            "policy alone, best of {ROUNDS} rounds of {CALLS} calls: add {add:.1} us/call, \
+             read of 50 {get:.1} us/call"
+        );
+    });
+}
