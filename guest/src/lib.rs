@@ -43,14 +43,14 @@ pub mod types {
         Content, Message, Replication, Settings, SizeLimit, StoreError,
     };
     pub use crate::bindings::exports::agent_memory::policy::memory::{
-        Context, EntryProblem, InvalidMessage, SkippedEntry, Stored, WriteError, WriteOutcome,
+        Context, EntryProblem, InvalidMessage, SkippedEntry, Stored, Turn, WriteError, WriteOutcome,
     };
 }
 
 use bindings::agent_memory::policy::{config, log, store};
 use bindings::exports::agent_memory::policy::memory::Guest;
 use types::{Applied, Context, Level, ListOp, Message, Range, Settings, StoreError};
-use types::{WriteError, WriteOutcome};
+use types::{Turn, WriteError, WriteOutcome};
 
 /// The component's export.
 struct DefaultPolicy;
@@ -90,6 +90,10 @@ impl Guest for DefaultPolicy {
         messages: Vec<Message>,
     ) -> Result<WriteOutcome, WriteError> {
         policy::add_messages(&Imports, &session_id, &messages)
+    }
+
+    fn add_and_get_context(session_id: String, messages: Vec<Message>) -> Result<Turn, WriteError> {
+        policy::add_and_get_context(&Imports, &session_id, &messages)
     }
 
     fn clear(session_id: String) -> WriteOutcome {

@@ -5,7 +5,7 @@ use crate::codec;
 use crate::resilience::{self, Access};
 use crate::types::{
     Applied, Context, Level, ListOp, Message, Range, Settings, SkippedEntry, StoreError, Stored,
-    WriteError, WriteOutcome,
+    Turn, WriteError, WriteOutcome,
 };
 use crate::window;
 
@@ -51,20 +51,28 @@ pub fn get_context(host: &impl Host, session_id: &str) -> Context {
             )
         },
     );
-    let entries = match entries {
-        Ok(entries) => entries,
-        Err(error) => {
-            host.log(
-                Level::Warn,
-                &format!("read failed, history degraded to empty: {error:?}"),
-            );
-            return Context {
-                messages: Vec::new(),
-                skipped: Vec::new(),
-                degraded: Some(error),
-            };
-        }
-    };
+    match entries {
+        Ok(entries) => context_of(host, &entries),
+        Err(error) => degraded(host, error),
+    }
+}
+
+/// An empty history, degraded by `error`.
+fn degraded(host: &impl Host, error: StoreError) -> Context {
+    host.log(
+        Level::Warn,
+        &format!("read failed, history degraded to empty: {error:?}"),
+    );
+    Context {
+        messages: Vec::new(),
+        skipped: Vec::new(),
+        degraded: Some(error),
+    }
+}
+
+/// The history the stored `entries` hold: each decoded, those that are not messages skipped
+/// with their position and reason.
+fn context_of(host: &impl Host, entries: &[Vec<u8>]) -> Context {
     let mut messages = Vec::with_capacity(entries.len());
     let mut skipped = Vec::new();
     for (position, entry) in entries.iter().enumerate() {
@@ -99,23 +107,64 @@ pub fn add_messages(
     session_id: &str,
     messages: &[Message],
 ) -> Result<WriteOutcome, WriteError> {
-    if messages.is_empty() {
-        return Err(WriteError::NoMessages);
-    }
     let settings = host.settings();
-    let mut encoded = Vec::with_capacity(messages.len());
-    for (index, message) in messages.iter().enumerate() {
-        let entry = codec::encode(message, settings.max_message_bytes).map_err(|reason| {
-            WriteError::InvalidMessage((u32::try_from(index).unwrap_or(u32::MAX), reason))
-        })?;
-        encoded.push(entry);
-    }
-    let plan = window::plan_append(encoded, &settings);
+    let plan = window::plan_append(encode_all(messages, &settings)?, &settings);
     let key = session_key(&settings, session_id);
     Ok(match write(host, &key, &plan.ops) {
         Ok(applied) => WriteOutcome::Stored(window::report(&plan, &applied, &settings)),
         Err(error) => WriteOutcome::Failed(error),
     })
+}
+
+/// `memory.add-and-get-context`: the append of [`add_messages`] and the read of
+/// [`get_context`] in one transaction. A failed write is not followed by a read of its own:
+/// the history is degraded by the same error (a second round trip is what this saves).
+pub fn add_and_get_context(
+    host: &impl Host,
+    session_id: &str,
+    messages: &[Message],
+) -> Result<Turn, WriteError> {
+    let settings = host.settings();
+    let mut plan = window::plan_append(encode_all(messages, &settings)?, &settings);
+    if let Some(range) = window::read_range(&settings) {
+        plan.ops.push(ListOp::Read(range));
+    }
+    let key = session_key(&settings, session_id);
+    Ok(match write(host, &key, &plan.ops) {
+        Ok(applied) => Turn {
+            outcome: WriteOutcome::Stored(window::report(&plan, &applied, &settings)),
+            context: match applied.read {
+                Some(Ok(entries)) => context_of(host, &entries),
+                Some(Err(error)) => degraded(host, error),
+                // A window of 0 reads nothing and keeps nothing.
+                None => Context {
+                    messages: Vec::new(),
+                    skipped: Vec::new(),
+                    degraded: None,
+                },
+            },
+        },
+        Err(error) => Turn {
+            outcome: WriteOutcome::Failed(error.clone()),
+            context: degraded(host, error),
+        },
+    })
+}
+
+/// Every message encoded as the Python original stores it, or the first refusal.
+fn encode_all(messages: &[Message], settings: &Settings) -> Result<Vec<Vec<u8>>, WriteError> {
+    if messages.is_empty() {
+        return Err(WriteError::NoMessages);
+    }
+    messages
+        .iter()
+        .enumerate()
+        .map(|(index, message)| {
+            codec::encode(message, settings.max_message_bytes).map_err(|reason| {
+                WriteError::InvalidMessage((u32::try_from(index).unwrap_or(u32::MAX), reason))
+            })
+        })
+        .collect()
 }
 
 /// `memory.clear`: delete the session's list.
@@ -176,6 +225,17 @@ mod tests {
         if i < 0 { len as i64 + i } else { i }
     }
 
+    /// LRANGE `range` of `list`.
+    fn slice(list: &[Vec<u8>], range: Range) -> Vec<Vec<u8>> {
+        let start = index(list.len(), range.start).max(0) as usize;
+        let stop = index(list.len(), range.stop).min(list.len() as i64 - 1);
+        if stop < start as i64 {
+            Vec::new()
+        } else {
+            list[start..=stop as usize].to_vec()
+        }
+    }
+
     impl Host for FakeHost {
         fn settings(&self) -> Settings {
             Settings {
@@ -193,14 +253,7 @@ mod tests {
                 return Err(error);
             }
             let lists = self.lists.borrow();
-            let list = lists.get(key).cloned().unwrap_or_default();
-            let start = index(list.len(), range.start).max(0) as usize;
-            let stop = index(list.len(), range.stop).min(list.len() as i64 - 1);
-            Ok(if stop < start as i64 {
-                Vec::new()
-            } else {
-                list[start..=stop as usize].to_vec()
-            })
+            Ok(slice(&lists.get(key).cloned().unwrap_or_default(), range))
         }
 
         fn apply(&self, key: &str, ops: &[ListOp]) -> Result<Applied, StoreError> {
@@ -212,11 +265,17 @@ mod tests {
             let mut applied = Applied {
                 length_after_push: None,
                 deleted: None,
+                read: None,
             };
             for op in ops {
                 if let ListOp::Delete = op {
                     let removed = lists.remove(key).map_or(0, |list| list.len());
                     applied.deleted = Some(removed as u64);
+                    continue;
+                }
+                if let ListOp::Read(range) = op {
+                    let list = lists.get(key).cloned().unwrap_or_default();
+                    applied.read = Some(Ok(slice(&list, *range)));
                     continue;
                 }
                 let list = lists.entry(key.to_string()).or_default();
@@ -229,7 +288,7 @@ mod tests {
                         let start = index(list.len(), range.start).max(0) as usize;
                         list.drain(..start.min(list.len()));
                     }
-                    ListOp::Expire(_) | ListOp::Delete => {}
+                    ListOp::Expire(_) | ListOp::Delete | ListOp::Read(_) => {}
                 }
             }
             Ok(applied)
@@ -355,6 +414,34 @@ mod tests {
             WriteError::InvalidMessage((1, InvalidMessage::TooLarge(_)))
         ));
         assert!(host.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn add_and_get_context_writes_and_reads_in_one_store_call() {
+        let host = FakeHost::with_window(2);
+        add_messages(&host, "s", &[user("a"), user("b")]).unwrap();
+        host.calls.borrow_mut().clear();
+        let turn = add_and_get_context(&host, "s", &[user("c")]).unwrap();
+        assert_eq!(
+            turn.outcome,
+            WriteOutcome::Stored(Stored {
+                appended: 1,
+                trimmed: 1,
+                length: 2
+            })
+        );
+        assert_eq!(contents(&turn.context), ["b", "c"]);
+        assert_eq!(host.calls.borrow().as_slice(), ["apply ai:memory:s"]);
+    }
+
+    #[test]
+    fn a_failed_add_and_get_degrades_the_context_with_the_same_error() {
+        let host = FakeHost::with_window(50);
+        host.failures.borrow_mut().push_back(StoreError::Timeout);
+        let turn = add_and_get_context(&host, "s", &[user("a")]).unwrap();
+        assert_eq!(turn.outcome, WriteOutcome::Failed(StoreError::Timeout));
+        assert_eq!(turn.context.degraded, Some(StoreError::Timeout));
+        assert_eq!(host.calls.borrow().len(), 1, "a write is never retried");
     }
 
     #[test]

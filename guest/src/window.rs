@@ -142,6 +142,7 @@ mod tests {
                 &Applied {
                     length_after_push: Some(length),
                     deleted: None,
+                    read: None,
                 },
                 &settings,
             )

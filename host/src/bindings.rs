@@ -16,5 +16,5 @@ pub use self::agent_memory::policy::types::{
     Content, Message, Replication, Settings, SizeLimit, StoreError,
 };
 pub use self::exports::agent_memory::policy::memory::{
-    Context, EntryProblem, InvalidMessage, SkippedEntry, WriteError, WriteOutcome,
+    Context, EntryProblem, InvalidMessage, SkippedEntry, Turn, WriteError, WriteOutcome,
 };

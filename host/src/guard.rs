@@ -109,6 +109,7 @@ impl Guard {
                 ListOp::Expire { seconds: 0 } => {
                     return Err(StoreError::Denied("expire of 0 seconds".to_string()));
                 }
+                ListOp::Read { start, stop } => self.check_read_request(*start, *stop)?,
                 ListOp::Trim { .. } | ListOp::Expire { .. } | ListOp::Delete => {}
             }
         }

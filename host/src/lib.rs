@@ -57,12 +57,13 @@ mod settings;
 pub mod store;
 
 pub use blocking::BlockingMemory;
+pub use engine::{MAX_CONCURRENT_CALLS, MAX_POLICY_MEMORY_BYTES};
 pub use error::{BuildError, LoadError, MemoryError, PolicyError};
 pub use json::{Json, JsonError, NotStandardJson};
 pub use memory::{Memory, MemoryBuilder};
 pub use message::{Content, Message, MessageJsonError};
 pub use policy::{DEFAULT_POLICY_WASM, MAX_POLICY_BYTES, Policy, read_policy_file};
-pub use report::{Context, EntryProblem, InvalidMessage, SkippedEntry, Stored, WriteOutcome};
+pub use report::{Context, EntryProblem, InvalidMessage, SkippedEntry, Stored, Turn, WriteOutcome};
 pub use session::{MAX_SESSION_ID_BYTES, SessionId, SessionIdError};
 pub use settings::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_FUEL_BASE, DEFAULT_FUEL_PER_BYTE, DEFAULT_KEY_PREFIX,

@@ -13,10 +13,14 @@ fn main() -> ExitCode {
     cli::install_panic_hook();
     let args = cli::args::Cli::parse();
     cli::init_logging(args.verbose);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The benchmark runs many sessions at once, on every core, as an agent runtime would;
+    // every other command is one call at a time.
+    let mut builder = if matches!(args.command, cli::args::Command::Bench(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

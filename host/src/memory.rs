@@ -9,8 +9,8 @@ use crate::error::{BuildError, LoadError, MemoryError, PolicyError};
 use crate::message::Message;
 use crate::policy::Policy;
 use crate::report::InvalidMessage;
-use crate::report::{Context, WriteOutcome};
-use crate::sandbox::{self, Request, Response};
+use crate::report::{Context, Turn, WriteOutcome};
+use crate::sandbox::{self, Call};
 use crate::session::SessionId;
 use crate::settings::{Limits, Settings};
 use crate::store::{RedisOptions, Store, StoreSpec};
@@ -150,18 +150,11 @@ impl Memory {
         session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
     ) -> Result<Context, MemoryError> {
         let session = session_id.try_into()?;
-        let Response::Context(context) = self.call(&session, Request::GetContext).await? else {
-            return Err(wrong_response());
-        };
-        let mut messages = Vec::with_capacity(context.messages.len());
-        for message in context.messages {
-            messages.push(Message::from_wit(message).map_err(PolicyError::InvalidOutput)?);
-        }
-        Ok(Context {
-            messages,
-            skipped: context.skipped.into_iter().map(Into::into).collect(),
-            degraded: context.degraded.map(Into::into),
-        })
+        let policy = self.inner.policy.load_full();
+        let context = sandbox::get_context(self.call(&policy, &session))
+            .await
+            .inspect_err(|error| log_failure(&policy, error))?;
+        Ok(Context::from_wit(context)?)
     }
 
     /// Append one message to `session_id`, trimming to the window and renewing the TTL.
@@ -186,10 +179,47 @@ impl Memory {
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteOutcome, MemoryError> {
         let session = session_id.try_into()?;
+        let messages = self.checked_request(messages)?;
+        let policy = self.inner.policy.load_full();
+        let outcome = sandbox::add_messages(self.call(&policy, &session), messages)
+            .await
+            .inspect_err(|error| log_failure(&policy, error))?;
+        Ok(outcome.map_err(write_error)?.into())
+    }
+
+    /// An agent's turn in one round trip: append `messages` to `session_id` and read the
+    /// history as it stands after them, in one transaction. Where [`Memory::add_messages`] and
+    /// then [`Memory::get_context`] take two round trips to the store, this takes one; the
+    /// stored entries are the same.
+    ///
+    /// If the write fails, [`Turn::context`] is degraded by the same error (no second read is
+    /// attempted). Input is checked as for [`Memory::add_messages`].
+    pub async fn add_and_get_context(
+        &self,
+        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<Turn, MemoryError> {
+        let session = session_id.try_into()?;
+        let messages = self.checked_request(messages)?;
+        let policy = self.inner.policy.load_full();
+        let turn = sandbox::add_and_get_context(self.call(&policy, &session), messages)
+            .await
+            .inspect_err(|error| log_failure(&policy, error))?
+            .map_err(write_error)?;
+        Ok(Turn {
+            outcome: turn.outcome.into(),
+            context: Context::from_wit(turn.context)?,
+        })
+    }
+
+    /// The messages as the policy takes them, once the host's own checks passed.
+    fn checked_request(
+        &self,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<Vec<bindings::Message>, MemoryError> {
         let messages: Vec<Message> = messages.into_iter().collect();
         self.check_request(&messages)?;
-        let messages = messages.into_iter().map(Message::into_wit).collect();
-        self.add(session, messages).await
+        Ok(messages.into_iter().map(Message::into_wit).collect())
     }
 
     /// The host's own checks of a write request, so oversized input is refused as such instead
@@ -229,36 +259,16 @@ impl Memory {
         Ok(())
     }
 
-    async fn add(
-        &self,
-        session: SessionId,
-        messages: Vec<bindings::Message>,
-    ) -> Result<WriteOutcome, MemoryError> {
-        let Response::Write(result) = self.call(&session, Request::AddMessages(messages)).await?
-        else {
-            return Err(wrong_response());
-        };
-        match result {
-            Ok(outcome) => Ok(outcome.into()),
-            Err(bindings::WriteError::NoMessages) => Err(MemoryError::NoMessages),
-            Err(bindings::WriteError::InvalidMessage((index, reason))) => {
-                Err(MemoryError::InvalidMessage {
-                    index: index as usize,
-                    reason: reason.into(),
-                })
-            }
-        }
-    }
-
     /// Forget `session_id`.
     pub async fn clear(
         &self,
         session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
     ) -> Result<WriteOutcome, MemoryError> {
         let session = session_id.try_into()?;
-        let Response::Clear(outcome) = self.call(&session, Request::Clear).await? else {
-            return Err(wrong_response());
-        };
+        let policy = self.inner.policy.load_full();
+        let outcome = sandbox::clear(self.call(&policy, &session))
+            .await
+            .inspect_err(|error| log_failure(&policy, error))?;
         Ok(outcome.into())
     }
 
@@ -313,29 +323,30 @@ impl Memory {
         &self.inner.limits
     }
 
-    async fn call(&self, session: &SessionId, request: Request) -> Result<Response, MemoryError> {
-        // Load the policy once: this call runs on this version even if it is replaced meanwhile.
-        let policy = self.inner.policy.load_full();
-        let response = sandbox::call(
-            &policy,
-            &self.inner.store,
-            &self.inner.settings,
-            &self.inner.limits,
-            session.as_str(),
-            request,
-        )
-        .await
-        .inspect_err(|error| {
-            tracing::warn!(target: "agent_memory::policy", origin = policy.origin(), %error, "policy call failed");
-        })?;
-        Ok(response)
+    /// A call of `policy` for `session`. The caller loaded the policy once: the call runs on
+    /// that version even if it is replaced meanwhile.
+    fn call<'a>(&'a self, policy: &'a Policy, session: &'a SessionId) -> Call<'a> {
+        Call {
+            policy,
+            store: &self.inner.store,
+            settings: &self.inner.settings,
+            limits: &self.inner.limits,
+            session_id: session.as_str(),
+        }
     }
 }
 
-fn wrong_response() -> MemoryError {
-    // `sandbox::call` answers each request with its own response kind; reaching this is a bug
-    // in this crate, reported rather than panicking an agent.
-    MemoryError::Policy(PolicyError::InvalidOutput(
-        "internal: response does not match the request".to_string(),
-    ))
+fn log_failure(policy: &Policy, error: &PolicyError) {
+    tracing::warn!(target: "agent_memory::policy", origin = policy.origin(), %error, "policy call failed");
+}
+
+/// A write request the policy refused.
+fn write_error(error: bindings::WriteError) -> MemoryError {
+    match error {
+        bindings::WriteError::NoMessages => MemoryError::NoMessages,
+        bindings::WriteError::InvalidMessage((index, reason)) => MemoryError::InvalidMessage {
+            index: index as usize,
+            reason: reason.into(),
+        },
+    }
 }

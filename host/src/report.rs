@@ -1,6 +1,7 @@
 //! What memory calls return: the history of a session, and what a write did.
 
 use crate::bindings;
+use crate::error::PolicyError;
 use crate::message::Message;
 use crate::store::StoreError;
 
@@ -44,6 +45,32 @@ pub enum EntryProblem {
     /// An object without a string `role`.
     #[error("no string `role`")]
     NoRole,
+}
+
+impl Context {
+    /// A context the policy returned. Message texts are checked (a policy that returns
+    /// invalid JSON misbehaved).
+    pub(crate) fn from_wit(context: bindings::Context) -> Result<Self, PolicyError> {
+        let mut messages = Vec::with_capacity(context.messages.len());
+        for message in context.messages {
+            messages.push(Message::from_wit(message).map_err(PolicyError::InvalidOutput)?);
+        }
+        Ok(Self {
+            messages,
+            skipped: context.skipped.into_iter().map(Into::into).collect(),
+            degraded: context.degraded.map(Into::into),
+        })
+    }
+}
+
+/// What [`crate::Memory::add_and_get_context`] did: the write, and the history after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a write can fail without an error: check whether it was stored"]
+pub struct Turn {
+    /// What the write did.
+    pub outcome: WriteOutcome,
+    /// The history after the write (degraded by the write's error if it failed).
+    pub context: Context,
 }
 
 /// What a write did.

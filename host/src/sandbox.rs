@@ -125,101 +125,126 @@ pub(crate) fn trial_store() -> wasmtime::Store<CallState> {
     ))
 }
 
-/// One request to the policy's `memory` export.
-pub(crate) enum Request {
-    GetContext,
-    AddMessages(Vec<bindings::Message>),
-    Clear,
+/// Where and how one call runs: the policy, the store it may reach, the handle's settings and
+/// limits, and the session it is about.
+pub(crate) struct Call<'a> {
+    pub(crate) policy: &'a Policy,
+    pub(crate) store: &'a Store,
+    pub(crate) settings: &'a Settings,
+    pub(crate) limits: &'a Limits,
+    pub(crate) session_id: &'a str,
 }
 
-impl Request {
-    /// Bytes of message data the request hands the policy (roles, contents and members).
-    fn bytes(&self) -> u64 {
-        match self {
-            Self::GetContext | Self::Clear => 0,
-            Self::AddMessages(messages) => messages
+/// The policy's `memory` interface, as the generated bindings name it.
+type MemoryExport = bindings::exports::agent_memory::policy::memory::Guest;
+
+/// `memory.get-context`.
+pub(crate) async fn get_context(call: Call<'_>) -> Result<bindings::Context, PolicyError> {
+    let session = call.session_id;
+    call.run(0, async move |memory: &MemoryExport, store| {
+        memory.call_get_context(store, session).await
+    })
+    .await
+}
+
+/// `memory.add-message` for one message (so a policy may treat it specially), else
+/// `memory.add-messages`.
+pub(crate) async fn add_messages(
+    call: Call<'_>,
+    messages: Vec<bindings::Message>,
+) -> Result<Result<bindings::WriteOutcome, bindings::WriteError>, PolicyError> {
+    let session = call.session_id;
+    call.run(
+        message_bytes(&messages),
+        async move |memory: &MemoryExport, store| match messages.as_slice() {
+            [message] => memory.call_add_message(store, session, message).await,
+            all => memory.call_add_messages(store, session, all).await,
+        },
+    )
+    .await
+}
+
+/// `memory.add-and-get-context`.
+pub(crate) async fn add_and_get_context(
+    call: Call<'_>,
+    messages: Vec<bindings::Message>,
+) -> Result<Result<bindings::Turn, bindings::WriteError>, PolicyError> {
+    let session = call.session_id;
+    call.run(
+        message_bytes(&messages),
+        async move |memory: &MemoryExport, store| {
+            memory
+                .call_add_and_get_context(store, session, &messages)
+                .await
+        },
+    )
+    .await
+}
+
+/// `memory.clear`.
+pub(crate) async fn clear(call: Call<'_>) -> Result<bindings::WriteOutcome, PolicyError> {
+    let session = call.session_id;
+    call.run(0, async move |memory: &MemoryExport, store| {
+        memory.call_clear(store, session).await
+    })
+    .await
+}
+
+/// Bytes of message data handed to the policy (roles, contents and members): what its compute
+/// budget grows with.
+fn message_bytes(messages: &[bindings::Message]) -> u64 {
+    messages
+        .iter()
+        .map(|message| {
+            let content = match &message.content {
+                Some(bindings::Content::Text(text) | bindings::Content::Json(text)) => text.len(),
+                None => 0,
+            };
+            let members: usize = message
+                .extra
                 .iter()
-                .map(|message| {
-                    let content = match &message.content {
-                        Some(bindings::Content::Text(text) | bindings::Content::Json(text)) => {
-                            text.len()
-                        }
-                        None => 0,
-                    };
-                    let members: usize = message
-                        .extra
-                        .iter()
-                        .map(|(name, value)| name.len() + value.len())
-                        .sum();
-                    (message.role.len() + content + members) as u64
-                })
-                .sum(),
-        }
-    }
+                .map(|(name, value)| name.len() + value.len())
+                .sum();
+            (message.role.len() + content + members) as u64
+        })
+        .sum()
 }
 
-/// The policy's answer, still in WIT types.
-pub(crate) enum Response {
-    Context(bindings::Context),
-    Write(Result<bindings::WriteOutcome, bindings::WriteError>),
-    Clear(bindings::WriteOutcome),
-}
-
-/// Run `request` for `session_id` in a fresh instance of `policy`.
-pub(crate) async fn call(
-    policy: &Policy,
-    store: &Store,
-    settings: &Settings,
-    limits: &Limits,
-    session_id: &str,
-    request: Request,
-) -> Result<Response, PolicyError> {
-    let request_bytes = request.bytes();
-    let state = CallState::new(
-        Some(store.clone()),
-        settings,
-        session_id,
-        limits,
-        request_bytes,
-    );
-    let mut wasm_store = new_store(state);
-    let run = async {
-        let instance = policy
-            .loaded()
-            .pre
-            .instantiate_async(&mut wasm_store)
-            .await
-            .map_err(|error| classify_instantiate(&error))?;
-        let memory = instance.agent_memory_policy_memory();
-        let response = match request {
-            Request::GetContext => memory
-                .call_get_context(&mut wasm_store, session_id)
+impl Call<'_> {
+    /// Run `export` in a fresh instance of the policy, within every limit: a slot in the
+    /// instance pool (waited for within the call timeout), memory, fuel for `request_bytes`,
+    /// and the wall-clock call timeout.
+    async fn run<T>(
+        self,
+        request_bytes: u64,
+        export: impl AsyncFnOnce(&MemoryExport, &mut wasmtime::Store<CallState>) -> wasmtime::Result<T>,
+    ) -> Result<T, PolicyError> {
+        let timeout = self.limits.call_timeout;
+        let run = async {
+            let _slot = engine::call_slot().await;
+            let state = CallState::new(
+                Some(self.store.clone()),
+                self.settings,
+                self.session_id,
+                self.limits,
+                request_bytes,
+            );
+            let mut wasm_store = new_store(state);
+            let instance = self
+                .policy
+                .loaded()
+                .pre
+                .instantiate_async(&mut wasm_store)
                 .await
-                .map(Response::Context),
-            // One message goes to `add-message`, so a policy may treat it specially.
-            Request::AddMessages(messages) => match messages.as_slice() {
-                [message] => {
-                    memory
-                        .call_add_message(&mut wasm_store, session_id, message)
-                        .await
-                }
-                all => {
-                    memory
-                        .call_add_messages(&mut wasm_store, session_id, all)
-                        .await
-                }
-            }
-            .map(Response::Write),
-            Request::Clear => memory
-                .call_clear(&mut wasm_store, session_id)
+                .map_err(|error| classify_instantiate(&error))?;
+            export(instance.agent_memory_policy_memory(), &mut wasm_store)
                 .await
-                .map(Response::Clear),
+                .map_err(|error| classify_trap(&error, wasm_store.data().fuel.granted))
         };
-        response.map_err(|error| classify_trap(&error, wasm_store.data().fuel.granted))
-    };
-    match tokio::time::timeout(limits.call_timeout, run).await {
-        Ok(result) => result,
-        Err(_) => Err(PolicyError::CallTimeout(limits.call_timeout)),
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Err(PolicyError::CallTimeout(timeout)),
+        }
     }
 }
 
@@ -293,9 +318,23 @@ impl bindings::agent_memory::policy::store::Host for CallState {
         let span = tracing::debug_span!("agent_memory.apply", ops = ops.len());
         let applied = store.apply(&key, ops).instrument(span).await;
         Ok(applied
-            .map(|applied| bindings::Applied {
-                length_after_push: applied.length_after_push,
-                deleted: applied.deleted,
+            .map(|applied| {
+                // The writes are applied; entries over the read caps are not handed over, and
+                // the policy is told why.
+                let read = applied.read.map(|read| {
+                    read.and_then(|entries| {
+                        self.guard.check_read_reply(&entries)?;
+                        let bytes: u64 = entries.iter().map(|entry| entry.len() as u64).sum();
+                        self.fuel.grant_for(bytes);
+                        Ok(entries)
+                    })
+                    .map_err(Into::into)
+                });
+                bindings::Applied {
+                    length_after_push: applied.length_after_push,
+                    deleted: applied.deleted,
+                    read,
+                }
             })
             .map_err(Into::into))
     }
@@ -330,6 +369,10 @@ impl From<bindings::ListOp> for ListOp {
             },
             bindings::ListOp::Expire(seconds) => Self::Expire { seconds },
             bindings::ListOp::Delete => Self::Delete,
+            bindings::ListOp::Read(range) => Self::Read {
+                start: range.start,
+                stop: range.stop,
+            },
         }
     }
 }

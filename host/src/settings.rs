@@ -114,6 +114,16 @@ pub enum SettingsError {
     /// A limit is zero where it must not be.
     #[error("limit `{0}` must be greater than zero")]
     ZeroLimit(&'static str),
+    /// A limit is above what the process-wide instance pool was laid out for.
+    #[error("limit `{limit}` = {value} is above the ceiling of {ceiling}")]
+    OverCeiling {
+        /// The limit.
+        limit: &'static str,
+        /// Its value.
+        value: u64,
+        /// The most the engine allows.
+        ceiling: u64,
+    },
     /// The settings ask for more than the limits let a call do: every such call would fail.
     #[error("{setting} = {value} cannot work with {limit} = {allowed}: {why}")]
     Conflict {
@@ -229,10 +239,17 @@ impl Limits {
             ("max_transaction_bytes", self.max_transaction_bytes == 0),
             ("max_batch_messages", self.max_batch_messages == 0),
         ];
-        match zero.into_iter().find(|(_, is_zero)| *is_zero) {
-            Some((name, _)) => Err(SettingsError::ZeroLimit(name)),
-            None => Ok(()),
+        if let Some((name, _)) = zero.into_iter().find(|(_, is_zero)| *is_zero) {
+            return Err(SettingsError::ZeroLimit(name));
         }
+        if self.memory_bytes > crate::engine::MAX_POLICY_MEMORY_BYTES {
+            return Err(SettingsError::OverCeiling {
+                limit: "memory_bytes",
+                value: self.memory_bytes as u64,
+                ceiling: crate::engine::MAX_POLICY_MEMORY_BYTES as u64,
+            });
+        }
+        Ok(())
     }
 
     /// Check that `settings` can work within these limits: that a full window can be read,

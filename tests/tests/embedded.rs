@@ -53,6 +53,12 @@ async fn both_stores_keep_the_window_trim_and_ttl_like_redis() {
             other => panic!("{spec:?}: {other:?}"),
         }
         assert_eq!(memory.sessions().await.unwrap(), [b"s".to_vec()]);
+        let turn = memory
+            .add_and_get_context("s", [Message::user("5")])
+            .await
+            .unwrap();
+        assert_eq!(texts(&turn.context), ["3", "4", "5"], "{spec:?}");
+        assert_eq!(turn.outcome.stored().map(|stored| stored.trimmed), Some(1));
         assert!(memory.clear("s").await.unwrap().is_stored());
         assert_eq!(memory.store().ttl(&key).await.unwrap(), Ttl::Missing);
         assert!(memory.sessions().await.unwrap().is_empty());

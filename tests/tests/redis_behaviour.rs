@@ -412,3 +412,59 @@ async fn concurrent_writers_never_leave_a_list_over_the_window_or_without_a_ttl(
     let context = memory.get_context("hot").await.unwrap();
     assert_eq!(context.messages.len(), 5);
 }
+
+/// `calls` of each Redis command so far (INFO commandstats).
+fn command_calls(server: &RedisServer, command: &str) -> u64 {
+    let stats = server.info("commandstats");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+#[tokio::test]
+async fn add_and_get_context_appends_and_reads_the_window_in_one_transaction() {
+    let server = RedisServer::start();
+    let memory = memory(&server);
+    let history: Vec<Message> = (0..50).map(|i| Message::user(format!("m{i}"))).collect();
+    stored(memory.add_messages("s", history).await.unwrap());
+    let (exec, lrange) = (
+        command_calls(&server, "exec"),
+        command_calls(&server, "lrange"),
+    );
+
+    let turn = memory
+        .add_and_get_context("s", [Message::user("new")])
+        .await
+        .unwrap();
+    assert_eq!(
+        turn.outcome
+            .stored()
+            .map(|s| (s.appended, s.trimmed, s.length)),
+        Some((1, 1, 50))
+    );
+    let read = texts(&turn.context);
+    assert_eq!(read.len(), 50);
+    assert_eq!((read[0].as_str(), read[49].as_str()), ("m1", "new"));
+    // One MULTI/EXEC holding the read: one round trip.
+    assert_eq!(command_calls(&server, "exec"), exec + 1);
+    assert_eq!(command_calls(&server, "lrange"), lrange + 1);
+    // The same entries a separate read returns, and a TTL as after any write.
+    assert_eq!(memory.get_context("s").await.unwrap(), turn.context);
+    assert!(server.connection().ttl::<_, i64>("ai:memory:s").unwrap() > 3500);
+}
+
+#[tokio::test]
+async fn a_failed_add_and_get_context_degrades_the_context_with_the_write_error() {
+    let server = RedisServer::start();
+    let mut redis = server.connection();
+    let _: () = redis.set("ai:memory:foreign", "x").unwrap();
+    let turn = memory(&server)
+        .add_and_get_context("foreign", [Message::user("x")])
+        .await
+        .unwrap();
+    assert_eq!(turn.outcome, WriteOutcome::Failed(StoreError::WrongType));
+    assert_eq!(turn.context.degraded, Some(StoreError::WrongType));
+    assert_eq!(redis.get::<_, String>("ai:memory:foreign").unwrap(), "x");
+}

@@ -118,6 +118,9 @@ pub enum Command {
     /// Rebuild a damaged embedded store file: copy every readable session into a new file and
     /// keep the damaged one aside (`<file>.damaged-<time>`).
     Repair,
+    /// Measure agent-memory against native redis-rs code and the Python original, side by
+    /// side on one Redis (its own unless --redis is given).
+    Bench(BenchArgs),
     /// Work with policy components.
     Policy {
         /// What to do.
@@ -135,4 +138,39 @@ pub enum PolicyCommand {
         /// The component file.
         file: PathBuf,
     },
+}
+
+/// `agent-memory bench` options.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The Redis to measure on. Default: a redis-server of the benchmark's own, on a free port.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// Concurrent sessions to measure at.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 256])]
+    pub concurrency: Vec<usize>,
+    /// Measured seconds per cell.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Unmeasured seconds before each cell.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Workloads: add (append one message), get (read 50), turn (read, append, append).
+    #[arg(long, value_delimiter = ',', default_values = ["add", "get", "turn"])]
+    pub workloads: Vec<String>,
+    /// The Python interpreter (with redis-py) that runs the Python original.
+    #[arg(long, value_name = "PATH", default_value = "python3")]
+    pub python: String,
+    /// Leave the Python original out.
+    #[arg(long)]
+    pub no_python: bool,
+    /// Also measure LangChain's RedisChatMessageHistory (when the interpreter has it).
+    #[arg(long)]
+    pub langchain: bool,
+    /// Size of each message, in bytes, roughly.
+    #[arg(long, default_value_t = 200)]
+    pub message_bytes: usize,
+    /// Write every figure to this JSON file (for scripts/plot-bench).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }

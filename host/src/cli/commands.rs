@@ -23,6 +23,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Repair => return repair(&cli),
         _ => {}
     }
+    if let Command::Bench(args) = cli.command {
+        return super::bench::run(args).await;
+    }
     let memory = open(&cli)?;
     match cli.command {
         Command::Demo { session } => demo(&memory, &session).await,
@@ -37,7 +40,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sessions { long } => sessions(&memory, long).await,
         Command::Ttl { session } => ttl(&memory, &session).await,
         Command::Doctor => doctor::run(&memory).await,
-        Command::Policy { .. } | Command::Repair => unreachable!("handled above"),
+        Command::Policy { .. } | Command::Repair | Command::Bench(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

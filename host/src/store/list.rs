@@ -108,6 +108,9 @@ pub fn apply(
             ListOp::Delete => {
                 applied.deleted = Some(list.take().map_or(0, |gone| gone.entries.len() as u64));
             }
+            ListOp::Read { start, stop } => {
+                applied.read = Some(Ok(range_of(list.as_ref(), start, stop)));
+            }
         }
         // Redis removes a list the moment it becomes empty, TTL and all.
         if list
@@ -189,6 +192,26 @@ mod tests {
         let (after, applied) = apply(Some(old), vec![ListOp::Push(vec![vec![7]])], 1_000);
         assert_eq!(applied.length_after_push, Some(1));
         assert_eq!(after.unwrap().expires_at_ms, None);
+    }
+
+    #[test]
+    fn a_read_sees_the_list_as_the_earlier_operations_left_it() {
+        let (_, applied) = apply(
+            Some(list(3)),
+            vec![
+                ListOp::Push(vec![vec![9]]),
+                ListOp::Trim {
+                    start: -2,
+                    stop: -1,
+                },
+                ListOp::Read {
+                    start: -10,
+                    stop: -1,
+                },
+            ],
+            0,
+        );
+        assert_eq!(applied.read, Some(Ok(vec![vec![2], vec![9]])));
     }
 
     #[test]

@@ -38,16 +38,26 @@ pub enum ListOp {
     },
     /// Remove the list (DEL), refusing a key that holds something else.
     Delete,
+    /// Read entries `start..=stop` as they are at this point of the transaction (LRANGE).
+    Read {
+        /// First index read.
+        start: i64,
+        /// Last index read, inclusive.
+        stop: i64,
+    },
 }
 
 /// What a transaction reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     /// The list's length right after the last push of the transaction, if it pushed.
     pub length_after_push: Option<u64>,
     /// Entries the list held when the transaction's delete removed it (0 when there was no
     /// list), if it deleted.
     pub deleted: Option<u64>,
+    /// What the transaction's last read returned, if it read: the entries, or why the host
+    /// would not hand them over (the writes were applied regardless).
+    pub read: Option<Result<Vec<Vec<u8>>, StoreError>>,
 }
 
 /// Why a store could not do what was asked. Mirrors the WIT `store-error`.

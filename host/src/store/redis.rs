@@ -407,6 +407,7 @@ impl RedisStore {
         }
         let mut push_index = None;
         let mut length_before_delete_index = None;
+        let mut read_index = None;
         for op in ops {
             match op {
                 ListOp::Push(values) if values.is_empty() => continue,
@@ -424,6 +425,10 @@ impl RedisStore {
                     length_before_delete_index = Some(pipe.len());
                     pipe.cmd("LLEN").arg(key);
                     pipe.cmd("LTRIM").arg(key).arg(1).arg(0);
+                }
+                ListOp::Read { start, stop } => {
+                    read_index = Some(pipe.len());
+                    pipe.cmd("LRANGE").arg(key).arg(*start).arg(*stop);
                 }
             }
         }
@@ -454,6 +459,9 @@ impl RedisStore {
                 .transpose()?,
             deleted: length_before_delete_index
                 .map(|index| length_reply(&replies[index], "LLEN"))
+                .transpose()?,
+            read: read_index
+                .map(|index| entries_reply(&replies[index]).map(Ok))
                 .transpose()?,
         })
     }
@@ -486,6 +494,7 @@ impl RedisStore {
         Ok(Applied {
             length_after_push: None,
             deleted: length,
+            read: None,
         })
     }
 
@@ -656,6 +665,24 @@ fn length_reply(reply: &Value, command: &str) -> Result<u64, StoreError> {
             "{command} answered {other:?}, not a length"
         ))),
     }
+}
+
+/// The entries of an LRANGE reply inside EXEC.
+fn entries_reply(reply: &Value) -> Result<Vec<Vec<u8>>, StoreError> {
+    let Value::Array(items) = reply else {
+        return Err(StoreError::OutcomeUnknown(format!(
+            "LRANGE answered {reply:?}, not a list"
+        )));
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::BulkString(bytes) => Ok(bytes.clone()),
+            other => Err(StoreError::OutcomeUnknown(format!(
+                "LRANGE answered an entry {other:?}"
+            ))),
+        })
+        .collect()
 }
 
 fn connect_io_failure(error: &std::io::Error) -> String {

@@ -1,0 +1,382 @@
+//! `agent-memory bench`: agent-memory against the code it replaces, side by side in one run on
+//! one Redis — native Rust with the `redis` crate doing the Python original's commands, and
+//! the Python original itself (threads, as it was deployed; LangChain's history too with
+//! `--langchain`) — for each workload at each concurrency, plus the embedded store, the policy
+//! alone, and the host's peak memory. Prints a table of ops/s, p50, p99 and ratios; `--json`
+//! keeps every figure for `scripts/plot-bench`.
+
+mod measure;
+mod python;
+mod server;
+mod subject;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use agent_memory::{Memory, Message, RedisOptions, Store, StoreSpec};
+use anyhow::{Context as _, bail};
+
+use self::measure::{Measured, Timing};
+use self::python::{Implementation, Python};
+use self::subject::{Operation, Subject};
+use super::args::BenchArgs;
+
+/// One measured cell, as the report and the JSON file hold it.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Row {
+    workload: &'static str,
+    concurrency: usize,
+    subject: &'static str,
+    #[serde(flatten)]
+    measured: Measured,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Default, serde::Serialize)]
+struct Results {
+    machine: String,
+    date: String,
+    command: String,
+    message_bytes: usize,
+    seconds_per_cell: f64,
+    rows: Vec<Row>,
+    /// The default policy alone over the in-memory store, microseconds per call.
+    policy_alone_us: Vec<(&'static str, f64)>,
+    /// Peak resident memory of this process while agent-memory served the highest concurrency.
+    peak_rss_bytes: u64,
+}
+
+/// Run the benchmark.
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let timing = Timing {
+        warmup: Duration::from_secs_f64(args.warmup),
+        measure: Duration::from_secs_f64(args.seconds),
+    };
+    let own_server;
+    let url = match &args.redis {
+        Some(url) => url.clone(),
+        None => {
+            own_server = server::BenchServer::start()?;
+            own_server.url()
+        }
+    };
+    let operations = parse_workloads(&args.workloads)?;
+    let python = if args.no_python {
+        None
+    } else {
+        Some(Python::new(&args.python)?)
+    };
+    let text = "x".repeat(args.message_bytes.saturating_sub(40).max(1));
+    let mut results = Results {
+        machine: machine(),
+        date: today(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        message_bytes: args.message_bytes,
+        seconds_per_cell: args.seconds,
+        ..Results::default()
+    };
+
+    let ours = Subject::Ours(
+        Memory::builder()
+            .store(StoreSpec::parse(&url)?)
+            .redis_options(RedisOptions::default())
+            .build()?,
+    );
+    let native = Subject::Native(
+        redis::Client::open(url.as_str())?
+            .get_multiplexed_async_connection()
+            .await
+            .context("connecting the native baseline")?,
+    );
+    let top = args.concurrency.iter().copied().max().unwrap_or(1);
+    let cells = operations.len() * args.concurrency.len();
+    let mut done = 0;
+    for &operation in &operations {
+        for &concurrency in &args.concurrency {
+            done += 1;
+            let label = |who: &str| format!("bench-{who}-{}-{concurrency}", operation.name());
+            eprintln!(
+                "[{done}/{cells}] {} at {concurrency} concurrent sessions…",
+                operation.name()
+            );
+            let ours_label = label("ours");
+            let measure_ours =
+                measure::cell(&ours, operation, concurrency, timing, &ours_label, &text);
+            let measured = if concurrency == top {
+                let (measured, peak) = measure::peak_resident_during(measure_ours).await;
+                results.peak_rss_bytes = results.peak_rss_bytes.max(peak);
+                measured
+            } else {
+                measure_ours.await
+            };
+            results.push(operation, concurrency, "ours", measured);
+            if operation == Operation::Turn {
+                let measured = measure::cell(
+                    &ours,
+                    Operation::TurnCombined,
+                    concurrency,
+                    timing,
+                    &label("ours-combined"),
+                    &text,
+                )
+                .await;
+                results.push(Operation::TurnCombined, concurrency, "ours", measured);
+            }
+            let measured = measure::cell(
+                &native,
+                operation,
+                concurrency,
+                timing,
+                &label("native"),
+                &text,
+            )
+            .await;
+            results.push(operation, concurrency, "native", measured);
+            if let Some(python) = &python {
+                let implementations = if args.langchain {
+                    &[Implementation::Original, Implementation::LangChain][..]
+                } else {
+                    &[Implementation::Original][..]
+                };
+                for &implementation in implementations {
+                    let cell = python.cell(
+                        implementation,
+                        &url,
+                        operation,
+                        concurrency,
+                        timing,
+                        args.message_bytes,
+                    )?;
+                    let name = match implementation {
+                        Implementation::Original => "python",
+                        Implementation::LangChain => "langchain",
+                    };
+                    match cell {
+                        Some(measured) => results.push(operation, concurrency, name, measured),
+                        None => eprintln!("  {name}: not installed, skipped"),
+                    }
+                }
+            }
+        }
+    }
+
+    eprintln!("embedded store…");
+    let dir = tempfile::tempdir()?;
+    let embedded = Subject::Ours(
+        Memory::builder()
+            .store_handle(Store::open(
+                &StoreSpec::Embedded(dir.path().join("bench.redb")),
+                RedisOptions::default(),
+            )?)
+            .build()?,
+    );
+    for operation in [Operation::Add, Operation::Get] {
+        for concurrency in [1, 16] {
+            let label = format!("bench-embedded-{}-{concurrency}", operation.name());
+            let measured =
+                measure::cell(&embedded, operation, concurrency, timing, &label, &text).await;
+            results.push(operation, concurrency, "ours-embedded", measured);
+        }
+    }
+    eprintln!("policy alone…");
+    results.policy_alone_us = policy_alone(&text).await?;
+
+    print!("{}", report(&results));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&results)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    let failures: u64 = results.rows.iter().map(|row| row.measured.failures).sum();
+    if failures > 0 {
+        bail!("{failures} operations failed during the benchmark: the figures are not comparable");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Results {
+    fn push(
+        &mut self,
+        operation: Operation,
+        concurrency: usize,
+        subject: &'static str,
+        measured: Measured,
+    ) {
+        let shown = match operation {
+            Operation::TurnCombined => format!("{subject} (combined)"),
+            _ => subject.to_string(),
+        };
+        eprintln!(
+            "  {shown:<16} {:>9.0} ops/s  p50 {:>6} us  p99 {:>7} us",
+            measured.ops_per_second, measured.p50_us, measured.p99_us
+        );
+        self.rows.push(Row {
+            workload: operation.name(),
+            concurrency,
+            subject,
+            measured,
+        });
+    }
+
+    fn find(&self, workload: &str, concurrency: usize, subject: &str) -> Option<&Measured> {
+        self.rows
+            .iter()
+            .find(|row| {
+                row.workload == workload && row.concurrency == concurrency && row.subject == subject
+            })
+            .map(|row| &row.measured)
+    }
+}
+
+fn parse_workloads(names: &[String]) -> anyhow::Result<Vec<Operation>> {
+    names
+        .iter()
+        .map(|name| match name.as_str() {
+            "add" => Ok(Operation::Add),
+            "get" => Ok(Operation::Get),
+            "turn" => Ok(Operation::Turn),
+            other => bail!("unknown workload {other:?}: use add, get or turn"),
+        })
+        .collect()
+}
+
+/// The default policy alone over the in-memory store: microseconds per add of one message and
+/// per read of a full window, the best of three rounds of 2000 calls.
+async fn policy_alone(text: &str) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let memory = Memory::builder().store(StoreSpec::InMemory).build()?;
+    let message = Message::user(text);
+    for _ in 0..50 {
+        let _ = memory.add_message("alone", message.clone()).await?;
+    }
+    const CALLS: u32 = 2000;
+    let (mut add, mut get) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        let started = Instant::now();
+        for _ in 0..CALLS {
+            let _ = memory.add_message("alone", message.clone()).await?;
+        }
+        add = add.min(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
+        let started = Instant::now();
+        for _ in 0..CALLS {
+            memory.get_context("alone").await?;
+        }
+        get = get.min(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
+    }
+    Ok(vec![("add", add), ("get", get)])
+}
+
+/// The tables: per workload, a row per concurrency.
+fn report(results: &Results) -> String {
+    let mut out = format!(
+        "\n{}; {}; {}-byte messages; {} s per cell\n",
+        results.machine, results.date, results.message_bytes, results.seconds_per_cell
+    );
+    let workloads = ["add", "get", "turn"];
+    for workload in workloads {
+        let concurrencies: Vec<usize> = {
+            let mut seen: Vec<usize> = results
+                .rows
+                .iter()
+                .filter(|row| row.workload == workload && row.subject == "native")
+                .map(|row| row.concurrency)
+                .collect();
+            seen.dedup();
+            seen
+        };
+        if concurrencies.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "\n{workload}: ops/s (p50 / p99 us)\n\
+             | conc | ours | native | ours/native ops | ours/native p50 | python | ours/python |{}\n\
+             |---|---|---|---|---|---|---|{}\n",
+            if workload == "turn" { " ours combined | combined/native |" } else { "" },
+            if workload == "turn" { "---|---|" } else { "" },
+        ));
+        for concurrency in concurrencies {
+            let cell = |subject: &str| results.find(workload, concurrency, subject);
+            let shown = |measured: Option<&Measured>| {
+                measured.map_or("—".to_string(), |m| {
+                    format!("{:.0} ({} / {})", m.ops_per_second, m.p50_us, m.p99_us)
+                })
+            };
+            let ratio = |a: Option<&Measured>, b: Option<&Measured>, f: fn(&Measured) -> f64| match (
+                a, b,
+            ) {
+                (Some(a), Some(b)) if f(b) > 0.0 => format!("{:.2}x", f(a) / f(b)),
+                _ => "—".to_string(),
+            };
+            let (ours, native, python) = (cell("ours"), cell("native"), cell("python"));
+            out.push_str(&format!(
+                "| {concurrency} | {} | {} | {} | {} | {} | {} |",
+                shown(ours),
+                shown(native),
+                ratio(ours, native, |m| m.ops_per_second),
+                ratio(ours, native, |m| m.p50_us as f64),
+                shown(python),
+                ratio(ours, python, |m| m.ops_per_second),
+            ));
+            if workload == "turn" {
+                let combined = results.find("turn-combined", concurrency, "ours");
+                out.push_str(&format!(
+                    " {} | {} |",
+                    shown(combined),
+                    ratio(combined, native, |m| m.ops_per_second)
+                ));
+            }
+            out.push('\n');
+        }
+    }
+    out.push_str("\nembedded store (ours): ");
+    for row in results
+        .rows
+        .iter()
+        .filter(|row| row.subject == "ours-embedded")
+    {
+        out.push_str(&format!(
+            "{} at {}: {:.0} ops/s (p50 {} us); ",
+            row.workload, row.concurrency, row.measured.ops_per_second, row.measured.p50_us
+        ));
+    }
+    out.push_str("\npolicy alone (in-memory store): ");
+    for (operation, micros) in &results.policy_alone_us {
+        out.push_str(&format!("{operation} {micros:.1} us/call; "));
+    }
+    out.push_str(&format!(
+        "\npeak resident memory at the highest concurrency: {:.0} MB\n",
+        results.peak_rss_bytes as f64 / 1e6
+    ));
+    out
+}
+
+/// `<cpu model>, <n> cores, <memory>`, from /proc.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(String::new(), |kib| format!(", {} GiB", kib >> 20));
+    format!("{cpu}, {cores} cores{memory}")
+}
+
+/// Today's date (UTC), as `date -u +%F` prints it.
+fn today() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%F"])
+        .output()
+        .ok()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+        .unwrap_or_default()
+}
