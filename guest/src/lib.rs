@@ -11,6 +11,7 @@
 //! - [`window`]: the window rule and the transaction that keeps it.
 //! - [`resilience`]: which store errors are worth one more attempt.
 //! - [`policy`]: the operations, over a [`policy::Host`] trait.
+//! - `arena` (in the component only): a bump allocator over the instance's initial memory.
 //! - this file: glue from the WIT bindings to [`policy`], nothing else.
 //!
 //! Built for `wasm32-unknown-unknown` and made a component by the host's build script, it
@@ -19,10 +20,16 @@
 
 #![deny(missing_docs)]
 
+#[cfg(target_arch = "wasm32")]
+pub mod arena;
 pub mod codec;
 pub mod policy;
 pub mod resilience;
 pub mod window;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena::new();
 
 mod bindings {
     wit_bindgen::generate!({

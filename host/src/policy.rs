@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, Linker};
 
 use crate::bindings::{Policy as PolicyBindings, PolicyPre};
 use crate::engine;
@@ -68,9 +68,40 @@ pub struct Policy {
 
 pub(crate) struct Loaded {
     pub(crate) pre: PolicyPre<CallState>,
+    /// Where each function of the `memory` export is, found once: an instance of the same
+    /// component has them at the same places.
+    pub(crate) exports: MemoryExports,
     digest: String,
     origin: String,
 }
+
+/// The functions of the `memory` export, by index into the component.
+pub(crate) struct MemoryExports {
+    pub(crate) get_context: ComponentExportIndex,
+    pub(crate) add_message: ComponentExportIndex,
+    pub(crate) add_messages: ComponentExportIndex,
+    pub(crate) add_and_get_context: ComponentExportIndex,
+    pub(crate) clear: ComponentExportIndex,
+}
+
+impl MemoryExports {
+    /// The indices in `component`; `None` when an export is missing (which `PolicyPre::new`
+    /// has already refused).
+    fn find(component: &Component) -> Option<Self> {
+        let memory = component.get_export_index(None, MEMORY_INTERFACE)?;
+        let function = |name: &str| component.get_export_index(Some(&memory), name);
+        Some(Self {
+            get_context: function("get-context")?,
+            add_message: function("add-message")?,
+            add_messages: function("add-messages")?,
+            add_and_get_context: function("add-and-get-context")?,
+            clear: function("clear")?,
+        })
+    }
+}
+
+/// The exported interface a policy must provide.
+const MEMORY_INTERFACE: &str = "agent-memory:policy/memory@0.1.0";
 
 impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -155,9 +186,15 @@ impl Policy {
             .map_err(|error| LoadError::Contract(format!("{error:#}")))?;
         let pre = PolicyPre::new(instance_pre)
             .map_err(|error| LoadError::Contract(format!("{error:#}")))?;
+        let exports = MemoryExports::find(&component).ok_or_else(|| {
+            LoadError::Contract(format!(
+                "no `{MEMORY_INTERFACE}` export with every function"
+            ))
+        })?;
         let policy = Self {
             inner: Arc::new(Loaded {
                 pre,
+                exports,
                 digest,
                 origin: origin.to_string(),
             }),
@@ -167,7 +204,8 @@ impl Policy {
     }
 
     /// `PolicyPre::new` checks export names only; instantiating once runs the component's
-    /// start code and resolves every typed export, so a broken component fails here.
+    /// start code and resolves every typed export — checking each function's type against the
+    /// contract, which calls then rely on (see `sandbox`) — so a broken component fails here.
     fn trial_instantiation(&self) -> Result<(), LoadError> {
         let check = async {
             let mut store = sandbox::trial_store();
