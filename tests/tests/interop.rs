@@ -99,6 +99,45 @@ async fn our_entries_are_byte_for_byte_what_python_json_dumps_writes() {
 }
 
 #[tokio::test]
+async fn a_combined_turn_reads_what_python_wrote_and_writes_what_python_reads() {
+    let server = RedisServer::start();
+    let python = PythonOriginal::new(&server.url());
+    let theirs = tricky_messages();
+    let written: Vec<String> = theirs.iter().map(Value::to_string).collect();
+    python.add(
+        "turn",
+        &written.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let ours: Vec<Message> = tricky_messages()
+        .into_iter()
+        .map(|value| Message::from_json(&value).unwrap())
+        .collect();
+
+    let turn = memory(&server)
+        .add_and_get_context("turn", ours.clone())
+        .await
+        .unwrap();
+    expect_stored(turn.outcome);
+    // The window it returns holds Python's messages, then ours, every member intact.
+    let returned: Vec<Value> = turn
+        .context
+        .messages
+        .iter()
+        .map(|message| message.to_json().unwrap())
+        .collect();
+    let expected: Vec<Value> = theirs.iter().chain(theirs.iter()).cloned().collect();
+    assert_eq!(returned, expected);
+    // And Python reads the same window, every entry as json.dumps writes it.
+    assert_eq!(python.get("turn"), Value::Array(expected));
+    let canonical = python.eval_on_entries(
+        "turn",
+        "all(json.dumps(json.loads(e)).encode() == e for e in entries)",
+        "",
+    );
+    assert_eq!(canonical, "True");
+}
+
+#[tokio::test]
 async fn python_and_rust_append_to_one_session_and_share_its_window() {
     let server = RedisServer::start();
     let memory = memory(&server);
