@@ -36,13 +36,16 @@
 //! - [`message`](Message), [`json`](Json), [`report`](Context): what goes in and comes out.
 //! - [`store`]: the backends (Redis, embedded file, process memory) with Redis semantics.
 //! - `policy`: loading and checking components; `sandbox`: one call in its limits;
+//!   `call_state`: what a call's instance can reach (the host side of the contract);
 //!   `guard`: what a call may ask of the store; `engine`: the shared wasmtime engine.
+//!   `sandbox` uses `policy` and `call_state`, `policy` uses `call_state`: no cycle.
 //! - `settings`, `session`, `error`: configuration, session ids, errors.
 
 #![deny(missing_docs)]
 
 mod bindings;
 mod blocking;
+mod call_state;
 mod engine;
 mod error;
 mod guard;

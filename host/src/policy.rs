@@ -13,9 +13,9 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, ComponentExportIndex, Linker};
 
 use crate::bindings::{Policy as PolicyBindings, PolicyPre};
+use crate::call_state::{self, CallState};
 use crate::engine;
 use crate::error::LoadError;
-use crate::sandbox::{self, CallState};
 
 /// The default policy's component, built from `guest/` by the build script.
 pub const DEFAULT_POLICY_WASM: &[u8] =
@@ -208,7 +208,7 @@ impl Policy {
     /// contract, which calls then rely on (see `sandbox`) — so a broken component fails here.
     fn trial_instantiation(&self) -> Result<(), LoadError> {
         let check = async {
-            let mut store = sandbox::trial_store();
+            let mut store = call_state::trial_store();
             let instance = self
                 .inner
                 .pre
