@@ -10,7 +10,9 @@
 //! handed to the policy: a policy handed little data that loops is stopped after the fixed
 //! part; a legitimate read of a large window gets the fuel its size calls for.
 
-use wasmtime::component::{ComponentExportIndex, Instance, TypedFunc};
+use wasmtime::component::{
+    ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower, TypedFunc,
+};
 
 use crate::bindings;
 use crate::call_state::{CallState, new_store};
@@ -34,11 +36,9 @@ pub(crate) struct Call<'a> {
 pub(crate) async fn get_context(call: Call<'_>) -> Result<bindings::Context, PolicyError> {
     let session = call.session_id;
     call.run(0, async move |instance, exports, store| {
-        // SAFETY (for every `typed` below): see `typed`.
-        let function = unsafe {
-            typed::<(&str,), (bindings::Context,)>(instance, store, exports.get_context)
-        }?;
-        Ok(function.call_async(store, (session,)).await?.0)
+        // SAFETY (for every `call_export` below): the types are those the generated bindings
+        // give this export, which the policy's trial instantiation checked.
+        unsafe { call_export(instance, store, exports.get_context, (session,)) }.await
     })
     .await
 }
@@ -49,29 +49,17 @@ pub(crate) async fn add_messages(
     call: Call<'_>,
     messages: Vec<bindings::Message>,
 ) -> Result<Result<bindings::WriteOutcome, bindings::WriteError>, PolicyError> {
-    type Written = (Result<bindings::WriteOutcome, bindings::WriteError>,);
     let session = call.session_id;
     call.run(
         message_bytes(&messages),
-        async move |instance, exports, store| {
-            if let [message] = messages.as_slice() {
-                let function = unsafe {
-                    typed::<(&str, &bindings::Message), Written>(
-                        instance,
-                        store,
-                        exports.add_message,
-                    )
-                }?;
-                return Ok(function.call_async(store, (session, message)).await?.0);
+        async move |instance, exports, store| match messages.as_slice() {
+            [message] => {
+                unsafe { call_export(instance, store, exports.add_message, (session, message)) }
+                    .await
             }
-            let function = unsafe {
-                typed::<(&str, &[bindings::Message]), Written>(
-                    instance,
-                    store,
-                    exports.add_messages,
-                )
-            }?;
-            Ok(function.call_async(store, (session, &messages)).await?.0)
+            all => {
+                unsafe { call_export(instance, store, exports.add_messages, (session, all)) }.await
+            }
         },
     )
     .await
@@ -82,19 +70,12 @@ pub(crate) async fn add_and_get_context(
     call: Call<'_>,
     messages: Vec<bindings::Message>,
 ) -> Result<Result<bindings::Turn, bindings::WriteError>, PolicyError> {
-    type Turned = (Result<bindings::Turn, bindings::WriteError>,);
     let session = call.session_id;
     call.run(
         message_bytes(&messages),
         async move |instance, exports, store| {
-            let function = unsafe {
-                typed::<(&str, &[bindings::Message]), Turned>(
-                    instance,
-                    store,
-                    exports.add_and_get_context,
-                )
-            }?;
-            Ok(function.call_async(store, (session, &messages)).await?.0)
+            let index = exports.add_and_get_context;
+            unsafe { call_export(instance, store, index, (session, messages.as_slice())) }.await
         },
     )
     .await
@@ -104,14 +85,13 @@ pub(crate) async fn add_and_get_context(
 pub(crate) async fn clear(call: Call<'_>) -> Result<bindings::WriteOutcome, PolicyError> {
     let session = call.session_id;
     call.run(0, async move |instance, exports, store| {
-        let function =
-            unsafe { typed::<(&str,), (bindings::WriteOutcome,)>(instance, store, exports.clear) }?;
-        Ok(function.call_async(store, (session,)).await?.0)
+        unsafe { call_export(instance, store, exports.clear, (session,)) }.await
     })
     .await
 }
 
-/// The export at `index` of `instance`, as a typed function, without checking its type again.
+/// Call the export at `index` of `instance` with `params`, as a typed function whose type is
+/// not checked again.
 ///
 /// Checking the five functions of the `memory` export on every instantiation (what the
 /// generated `PolicyPre::instantiate_async` does) cost about a sixth of a call. The check is
@@ -123,20 +103,22 @@ pub(crate) async fn clear(call: Call<'_>) -> Result<bindings::WriteOutcome, Poli
 ///
 /// `Params` and `Return` must be the types the generated bindings use for the export at
 /// `index` of the component `instance` was made from, which the policy's trial checked.
-unsafe fn typed<Params, Return>(
+async unsafe fn call_export<Params, Return: 'static>(
     instance: &Instance,
     store: &mut wasmtime::Store<CallState>,
     index: ComponentExportIndex,
-) -> wasmtime::Result<TypedFunc<Params, Return>>
+    params: Params,
+) -> wasmtime::Result<Return>
 where
-    Params: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
-    Return: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
+    Params: ComponentNamedList + Lower + Send + Sync,
+    (Return,): ComponentNamedList + Lift + Send + Sync,
 {
     let function = instance
         .get_func(&mut *store, index)
         .ok_or_else(|| wasmtime::format_err!("the policy lost an export it had when loaded"))?;
     // SAFETY: the caller guarantees the types (see above).
-    Ok(unsafe { TypedFunc::new_unchecked(function) })
+    let typed = unsafe { TypedFunc::<Params, (Return,)>::new_unchecked(function) };
+    Ok(typed.call_async(store, params).await?.0)
 }
 
 /// Bytes of message data handed to the policy (roles, contents and members): what its compute
