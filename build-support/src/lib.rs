@@ -32,6 +32,17 @@ pub const GUEST_PROFILE: &str = "policy";
 /// `<target>/policy-guest`, shared by every profile and every crate that builds guests, so each
 /// guest is compiled once, not once per `OUT_DIR`.
 pub fn build_component(package: &str, package_dir: &str) -> anyhow::Result<Vec<u8>> {
+    build_component_with_features(package, package_dir, &[])
+}
+
+/// Like [`build_component`], with these cargo `features` of the package enabled (how one guest
+/// crate yields several components, such as the default and the tool-safe policy). Each
+/// feature set is compiled once and cached; the component is read right after its build.
+pub fn build_component_with_features(
+    package: &str,
+    package_dir: &str,
+    features: &[&str],
+) -> anyhow::Result<Vec<u8>> {
     let workspace = workspace_root()?;
     for watched in [package_dir, "wit", "Cargo.toml", "Cargo.lock"] {
         println!(
@@ -41,7 +52,7 @@ pub fn build_component(package: &str, package_dir: &str) -> anyhow::Result<Vec<u
     }
     let out_dir = PathBuf::from(env::var("OUT_DIR").context("OUT_DIR is set by cargo")?);
     let target_dir = guest_target_dir(&out_dir);
-    let core = build_core_module(&workspace, &target_dir, package)?;
+    let core = build_core_module(&workspace, &target_dir, package, features)?;
     for source in dep_info_sources(&core.with_extension("d"))? {
         println!("cargo:rerun-if-changed={}", source.display());
     }
@@ -109,6 +120,7 @@ fn build_core_module(
     workspace: &Path,
     target_dir: &Path,
     package: &str,
+    features: &[&str],
 ) -> anyhow::Result<PathBuf> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(cargo);
@@ -124,6 +136,11 @@ fn build_core_module(
             "cdylib",
         ])
         .args(["--target", GUEST_TARGET, "--profile", GUEST_PROFILE])
+        .args(if features.is_empty() {
+            Vec::new()
+        } else {
+            vec!["--features".to_string(), features.join(",")]
+        })
         .arg("--target-dir")
         .arg(target_dir)
         // Start the linear memory large enough for an ordinary call (the 1 MiB stack, data,

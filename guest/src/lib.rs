@@ -1,30 +1,39 @@
-//! The default agent-memory policy, as a WebAssembly component.
+//! The built-in agent-memory policies, as WebAssembly components.
 //!
-//! It reproduces the Python original exactly: key `{prefix}{session}`, RPUSH of
-//! `json.dumps`-identical entries, LTRIM to the newest `max-messages`, EXPIRE renewed on every
-//! write, all in one transaction; entries that are not messages are skipped and counted; store
-//! faults degrade, never trap.
+//! - The default policy ([`policy`]) reproduces the Python original exactly: key
+//!   `{prefix}{session}`, RPUSH of `json.dumps`-identical entries, LTRIM to the newest
+//!   `max-messages`, EXPIRE renewed on every write, all in one transaction; entries that are
+//!   not messages are skipped and counted; store faults degrade, never trap.
+//! - The tool-safe policy ([`tool_safe`]) keeps a window that never splits a tool call from its
+//!   results, pins the first system message, and can keep a token budget; same storage format.
+//!
+//! One crate, two components: the host's build script builds it twice, once with the
+//! `tool-safe` feature, which selects the policy the component exports. Both are written
+//! against [`policy::Host`], so their unit tests run natively with a fake store.
 //!
 //! # Layout
 //! - [`codec`]: stored entries <-> messages, over the shared storage format
 //!   (`agent-memory-format`: JSON exactly as Python's `json` module reads and writes it).
-//! - [`window`]: the window rule and the transaction that keeps it.
+//! - [`window`]: the default window rule and the transaction that keeps it.
 //! - [`resilience`]: which store errors are worth one more attempt.
-//! - [`policy`]: the operations, over a [`policy::Host`] trait.
+//! - [`policy`]: the default policy's operations, over a [`policy::Host`] trait.
+//! - [`tool_safe`]: the tool-safe policy's window and operations.
 //! - `arena` (in the component only): a bump allocator over the instance's initial memory.
-//! - this file: glue from the WIT bindings to [`policy`], nothing else.
+//! - this file: glue from the WIT bindings to the policy exported, nothing else.
 //!
 //! Built for `wasm32-unknown-unknown` and made a component by the host's build script, it
-//! imports only the `agent-memory:policy` interfaces. Natively, `cargo test` runs the modules'
-//! unit tests.
+//! imports only the `agent-memory:policy` interfaces.
 
 #![deny(missing_docs)]
 
 #[cfg(target_arch = "wasm32")]
 pub mod arena;
 pub mod codec;
+#[cfg(test)]
+mod fake_host;
 pub mod policy;
 pub mod resilience;
+pub mod tool_safe;
 pub mod window;
 
 #[cfg(target_arch = "wasm32")]
@@ -38,8 +47,11 @@ mod bindings {
         additional_derives: [PartialEq, Eq],
     });
 
-    use super::DefaultPolicy;
-    export!(DefaultPolicy);
+    #[cfg(not(feature = "tool-safe"))]
+    use super::DefaultPolicy as Exported;
+    #[cfg(feature = "tool-safe")]
+    use super::ToolSafePolicy as Exported;
+    export!(Exported);
 }
 
 /// The WIT types the modules work with, under short names.
@@ -47,20 +59,23 @@ pub mod types {
     pub use crate::bindings::agent_memory::policy::log::Level;
     pub use crate::bindings::agent_memory::policy::store::{Applied, ListOp, Range};
     pub use crate::bindings::agent_memory::policy::types::{
-        Content, Message, Replication, Settings, SizeLimit, StoreError,
-    };
-    pub use crate::bindings::exports::agent_memory::policy::memory::{
-        Context, EntryProblem, InvalidMessage, SkippedEntry, Stored, Turn, WriteError, WriteOutcome,
+        Content, Context, EntryProblem, InvalidMessage, MemoryError, Message, Replication,
+        Settings, SizeLimit, SkippedEntry, StoreError, Stored, Turn, WriteOutcome,
     };
 }
 
 use bindings::agent_memory::policy::{config, log, store};
 use bindings::exports::agent_memory::policy::memory::Guest;
-use types::{Applied, Context, Level, ListOp, Message, Range, Settings, StoreError};
-use types::{Turn, WriteError, WriteOutcome};
+use types::{Applied, Context, Level, ListOp, MemoryError, Message, Range, Settings, StoreError};
+use types::{Turn, WriteOutcome};
 
-/// The component's export.
+/// The default policy's export (the component's unless built with `tool-safe`).
+#[cfg_attr(feature = "tool-safe", allow(dead_code))]
 struct DefaultPolicy;
+
+/// The tool-safe policy's export (the component's when built with `tool-safe`).
+#[cfg_attr(not(feature = "tool-safe"), allow(dead_code))]
+struct ToolSafePolicy;
 
 /// The real imports, as a [`policy::Host`].
 struct Imports;
@@ -84,26 +99,57 @@ impl policy::Host for Imports {
 }
 
 impl Guest for DefaultPolicy {
-    fn get_context(session_id: String) -> Context {
-        policy::get_context(&Imports, &session_id)
+    fn get_context(session_id: String) -> Result<Context, MemoryError> {
+        Ok(policy::get_context(&Imports, &session_id))
     }
 
-    fn add_message(session_id: String, message: Message) -> Result<WriteOutcome, WriteError> {
+    fn add_message(session_id: String, message: Message) -> Result<WriteOutcome, MemoryError> {
         policy::add_messages(&Imports, &session_id, std::slice::from_ref(&message))
     }
 
     fn add_messages(
         session_id: String,
         messages: Vec<Message>,
-    ) -> Result<WriteOutcome, WriteError> {
+    ) -> Result<WriteOutcome, MemoryError> {
         policy::add_messages(&Imports, &session_id, &messages)
     }
 
-    fn add_and_get_context(session_id: String, messages: Vec<Message>) -> Result<Turn, WriteError> {
+    fn add_and_get_context(
+        session_id: String,
+        messages: Vec<Message>,
+    ) -> Result<Turn, MemoryError> {
         policy::add_and_get_context(&Imports, &session_id, &messages)
     }
 
-    fn clear(session_id: String) -> WriteOutcome {
-        policy::clear(&Imports, &session_id)
+    fn clear(session_id: String) -> Result<WriteOutcome, MemoryError> {
+        Ok(policy::clear(&Imports, &session_id))
+    }
+}
+
+impl Guest for ToolSafePolicy {
+    fn get_context(session_id: String) -> Result<Context, MemoryError> {
+        Ok(tool_safe::get_context(&Imports, &session_id))
+    }
+
+    fn add_message(session_id: String, message: Message) -> Result<WriteOutcome, MemoryError> {
+        tool_safe::add_messages(&Imports, &session_id, std::slice::from_ref(&message))
+    }
+
+    fn add_messages(
+        session_id: String,
+        messages: Vec<Message>,
+    ) -> Result<WriteOutcome, MemoryError> {
+        tool_safe::add_messages(&Imports, &session_id, &messages)
+    }
+
+    fn add_and_get_context(
+        session_id: String,
+        messages: Vec<Message>,
+    ) -> Result<Turn, MemoryError> {
+        tool_safe::add_and_get_context(&Imports, &session_id, &messages)
+    }
+
+    fn clear(session_id: String) -> Result<WriteOutcome, MemoryError> {
+        Ok(tool_safe::clear(&Imports, &session_id))
     }
 }

@@ -4,8 +4,8 @@
 use crate::codec;
 use crate::resilience::{self, Access};
 use crate::types::{
-    Applied, Context, Level, ListOp, Message, Range, Settings, SkippedEntry, StoreError, Stored,
-    Turn, WriteError, WriteOutcome,
+    Applied, Context, Level, ListOp, MemoryError, Message, Range, Settings, SkippedEntry,
+    StoreError, Stored, Turn, WriteOutcome,
 };
 use crate::window;
 
@@ -57,8 +57,8 @@ pub fn get_context(host: &impl Host, session_id: &str) -> Context {
     }
 }
 
-/// An empty history, degraded by `error`.
-fn degraded(host: &impl Host, error: StoreError) -> Context {
+/// An empty history, degraded by `error` (logged).
+pub fn degraded(host: &impl Host, error: StoreError) -> Context {
     host.log(
         Level::Warn,
         &format!("read failed, history degraded to empty: {error:?}"),
@@ -106,7 +106,7 @@ pub fn add_messages(
     host: &impl Host,
     session_id: &str,
     messages: &[Message],
-) -> Result<WriteOutcome, WriteError> {
+) -> Result<WriteOutcome, MemoryError> {
     let settings = host.settings();
     let plan = window::plan_append(encode_all(messages, &settings)?, &settings);
     let key = session_key(&settings, session_id);
@@ -123,7 +123,7 @@ pub fn add_and_get_context(
     host: &impl Host,
     session_id: &str,
     messages: &[Message],
-) -> Result<Turn, WriteError> {
+) -> Result<Turn, MemoryError> {
     let settings = host.settings();
     let mut plan = window::plan_append(encode_all(messages, &settings)?, &settings);
     if let Some(range) = window::read_range(&settings) {
@@ -152,16 +152,16 @@ pub fn add_and_get_context(
 }
 
 /// Every message encoded as the Python original stores it, or the first refusal.
-fn encode_all(messages: &[Message], settings: &Settings) -> Result<Vec<Vec<u8>>, WriteError> {
+pub fn encode_all(messages: &[Message], settings: &Settings) -> Result<Vec<Vec<u8>>, MemoryError> {
     if messages.is_empty() {
-        return Err(WriteError::NoMessages);
+        return Err(MemoryError::NoMessages);
     }
     messages
         .iter()
         .enumerate()
         .map(|(index, message)| {
             codec::encode(message, settings.max_message_bytes).map_err(|reason| {
-                WriteError::InvalidMessage((u32::try_from(index).unwrap_or(u32::MAX), reason))
+                MemoryError::InvalidMessage((u32::try_from(index).unwrap_or(u32::MAX), reason))
             })
         })
         .collect()
@@ -176,6 +176,7 @@ pub fn clear(host: &impl Host, session_id: &str) -> WriteOutcome {
             appended: 0,
             trimmed: window::saturating_u32(applied.deleted.unwrap_or(0)),
             length: 0,
+            evicted: Vec::new(),
         }),
         Err(error) => WriteOutcome::Failed(error),
     }
@@ -198,104 +199,8 @@ fn write(host: &impl Host, key: &str, ops: &[ListOp]) -> Result<Applied, StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_host::FakeHost;
     use crate::types::{Content, EntryProblem, InvalidMessage};
-    use std::cell::RefCell;
-    use std::collections::{HashMap, VecDeque};
-
-    /// A list store with Redis semantics for the operations the policy uses, plus a queue of
-    /// errors to return before serving requests.
-    #[derive(Default)]
-    struct FakeHost {
-        lists: RefCell<HashMap<String, Vec<Vec<u8>>>>,
-        failures: RefCell<VecDeque<StoreError>>,
-        calls: RefCell<Vec<String>>,
-        max_messages: u32,
-    }
-
-    impl FakeHost {
-        fn with_window(max_messages: u32) -> Self {
-            Self {
-                max_messages,
-                ..Self::default()
-            }
-        }
-    }
-
-    fn index(len: usize, i: i64) -> i64 {
-        if i < 0 { len as i64 + i } else { i }
-    }
-
-    /// LRANGE `range` of `list`.
-    fn slice(list: &[Vec<u8>], range: Range) -> Vec<Vec<u8>> {
-        let start = index(list.len(), range.start).max(0) as usize;
-        let stop = index(list.len(), range.stop).min(list.len() as i64 - 1);
-        if stop < start as i64 {
-            Vec::new()
-        } else {
-            list[start..=stop as usize].to_vec()
-        }
-    }
-
-    impl Host for FakeHost {
-        fn settings(&self) -> Settings {
-            Settings {
-                max_messages: self.max_messages,
-                ttl_seconds: 3600,
-                key_prefix: "ai:memory:".to_string(),
-                max_message_bytes: 1000,
-                extra: Vec::new(),
-            }
-        }
-
-        fn read_range(&self, key: &str, range: Range) -> Result<Vec<Vec<u8>>, StoreError> {
-            self.calls.borrow_mut().push(format!("read {key}"));
-            if let Some(error) = self.failures.borrow_mut().pop_front() {
-                return Err(error);
-            }
-            let lists = self.lists.borrow();
-            Ok(slice(&lists.get(key).cloned().unwrap_or_default(), range))
-        }
-
-        fn apply(&self, key: &str, ops: &[ListOp]) -> Result<Applied, StoreError> {
-            self.calls.borrow_mut().push(format!("apply {key}"));
-            if let Some(error) = self.failures.borrow_mut().pop_front() {
-                return Err(error);
-            }
-            let mut lists = self.lists.borrow_mut();
-            let mut applied = Applied {
-                length_after_push: None,
-                deleted: None,
-                read: None,
-            };
-            for op in ops {
-                if let ListOp::Delete = op {
-                    let removed = lists.remove(key).map_or(0, |list| list.len());
-                    applied.deleted = Some(removed as u64);
-                    continue;
-                }
-                if let ListOp::Read(range) = op {
-                    let list = lists.get(key).cloned().unwrap_or_default();
-                    applied.read = Some(Ok(slice(&list, *range)));
-                    continue;
-                }
-                let list = lists.entry(key.to_string()).or_default();
-                match op {
-                    ListOp::Push(values) => {
-                        list.extend(values.iter().cloned());
-                        applied.length_after_push = Some(list.len() as u64);
-                    }
-                    ListOp::Trim(range) => {
-                        let start = index(list.len(), range.start).max(0) as usize;
-                        list.drain(..start.min(list.len()));
-                    }
-                    ListOp::Expire(_) | ListOp::Delete | ListOp::Read(_) => {}
-                }
-            }
-            Ok(applied)
-        }
-
-        fn log(&self, _level: Level, _message: &str) {}
-    }
 
     fn user(content: &str) -> Message {
         Message {
@@ -335,7 +240,8 @@ mod tests {
             WriteOutcome::Stored(Stored {
                 appended: 1,
                 trimmed: 1,
-                length: 2
+                length: 2,
+                evicted: Vec::new(),
             })
         );
         assert_eq!(contents(&get_context(&host, "s")), ["b", "c"]);
@@ -407,11 +313,11 @@ mod tests {
     #[test]
     fn an_invalid_message_refuses_the_whole_batch_before_any_write() {
         let host = FakeHost::with_window(50);
-        let big = user(&"x".repeat(2000));
+        let big = user(&"x".repeat(200_000));
         let error = add_messages(&host, "s", &[user("ok"), big]).unwrap_err();
         assert!(matches!(
             error,
-            WriteError::InvalidMessage((1, InvalidMessage::TooLarge(_)))
+            MemoryError::InvalidMessage((1, InvalidMessage::TooLarge(_)))
         ));
         assert!(host.calls.borrow().is_empty());
     }
@@ -427,7 +333,8 @@ mod tests {
             WriteOutcome::Stored(Stored {
                 appended: 1,
                 trimmed: 1,
-                length: 2
+                length: 2,
+                evicted: Vec::new(),
             })
         );
         assert_eq!(contents(&turn.context), ["b", "c"]);
@@ -447,7 +354,7 @@ mod tests {
     #[test]
     fn an_empty_batch_is_refused() {
         let host = FakeHost::with_window(50);
-        assert_eq!(add_messages(&host, "s", &[]), Err(WriteError::NoMessages));
+        assert_eq!(add_messages(&host, "s", &[]), Err(MemoryError::NoMessages));
     }
 
     #[test]
@@ -463,7 +370,8 @@ mod tests {
             WriteOutcome::Stored(Stored {
                 appended: 0,
                 trimmed: 5,
-                length: 0
+                length: 0,
+                evicted: Vec::new(),
             })
         );
         assert!(host.lists.borrow().is_empty());
@@ -480,7 +388,8 @@ mod tests {
             WriteOutcome::Stored(Stored {
                 appended: 0,
                 trimmed: 2,
-                length: 0
+                length: 0,
+                evicted: Vec::new(),
             })
         );
         assert!(host.lists.borrow().is_empty());

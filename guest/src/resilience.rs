@@ -45,7 +45,10 @@ pub fn should_retry(access: Access, error: &StoreError, attempt: u32) -> bool {
         | StoreError::TooLarge(_)
         | StoreError::Denied(_)
         | StoreError::Rejected(_)
-        | StoreError::NotReplicated(_) => false,
+        | StoreError::NotReplicated(_)
+        // A conflict is answered by reading again and planning anew, which only the
+        // operation itself can do (the tool-safe policy does).
+        | StoreError::Conflict => false,
     }
 }
 

@@ -59,6 +59,9 @@ pub fn report(plan: &AppendPlan, applied: &Applied, settings: &Settings) -> Stor
         appended: plan.pushed,
         trimmed: saturating_u32(dropped_stored).saturating_add(plan.dropped_from_batch),
         length: saturating_u32(length),
+        // The default policy trims blind (LTRIM), as the original does: it does not know
+        // which entries went.
+        evicted: Vec::new(),
     }
 }
 
@@ -152,7 +155,8 @@ mod tests {
             Stored {
                 appended: 1,
                 trimmed: 0,
-                length: 50
+                length: 50,
+                evicted: Vec::new(),
             }
         );
         assert_eq!(
@@ -160,7 +164,8 @@ mod tests {
             Stored {
                 appended: 1,
                 trimmed: 1,
-                length: 50
+                length: 50,
+                evicted: Vec::new(),
             }
         );
         assert_eq!(
@@ -168,7 +173,8 @@ mod tests {
             Stored {
                 appended: 1,
                 trimmed: 0,
-                length: 1
+                length: 1,
+                evicted: Vec::new(),
             }
         );
     }

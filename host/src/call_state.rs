@@ -11,10 +11,9 @@
 //! calls) build on this module, which needs neither.
 
 use tracing::Instrument;
-use wasmtime::{CallHook, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{CallHook, Engine, StoreLimits, StoreLimitsBuilder};
 
 use crate::bindings::{self, Level};
-use crate::engine;
 use crate::guard::Guard;
 use crate::settings::{FUEL_YIELD_INTERVAL, Limits, Settings};
 use crate::store::{ListOp, Store};
@@ -69,7 +68,7 @@ impl CallState {
                 settings.max_message_bytes,
                 *limits,
             ),
-            settings: settings.to_wit(),
+            settings: settings.into(),
             store_limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .instances(4)
@@ -89,12 +88,13 @@ impl CallState {
     }
 }
 
-/// A wasmtime store for one call, with every limit in place.
-pub(crate) fn new_store(state: CallState) -> wasmtime::Store<CallState> {
+/// A wasmtime store for one call in `engine` (the policy's), with every limit in place.
+pub(crate) fn new_store(engine: &Engine, state: CallState) -> wasmtime::Store<CallState> {
     let fuel = state.fuel.granted;
-    let mut store = wasmtime::Store::new(engine::shared(), state);
+    let mut store = wasmtime::Store::new(engine, state);
     store.limiter(|state| &mut state.store_limits);
-    // Both only fail when fuel is not enabled in the engine, which `engine::config` does; a
+    // Both only fail when fuel is not enabled in the engine, which `engine::config` does and
+    // `Policy::from_bytes_in` checks of an embedder's engine; a
     // store left without fuel would trap at once, visibly, rather than run unbounded.
     let _ = store.set_fuel(fuel);
     let _ = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL));
@@ -111,15 +111,12 @@ pub(crate) fn new_store(state: CallState) -> wasmtime::Store<CallState> {
     store
 }
 
-/// A store for a trial instantiation: no store access, default limits.
-pub(crate) fn trial_store() -> wasmtime::Store<CallState> {
-    new_store(CallState::new(
-        None,
-        &Settings::default(),
-        "trial",
-        &Limits::default(),
-        0,
-    ))
+/// A store for a trial instantiation in `engine`: no store access, the given limits.
+pub(crate) fn trial_store(engine: &Engine, limits: &Limits) -> wasmtime::Store<CallState> {
+    new_store(
+        engine,
+        CallState::new(None, &Settings::default(), "trial", limits, 0),
+    )
 }
 
 impl CallState {
@@ -136,9 +133,9 @@ impl CallState {
     }
 }
 
-impl bindings::agent_memory::policy::types::Host for CallState {}
+impl bindings::types_host::Host for CallState {}
 
-impl bindings::agent_memory::policy::store::Host for CallState {
+impl bindings::store::Host for CallState {
     async fn read_range(
         &mut self,
         key: String,
@@ -186,29 +183,24 @@ impl bindings::agent_memory::policy::store::Host for CallState {
         let span = tracing::debug_span!("agent_memory.apply", ops = ops.len());
         let applied = store.apply(&key, ops).instrument(span).await;
         Ok(applied
-            .map(|applied| {
+            .map(|mut applied| {
                 // The writes are applied; entries over the read caps are not handed over, and
                 // the policy is told why.
-                let read = applied.read.map(|read| {
+                applied.read = applied.read.map(|read| {
                     read.and_then(|entries| {
                         self.guard.check_read_reply(&entries)?;
                         let bytes: u64 = entries.iter().map(|entry| entry.len() as u64).sum();
                         self.fuel.grant_for(bytes);
                         Ok(entries)
                     })
-                    .map_err(Into::into)
                 });
-                bindings::Applied {
-                    length_after_push: applied.length_after_push,
-                    deleted: applied.deleted,
-                    read,
-                }
+                applied.into()
             })
             .map_err(Into::into))
     }
 }
 
-impl bindings::agent_memory::policy::log::Host for CallState {
+impl bindings::log::Host for CallState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let message = truncate(&message, MAX_LOG_LINE_BYTES);
         match level {
@@ -221,27 +213,9 @@ impl bindings::agent_memory::policy::log::Host for CallState {
     }
 }
 
-impl bindings::agent_memory::policy::config::Host for CallState {
+impl bindings::config::Host for CallState {
     async fn get_settings(&mut self) -> wasmtime::Result<bindings::Settings> {
         Ok(self.settings.clone())
-    }
-}
-
-impl From<bindings::ListOp> for ListOp {
-    fn from(op: bindings::ListOp) -> Self {
-        match op {
-            bindings::ListOp::Push(values) => Self::Push(values),
-            bindings::ListOp::Trim(range) => Self::Trim {
-                start: range.start,
-                stop: range.stop,
-            },
-            bindings::ListOp::Expire(seconds) => Self::Expire { seconds },
-            bindings::ListOp::Delete => Self::Delete,
-            bindings::ListOp::Read(range) => Self::Read {
-                start: range.start,
-                stop: range.stop,
-            },
-        }
     }
 }
 

@@ -16,6 +16,9 @@ pub enum MemoryError {
     /// The session id was refused.
     #[error("invalid session id")]
     InvalidSession(#[from] SessionIdError),
+    /// The policy refused the session id (a policy may restrict ids beyond the host's rules).
+    #[error("session id refused by the policy: {0}")]
+    SessionRefused(String),
     /// A message was refused: by the host before the policy ran (too large), or by the
     /// policy (invalid JSON, repeated members, too deep).
     #[error("message {index} refused: {reason}")]
@@ -34,7 +37,7 @@ pub enum MemoryError {
     #[error("the request carries {actual} {what}; one call may carry {limit}")]
     RequestTooLarge {
         /// What was counted: "messages" or "bytes".
-        what: &'static str,
+        what: String,
         /// How many.
         actual: u64,
         /// The limit.
@@ -101,11 +104,18 @@ pub enum LoadError {
     Compile(String),
     /// The component imports something the host does not provide (WASI, another contract
     /// version, ...) or does not export the `memory` interface with the right types.
-    #[error("component does not fit the agent-memory:policy@0.1.0 world: {0}")]
+    #[error("component does not fit the agent-memory:policy@0.2.0 world: {0}")]
     Contract(String),
     /// The component failed its trial instantiation.
     #[error("component failed its trial instantiation: {0}")]
     Trial(String),
+    /// The component loaded, but failed the self-check of the memory contract a handle runs
+    /// before it takes a new policy (write, read back, clear, against a store in memory).
+    #[error("component failed the memory contract's self-check: {0}")]
+    SelfCheck(String),
+    /// The embedder's engine lacks something a policy needs.
+    #[error("the engine cannot run policies: {0}")]
+    Engine(String),
 }
 
 /// Why a memory handle could not be built.

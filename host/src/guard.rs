@@ -87,12 +87,20 @@ impl Guard {
             )));
         }
         let mut bytes = 0u64;
-        for op in ops {
+        for (position, op) in ops.iter().enumerate() {
             match op {
-                ListOp::Push(values) if values.is_empty() => {
+                ListOp::Expect(_) if position > 0 => {
+                    return Err(StoreError::Denied(
+                        "expect is only allowed as the first operation".to_string(),
+                    ));
+                }
+                // The expectation is what the policy read: it meets the read caps, and is
+                // compared, not sent (Redis gets its digest).
+                ListOp::Expect(entries) => self.check_read_reply(entries)?,
+                ListOp::Push(values) | ListOp::PushFront(values) if values.is_empty() => {
                     return Err(StoreError::Denied("push of no values".to_string()));
                 }
-                ListOp::Push(values) => {
+                ListOp::Push(values) | ListOp::PushFront(values) => {
                     for value in values {
                         let len = value.len() as u64;
                         if len > u64::from(self.max_value_bytes) {
@@ -245,6 +253,34 @@ mod tests {
         assert!(matches!(
             guard.check_transaction(&[ListOp::Expire { seconds: 0 }]),
             Err(StoreError::Denied(_))
+        ));
+    }
+
+    #[test]
+    fn an_expectation_comes_first_and_within_the_read_caps() {
+        let guard = guard();
+        let expect = ListOp::Expect(vec![vec![0; 4]; 2]);
+        let push = ListOp::Push(vec![vec![0; 4]]);
+        assert!(
+            guard
+                .check_transaction(&[expect.clone(), push.clone()])
+                .is_ok()
+        );
+        assert!(matches!(
+            guard.check_transaction(&[push.clone(), expect]),
+            Err(StoreError::Denied(_))
+        ));
+        assert!(matches!(
+            guard.check_transaction(&[ListOp::Expect(vec![vec![0; 21]]), push]),
+            Err(StoreError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            guard.check_transaction(&[ListOp::PushFront(Vec::new())]),
+            Err(StoreError::Denied(_))
+        ));
+        assert!(matches!(
+            guard.check_transaction(&[ListOp::PushFront(vec![vec![0; 11]])]),
+            Err(StoreError::TooLarge { .. })
         ));
     }
 }

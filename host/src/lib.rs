@@ -43,9 +43,11 @@
 
 #![deny(missing_docs)]
 
+pub mod agent;
 mod bindings;
 mod blocking;
 mod call_state;
+mod convert;
 mod engine;
 mod error;
 mod guard;
@@ -58,14 +60,18 @@ mod sandbox;
 mod session;
 mod settings;
 pub mod store;
+mod swap;
 
+pub use bindings::public as wit;
 pub use blocking::BlockingMemory;
 pub use engine::{MAX_CONCURRENT_CALLS, MAX_POLICY_MEMORY_BYTES};
 pub use error::{BuildError, LoadError, MemoryError, PolicyError};
 pub use json::{Json, JsonError, NotStandardJson};
 pub use memory::{Memory, MemoryBuilder};
 pub use message::{Content, Message, MessageJsonError};
-pub use policy::{DEFAULT_POLICY_WASM, MAX_POLICY_BYTES, Policy, read_policy_file};
+pub use policy::{
+    DEFAULT_POLICY_WASM, MAX_POLICY_BYTES, Policy, TOOL_SAFE_POLICY_WASM, read_policy_file,
+};
 pub use report::{Context, EntryProblem, InvalidMessage, SkippedEntry, Stored, Turn, WriteOutcome};
 pub use session::{MAX_SESSION_ID_BYTES, SessionId, SessionIdError};
 pub use settings::{
@@ -79,6 +85,7 @@ pub use store::{
     KeyKind, OpenError, RedisOptions, RepairReport, Store, StoreError, StoreSpec, Ttl,
     WaitForReplicas, policy_evicts_sessions,
 };
+pub use swap::{FollowStatus, PolicyFollower};
 
 /// The README's Rust examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

@@ -4,16 +4,18 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::bindings;
+use crate::bindings as wit;
+use crate::convert;
 use crate::error::{BuildError, LoadError, MemoryError, PolicyError};
-use crate::message::Message;
-use crate::policy::Policy;
+use crate::message::{self, Message};
+use crate::policy::{Policy, read_policy_file};
 use crate::report::InvalidMessage;
 use crate::report::{Context, Turn, WriteOutcome};
 use crate::sandbox::{self, Call};
 use crate::session::SessionId;
 use crate::settings::{Limits, Settings};
 use crate::store::{RedisOptions, Store, StoreSpec};
+use crate::swap::{self, PolicyFollower};
 
 /// Conversation memory for agents: a policy component in its sandbox, over a store.
 ///
@@ -125,6 +127,9 @@ impl MemoryBuilder {
             Some(policy) => policy,
             None => Policy::default_policy()?,
         };
+        // The policy was tried with the default limits when it was loaded; these may be
+        // tighter (less memory, less fuel).
+        policy.trial_instantiation(&self.limits)?;
         Ok(Memory {
             inner: Arc::new(Inner {
                 store,
@@ -149,12 +154,8 @@ impl Memory {
         &self,
         session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
     ) -> Result<Context, MemoryError> {
-        let session = session_id.try_into()?;
-        let policy = self.inner.policy.load_full();
-        let context = sandbox::get_context(self.call(&policy, &session))
-            .await
-            .inspect_err(|error| log_failure(&policy, error))?;
-        Ok(Context::from_wit(context)?)
+        let context = self.wit_get_context(&session_id.try_into()?).await?;
+        Ok(convert::context_from_policy(context)?)
     }
 
     /// Append one message to `session_id`, trimming to the window and renewing the TTL.
@@ -179,12 +180,9 @@ impl Memory {
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteOutcome, MemoryError> {
         let session = session_id.try_into()?;
-        let messages = self.checked_request(messages)?;
-        let policy = self.inner.policy.load_full();
-        let outcome = sandbox::add_messages(self.call(&policy, &session), messages)
-            .await
-            .inspect_err(|error| log_failure(&policy, error))?;
-        Ok(outcome.map_err(write_error)?.into())
+        let messages = messages.into_iter().map(Into::into).collect();
+        let outcome = self.wit_add_messages(&session, messages).await?;
+        Ok(convert::write_outcome_from_policy(outcome)?)
     }
 
     /// An agent's turn in one round trip: append `messages` to `session_id` and read the
@@ -200,36 +198,71 @@ impl Memory {
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<Turn, MemoryError> {
         let session = session_id.try_into()?;
-        let messages = self.checked_request(messages)?;
-        let policy = self.inner.policy.load_full();
-        let turn = sandbox::add_and_get_context(self.call(&policy, &session), messages)
-            .await
-            .inspect_err(|error| log_failure(&policy, error))?
-            .map_err(write_error)?;
-        Ok(Turn {
-            outcome: turn.outcome.into(),
-            context: Context::from_wit(turn.context)?,
-        })
+        let messages = messages.into_iter().map(Into::into).collect();
+        let turn = self.wit_add_and_get_context(&session, messages).await?;
+        Ok(convert::turn_from_policy(turn)?)
     }
 
-    /// The messages as the policy takes them, once the host's own checks passed.
-    fn checked_request(
+    /// Forget `session_id`.
+    pub async fn clear(
         &self,
-        messages: impl IntoIterator<Item = Message>,
-    ) -> Result<Vec<bindings::Message>, MemoryError> {
-        let messages: Vec<Message> = messages.into_iter().collect();
+        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
+    ) -> Result<WriteOutcome, MemoryError> {
+        let outcome = self.wit_clear(&session_id.try_into()?).await?;
+        Ok(convert::write_outcome_from_policy(outcome)?)
+    }
+
+    // The calls in the contract's own types: what the methods above convert, and what an agent
+    // component gets as it is (see `crate::agent`).
+
+    pub(crate) async fn wit_get_context(
+        &self,
+        session: &SessionId,
+    ) -> Result<wit::Context, MemoryError> {
+        let policy = self.inner.policy.load_full();
+        let call = self.call(&policy, session);
+        settle(&policy, sandbox::get_context(call).await)
+    }
+
+    pub(crate) async fn wit_add_messages(
+        &self,
+        session: &SessionId,
+        messages: Vec<wit::Message>,
+    ) -> Result<wit::WriteOutcome, MemoryError> {
         self.check_request(&messages)?;
-        Ok(messages.into_iter().map(Message::into_wit).collect())
+        let policy = self.inner.policy.load_full();
+        let call = self.call(&policy, session);
+        settle(&policy, sandbox::add_messages(call, messages).await)
+    }
+
+    pub(crate) async fn wit_add_and_get_context(
+        &self,
+        session: &SessionId,
+        messages: Vec<wit::Message>,
+    ) -> Result<wit::Turn, MemoryError> {
+        self.check_request(&messages)?;
+        let policy = self.inner.policy.load_full();
+        let call = self.call(&policy, session);
+        settle(&policy, sandbox::add_and_get_context(call, messages).await)
+    }
+
+    pub(crate) async fn wit_clear(
+        &self,
+        session: &SessionId,
+    ) -> Result<wit::WriteOutcome, MemoryError> {
+        let policy = self.inner.policy.load_full();
+        let call = self.call(&policy, session);
+        settle(&policy, sandbox::clear(call).await)
     }
 
     /// The host's own checks of a write request, so oversized input is refused as such instead
     /// of exhausting the sandbox and being blamed on the policy.
-    fn check_request(&self, messages: &[Message]) -> Result<(), MemoryError> {
+    fn check_request(&self, messages: &[wit::Message]) -> Result<(), MemoryError> {
         let limits = &self.inner.limits;
         let count = messages.len() as u64;
         if count > u64::from(limits.max_batch_messages) {
             return Err(MemoryError::RequestTooLarge {
-                what: "messages",
+                what: "messages".to_string(),
                 actual: count,
                 limit: u64::from(limits.max_batch_messages),
             });
@@ -237,7 +270,7 @@ impl Memory {
         let max_message = u64::from(self.inner.settings.max_message_bytes);
         let mut total = 0u64;
         for (index, message) in messages.iter().enumerate() {
-            let size = message.encoded_len();
+            let size = message::encoded_len(message);
             if size > max_message {
                 return Err(MemoryError::InvalidMessage {
                     index,
@@ -251,7 +284,7 @@ impl Memory {
         }
         if total > limits.max_transaction_bytes {
             return Err(MemoryError::RequestTooLarge {
-                what: "bytes",
+                what: "bytes".to_string(),
                 actual: total,
                 limit: limits.max_transaction_bytes,
             });
@@ -259,36 +292,86 @@ impl Memory {
         Ok(())
     }
 
-    /// Forget `session_id`.
-    pub async fn clear(
-        &self,
-        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
-    ) -> Result<WriteOutcome, MemoryError> {
-        let session = session_id.try_into()?;
-        let policy = self.inner.policy.load_full();
-        let outcome = sandbox::clear(self.call(&policy, &session))
-            .await
-            .inspect_err(|error| log_failure(&policy, error))?;
-        Ok(outcome.into())
-    }
-
-    /// Serve every later call with `policy`. Calls already running finish on the policy they
-    /// started with.
-    pub fn replace_policy(&self, policy: Policy) {
+    /// Serve every later call with `policy`, once it has passed the handle's checks: a trial
+    /// instantiation with this handle's limits, and a self-check of the memory contract with
+    /// its settings against a store in memory (write, read back, turn, clear). A policy that
+    /// fails either is refused with [`LoadError::Trial`] or [`LoadError::SelfCheck`], and the
+    /// current one keeps serving.
+    ///
+    /// The swap is atomic: each call runs wholly on the version it started with (calls
+    /// already running finish on the old one); the new version's digest is logged and
+    /// returned by [`Memory::policy`].
+    pub async fn replace_policy(&self, policy: Policy) -> Result<(), LoadError> {
+        let current = self.policy();
+        let outcome = swap::admit(&policy, &self.inner.settings, &self.inner.limits).await;
+        if let Err(error) = &outcome {
+            tracing::warn!(
+                target: "agent_memory::policy",
+                origin = policy.origin(),
+                digest = policy.digest(),
+                serving = current.digest(),
+                %error,
+                "policy refused; the current one keeps serving"
+            );
+            return outcome;
+        }
         tracing::info!(
             target: "agent_memory::policy",
             origin = policy.origin(),
             digest = policy.digest(),
+            replaced = current.digest(),
             "policy replaced"
         );
         self.inner.policy.store(Arc::new(policy));
+        Ok(())
     }
 
-    /// Load the component file at `path` and serve later calls with it. A component that fails
-    /// its checks is refused and the current policy keeps serving.
-    pub fn replace_policy_file(&self, path: &std::path::Path) -> Result<(), LoadError> {
-        self.replace_policy(Policy::from_file(path)?);
-        Ok(())
+    /// Compile the component `bytes` (on a blocking thread, off the async executor, in the
+    /// engine of the policy serving now), check it like [`Memory::replace_policy`], and serve
+    /// later calls with it. Returns the new policy; on any refusal the current one keeps
+    /// serving.
+    pub async fn replace_policy_bytes(
+        &self,
+        bytes: Vec<u8>,
+        origin: &str,
+    ) -> Result<Policy, LoadError> {
+        let engine = self.policy().loaded().engine().clone();
+        let origin = origin.to_string();
+        let policy =
+            tokio::task::spawn_blocking(move || Policy::from_bytes_in(&engine, &bytes, &origin))
+                .await
+                .map_err(|error| {
+                    LoadError::Compile(format!("the compiling thread failed: {error}"))
+                })??;
+        self.replace_policy(policy.clone()).await?;
+        Ok(policy)
+    }
+
+    /// Read the component file at `path` (see [`crate::read_policy_file`]) and replace the
+    /// policy with it, as [`Memory::replace_policy_bytes`] does.
+    pub async fn replace_policy_file(&self, path: &std::path::Path) -> Result<Policy, LoadError> {
+        let owned = path.to_path_buf();
+        let bytes = tokio::task::spawn_blocking(move || read_policy_file(&owned))
+            .await
+            .map_err(|error| LoadError::Read {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(error.to_string()),
+            })??;
+        self.replace_policy_bytes(bytes, &path.display().to_string())
+            .await
+    }
+
+    /// Follow the policy file at `path`: check it every `interval`, and when its contents
+    /// change, replace the policy with it ([`Memory::replace_policy_file`]). A version that is
+    /// refused is logged and reported by [`PolicyFollower::status`]; the policy serving keeps
+    /// serving until a good version appears. Stops when the returned follower is dropped.
+    /// Needs a tokio runtime.
+    pub fn follow_policy_file(
+        &self,
+        path: impl Into<std::path::PathBuf>,
+        interval: std::time::Duration,
+    ) -> PolicyFollower {
+        swap::follow(self.clone(), path.into(), interval)
     }
 
     /// The policy serving new calls.
@@ -336,17 +419,24 @@ impl Memory {
     }
 }
 
-fn log_failure(policy: &Policy, error: &PolicyError) {
-    tracing::warn!(target: "agent_memory::policy", origin = policy.origin(), %error, "policy call failed");
-}
-
-/// A write request the policy refused.
-fn write_error(error: bindings::WriteError) -> MemoryError {
-    match error {
-        bindings::WriteError::NoMessages => MemoryError::NoMessages,
-        bindings::WriteError::InvalidMessage((index, reason)) => MemoryError::InvalidMessage {
-            index: index as usize,
-            reason: reason.into(),
-        },
+/// A policy call's result as the API reports it: the policy failing (logged with its version)
+/// or refusing the request are both errors.
+fn settle<T>(
+    policy: &Policy,
+    result: Result<sandbox::PolicyResult<T>, PolicyError>,
+) -> Result<T, MemoryError> {
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(refused)) => Err(convert::memory_error_from_policy(refused)),
+        Err(error) => {
+            tracing::warn!(
+                target: "agent_memory::policy",
+                origin = policy.origin(),
+                digest = policy.digest(),
+                %error,
+                "policy call failed"
+            );
+            Err(error.into())
+        }
     }
 }

@@ -9,7 +9,7 @@ use agent_memory_format::entry::{self, ContentRef, NotAMessage};
 use agent_memory_format::json::{self as pyjson, Value as PyValue};
 use serde_json::Value;
 
-use crate::bindings;
+use crate::bindings as wit;
 use crate::json::{self, Json, JsonError, NotStandardJson};
 use crate::report::EntryProblem;
 
@@ -21,7 +21,7 @@ pub struct Message {
     /// What was said.
     pub content: Content,
     /// Every other member, in order. Names are unique: [`Message::with`] replaces.
-    members: Vec<(String, Json)>,
+    pub(crate) members: Vec<(String, Json)>,
 }
 
 /// The `content` of a message.
@@ -216,70 +216,21 @@ impl Message {
         out.push('}');
         out
     }
+}
 
-    /// The size of [`Message::to_json_string`], computed without building it: what the host
-    /// checks against `max_message_bytes` before any policy runs.
-    pub(crate) fn encoded_len(&self) -> u64 {
-        let content = match &self.content {
-            Content::Text(text) => Some(ContentRef::Text(text)),
-            Content::Json(json) => Some(ContentRef::Json(json.as_str())),
-            Content::Absent => None,
-        };
-        entry::encoded_len(
-            &self.role,
-            content,
-            self.members
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str())),
-        )
-    }
-
-    pub(crate) fn into_wit(self) -> bindings::Message {
-        bindings::Message {
-            role: self.role,
-            content: match self.content {
-                Content::Text(text) => Some(bindings::Content::Text(text)),
-                Content::Json(json) => Some(bindings::Content::Json(json.into_string())),
-                Content::Absent => None,
-            },
-            extra: self
-                .members
-                .into_iter()
-                .map(|(name, value)| (name, value.into_string()))
-                .collect(),
-        }
-    }
-
-    /// A message the policy returned. Its JSON texts come from the policy, so they are parsed
-    /// strictly: an invalid one means the policy misbehaved. Valid ones are made canonical.
-    pub(crate) fn from_wit(message: bindings::Message) -> Result<Self, String> {
-        let parse = |member: &str, text: &str| {
-            pyjson::loads_str(text, pyjson::MAX_READ_DEPTH).map_err(|error| {
-                format!("member `{member}` returned by the policy is not JSON: {error}")
-            })
-        };
-        let content = match message.content {
-            Some(bindings::Content::Text(text)) => Content::Text(text),
-            Some(bindings::Content::Json(text)) => match parse("content", &text)? {
-                PyValue::Str(text) => Content::Text(text),
-                other => Content::Json(Json::from_py(&other)),
-            },
-            None => Content::Absent,
-        };
-        let mut members: Vec<(String, Json)> = Vec::with_capacity(message.extra.len());
-        for (name, text) in message.extra {
-            if name == "role" || name == "content" || members.iter().any(|(n, _)| *n == name) {
-                return Err(format!("member `{name}` returned twice by the policy"));
-            }
-            let value = Json::from_py(&parse(&name, &text)?);
-            members.push((name, value));
-        }
-        Ok(Self {
-            role: message.role,
-            content,
-            members,
-        })
-    }
+/// The size of a message's stored entry (its [`Message::to_json_string`]), computed without
+/// building it: what the host checks against `max_message_bytes` before any policy runs. Exact
+/// when the message's JSON texts are canonical (as every [`Message`]'s are).
+pub(crate) fn encoded_len(message: &wit::Message) -> u64 {
+    let content = message.content.as_ref().map(|content| match content {
+        wit::Content::Text(text) => ContentRef::Text(text),
+        wit::Content::Json(json) => ContentRef::Json(json),
+    });
+    let members = message
+        .extra
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()));
+    entry::encoded_len(&message.role, content, members)
 }
 
 #[cfg(test)]
@@ -363,30 +314,10 @@ mod tests {
                 .with("é", json!(null)),
             Message::from_json(&json!({"role": "tool", "content": [1, {"a": "ß"}]})).unwrap(),
         ] {
-            assert_eq!(message.encoded_len(), message.to_json_string().len() as u64);
+            assert_eq!(
+                encoded_len(&message.clone().into()),
+                message.to_json_string().len() as u64
+            );
         }
-    }
-
-    #[test]
-    fn wit_conversion_keeps_everything() {
-        let message = Message::user("héllo").with("name", json!("ann"));
-        let back = Message::from_wit(message.clone().into_wit()).unwrap();
-        assert_eq!(back, message);
-    }
-
-    #[test]
-    fn invalid_or_repeated_members_from_a_policy_are_reported_not_trusted() {
-        let wit = bindings::Message {
-            role: "user".into(),
-            content: None,
-            extra: vec![("x".into(), "{oops".into())],
-        };
-        assert!(Message::from_wit(wit).is_err());
-        let wit = bindings::Message {
-            role: "user".into(),
-            content: None,
-            extra: vec![("x".into(), "1".into()), ("x".into(), "2".into())],
-        };
-        assert!(Message::from_wit(wit).is_err());
     }
 }

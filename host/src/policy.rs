@@ -16,10 +16,17 @@ use crate::bindings::{Policy as PolicyBindings, PolicyPre};
 use crate::call_state::{self, CallState};
 use crate::engine;
 use crate::error::LoadError;
+use crate::settings::Limits;
 
 /// The default policy's component, built from `guest/` by the build script.
 pub const DEFAULT_POLICY_WASM: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/default_policy.wasm"));
+
+/// The tool-safe policy's component (`guest/` built with its `tool-safe` feature): a window
+/// that never splits a tool call from its results, with the first system message pinned and
+/// an optional token budget.
+pub const TOOL_SAFE_POLICY_WASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/tool_safe_policy.wasm"));
 
 /// Largest policy component file accepted: 32 MiB. The default policy is about 130 KB; a
 /// policy hundreds of times larger is a mistake (or not a policy), and reading stops there
@@ -101,7 +108,7 @@ impl MemoryExports {
 }
 
 /// The exported interface a policy must provide.
-const MEMORY_INTERFACE: &str = "agent-memory:policy/memory@0.1.0";
+const MEMORY_INTERFACE: &str = "agent-memory:policy/memory@0.2.0";
 
 impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,9 +130,48 @@ impl Policy {
         Ok(DEFAULT.get_or_init(|| policy).clone())
     }
 
+    /// The built-in tool-safe policy (see [`TOOL_SAFE_POLICY_WASM`]). Compiled once per
+    /// process. Its settings (`Settings::extra`): `max-tokens` (a positive integer: an
+    /// approximate token budget, encoded bytes / 4) and `report-evicted` (`true` to have
+    /// writes report the messages they evicted).
+    pub fn tool_safe() -> Result<Self, LoadError> {
+        static TOOL_SAFE: OnceLock<Policy> = OnceLock::new();
+        if let Some(policy) = TOOL_SAFE.get() {
+            return Ok(policy.clone());
+        }
+        let policy = Self::from_bytes(TOOL_SAFE_POLICY_WASM, "built-in tool-safe")?;
+        Ok(TOOL_SAFE.get_or_init(|| policy).clone())
+    }
+
+    /// A built-in policy by name: `default` (the Python original's behaviour) or `tool-safe`.
+    pub fn builtin(name: &str) -> Option<Result<Self, LoadError>> {
+        match name {
+            "default" => Some(Self::default_policy()),
+            "tool-safe" => Some(Self::tool_safe()),
+            _ => None,
+        }
+    }
+
     /// Load a policy component from its bytes; `origin` names it in logs and errors.
+    ///
+    /// Compiling takes tens of milliseconds (more for a large component): from async code, call
+    /// this on a blocking thread (`tokio::task::spawn_blocking`), as
+    /// [`crate::Memory::replace_policy_bytes`] does.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, LoadError> {
-        let engine = engine::shared();
+        Self::from_bytes_in(engine::shared(), bytes, origin)
+    }
+
+    /// Like [`Policy::from_bytes`], compiled in the embedder's own `engine` (so a runtime that
+    /// already has one, for its agent components, keeps one code cache and one configuration).
+    ///
+    /// The engine must have the component model and fuel enabled
+    /// (`Config::wasm_component_model(true)`, `Config::consume_fuel(true)`: fuel is the
+    /// policy's compute budget); an engine without fuel is refused with [`LoadError::Engine`].
+    /// The instance pool ([`crate::MAX_CONCURRENT_CALLS`]) is the shared engine's: with another
+    /// engine, its own allocation strategy applies (the pooling allocator with at least 4 core
+    /// instances, 2 memories and 4 tables per component is what the shared engine uses).
+    pub fn from_bytes_in(engine: &Engine, bytes: &[u8], origin: &str) -> Result<Self, LoadError> {
+        check_engine(engine)?;
         let component = Component::new(engine, bytes)
             .map_err(|error| LoadError::Compile(format!("{error:#}")))?;
         Self::check(engine, component, digest(bytes), origin)
@@ -199,16 +245,18 @@ impl Policy {
                 origin: origin.to_string(),
             }),
         };
-        policy.trial_instantiation()?;
+        policy.trial_instantiation(&Limits::default())?;
         Ok(policy)
     }
 
     /// `PolicyPre::new` checks export names only; instantiating once runs the component's
     /// start code and resolves every typed export — checking each function's type against the
     /// contract, which calls then rely on (see `sandbox`) — so a broken component fails here.
-    fn trial_instantiation(&self) -> Result<(), LoadError> {
+    /// Done at load with the default limits, and again with a handle's own limits before the
+    /// handle takes the policy.
+    pub(crate) fn trial_instantiation(&self, limits: &Limits) -> Result<(), LoadError> {
         let check = async {
-            let mut store = call_state::trial_store();
+            let mut store = call_state::trial_store(self.inner.engine(), limits);
             let instance = self
                 .inner
                 .pre
@@ -232,21 +280,36 @@ impl Policy {
         &self.inner.origin
     }
 
-    /// The interfaces the component imports, such as `agent-memory:policy/store@0.1.0`.
+    /// The interfaces the component imports, such as `agent-memory:policy/store@0.2.0`.
     pub fn imports(&self) -> Vec<String> {
         let component = self.inner.pre.instance_pre().component().component_type();
-        names(component.imports(engine::shared()))
+        names(component.imports(self.inner.engine()))
     }
 
     /// The interfaces the component exports.
     pub fn exports(&self) -> Vec<String> {
         let component = self.inner.pre.instance_pre().component().component_type();
-        names(component.exports(engine::shared()))
+        names(component.exports(self.inner.engine()))
     }
 
     pub(crate) fn loaded(&self) -> &Loaded {
         &self.inner
     }
+}
+
+impl Loaded {
+    /// The engine the policy was compiled in: its calls' stores are made there.
+    pub(crate) fn engine(&self) -> &Engine {
+        self.pre.instance_pre().component().engine()
+    }
+}
+
+/// Refuse an embedder's engine that could not run a policy within its limits.
+fn check_engine(engine: &Engine) -> Result<(), LoadError> {
+    let mut store = wasmtime::Store::new(engine, ());
+    store.set_fuel(0).map_err(|_| {
+        LoadError::Engine("fuel is not enabled (Config::consume_fuel(true))".to_string())
+    })
 }
 
 /// The linker holding the host's side of the world: `store`, `log` and `config`.
@@ -263,7 +326,7 @@ fn names<'a, T>(items: impl Iterator<Item = (&'a str, T)>) -> Vec<String> {
     items.map(|(name, _)| name.to_string()).collect()
 }
 
-fn digest(bytes: &[u8]) -> String {
+pub(crate) fn digest(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|byte| format!("{byte:02x}"))

@@ -1,7 +1,5 @@
 //! What memory calls return: the history of a session, and what a write did.
 
-use crate::bindings;
-use crate::error::PolicyError;
 use crate::message::Message;
 use crate::store::StoreError;
 
@@ -47,22 +45,6 @@ pub enum EntryProblem {
     NoRole,
 }
 
-impl Context {
-    /// A context the policy returned. Message texts are checked (a policy that returns
-    /// invalid JSON misbehaved).
-    pub(crate) fn from_wit(context: bindings::Context) -> Result<Self, PolicyError> {
-        let mut messages = Vec::with_capacity(context.messages.len());
-        for message in context.messages {
-            messages.push(Message::from_wit(message).map_err(PolicyError::InvalidOutput)?);
-        }
-        Ok(Self {
-            messages,
-            skipped: context.skipped.into_iter().map(Into::into).collect(),
-            degraded: context.degraded.map(Into::into),
-        })
-    }
-}
-
 /// What [`crate::Memory::add_and_get_context`] did: the write, and the history after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "a write can fail without an error: check whether it was stored"]
@@ -100,7 +82,7 @@ impl WriteOutcome {
 }
 
 /// A stored write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     /// Messages this call appended.
     pub appended: u32,
@@ -108,6 +90,10 @@ pub struct Stored {
     pub trimmed: u32,
     /// Messages the session holds now.
     pub length: u32,
+    /// The messages this write evicted, oldest first, when the policy reports them (the
+    /// tool-safe policy with `report-evicted=true`), so they can be summarised or archived;
+    /// empty otherwise.
+    pub evicted: Vec<Message>,
 }
 
 /// Why the policy refused a message. Nothing was written.
@@ -130,105 +116,4 @@ pub enum InvalidMessage {
     /// A member nests deeper than Python readers can take (an entry may nest 500 levels).
     #[error("member `{0}` nests too deeply for Python readers")]
     TooDeep(String),
-}
-
-impl From<bindings::StoreError> for StoreError {
-    fn from(error: bindings::StoreError) -> Self {
-        use bindings::StoreError as Wit;
-        match error {
-            Wit::Unavailable(reason) => Self::Unavailable(reason),
-            Wit::Timeout => Self::Timeout,
-            Wit::OutcomeUnknown(reason) => Self::OutcomeUnknown(reason),
-            Wit::OutOfMemory => Self::OutOfMemory,
-            Wit::DiskFull(reason) => Self::DiskFull(reason),
-            Wit::Damaged(reason) => Self::Damaged(reason),
-            Wit::WrongType => Self::WrongType,
-            Wit::TooLarge(limit) => Self::TooLarge {
-                what: limit.what,
-                actual: limit.actual,
-                limit: limit.limit,
-            },
-            Wit::Denied(reason) => Self::Denied(reason),
-            Wit::Rejected(reason) => Self::Rejected(reason),
-            Wit::NotReplicated(replication) => Self::NotReplicated {
-                wanted: replication.wanted,
-                acknowledged: replication.acknowledged,
-            },
-        }
-    }
-}
-
-impl From<StoreError> for bindings::StoreError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(reason) => Self::Unavailable(reason),
-            StoreError::Timeout => Self::Timeout,
-            StoreError::OutcomeUnknown(reason) => Self::OutcomeUnknown(reason),
-            StoreError::OutOfMemory => Self::OutOfMemory,
-            StoreError::DiskFull(reason) => Self::DiskFull(reason),
-            StoreError::Damaged(reason) => Self::Damaged(reason),
-            StoreError::WrongType => Self::WrongType,
-            StoreError::TooLarge {
-                what,
-                actual,
-                limit,
-            } => Self::TooLarge(bindings::SizeLimit {
-                what,
-                actual,
-                limit,
-            }),
-            StoreError::Denied(reason) => Self::Denied(reason),
-            StoreError::Rejected(reason) => Self::Rejected(reason),
-            StoreError::NotReplicated {
-                wanted,
-                acknowledged,
-            } => Self::NotReplicated(bindings::Replication {
-                wanted,
-                acknowledged,
-            }),
-        }
-    }
-}
-
-impl From<bindings::SkippedEntry> for SkippedEntry {
-    fn from(entry: bindings::SkippedEntry) -> Self {
-        use bindings::EntryProblem as Wit;
-        Self {
-            position: entry.position,
-            problem: match entry.problem {
-                Wit::NotJson => EntryProblem::NotJson,
-                Wit::TooDeep => EntryProblem::TooDeep,
-                Wit::LoneSurrogate => EntryProblem::LoneSurrogate,
-                Wit::NotAnObject => EntryProblem::NotAnObject,
-                Wit::NoRole => EntryProblem::NoRole,
-            },
-        }
-    }
-}
-
-impl From<bindings::InvalidMessage> for InvalidMessage {
-    fn from(invalid: bindings::InvalidMessage) -> Self {
-        match invalid {
-            bindings::InvalidMessage::TooLarge(limit) => Self::TooLarge {
-                actual: limit.actual,
-                limit: limit.limit,
-            },
-            bindings::InvalidMessage::DuplicateMember(name) => Self::DuplicateMember(name),
-            bindings::InvalidMessage::InvalidJson(reason) => Self::InvalidJson(reason),
-            bindings::InvalidMessage::TooDeep(member) => Self::TooDeep(member),
-        }
-    }
-}
-
-impl From<bindings::WriteOutcome> for WriteOutcome {
-    fn from(outcome: bindings::WriteOutcome) -> Self {
-        match outcome {
-            bindings::WriteOutcome::Stored(stored) => Self::Stored(Stored {
-                appended: stored.appended,
-                trimmed: stored.trimmed,
-                length: stored.length,
-            }),
-            bindings::WriteOutcome::Failed(error) => Self::Failed(error.into()),
-        }
-    }
 }

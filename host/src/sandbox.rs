@@ -32,8 +32,13 @@ pub(crate) struct Call<'a> {
     pub(crate) session_id: &'a str,
 }
 
+/// What a `memory` export returns: its result, or the error the policy chose to return.
+pub(crate) type PolicyResult<T> = Result<T, bindings::MemoryError>;
+
 /// `memory.get-context`.
-pub(crate) async fn get_context(call: Call<'_>) -> Result<bindings::Context, PolicyError> {
+pub(crate) async fn get_context(
+    call: Call<'_>,
+) -> Result<PolicyResult<bindings::Context>, PolicyError> {
     let session = call.session_id;
     call.run(0, async move |instance, exports, store| {
         // SAFETY (for every `call_export` below): the types are those the generated bindings
@@ -48,7 +53,7 @@ pub(crate) async fn get_context(call: Call<'_>) -> Result<bindings::Context, Pol
 pub(crate) async fn add_messages(
     call: Call<'_>,
     messages: Vec<bindings::Message>,
-) -> Result<Result<bindings::WriteOutcome, bindings::WriteError>, PolicyError> {
+) -> Result<PolicyResult<bindings::WriteOutcome>, PolicyError> {
     let session = call.session_id;
     call.run(
         message_bytes(&messages),
@@ -69,7 +74,7 @@ pub(crate) async fn add_messages(
 pub(crate) async fn add_and_get_context(
     call: Call<'_>,
     messages: Vec<bindings::Message>,
-) -> Result<Result<bindings::Turn, bindings::WriteError>, PolicyError> {
+) -> Result<PolicyResult<bindings::Turn>, PolicyError> {
     let session = call.session_id;
     call.run(
         message_bytes(&messages),
@@ -82,7 +87,9 @@ pub(crate) async fn add_and_get_context(
 }
 
 /// `memory.clear`.
-pub(crate) async fn clear(call: Call<'_>) -> Result<bindings::WriteOutcome, PolicyError> {
+pub(crate) async fn clear(
+    call: Call<'_>,
+) -> Result<PolicyResult<bindings::WriteOutcome>, PolicyError> {
     let session = call.session_id;
     call.run(0, async move |instance, exports, store| {
         unsafe { call_export(instance, store, exports.clear, (session,)) }.await
@@ -164,8 +171,8 @@ impl Call<'_> {
                 self.limits,
                 request_bytes,
             );
-            let mut wasm_store = new_store(state);
             let loaded = self.policy.loaded();
+            let mut wasm_store = new_store(loaded.engine(), state);
             let instance = loaded
                 .pre
                 .instance_pre()

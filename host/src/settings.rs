@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use crate::bindings;
-
 /// The key prefix of the Python original.
 pub const DEFAULT_KEY_PREFIX: &str = "ai:memory:";
 
@@ -153,16 +151,6 @@ impl Settings {
             return Err(SettingsError::ZeroLimit("max_message_bytes"));
         }
         Ok(())
-    }
-
-    pub(crate) fn to_wit(&self) -> bindings::Settings {
-        bindings::Settings {
-            max_messages: self.max_messages,
-            ttl_seconds: self.ttl_seconds,
-            key_prefix: self.key_prefix.clone(),
-            max_message_bytes: self.max_message_bytes,
-            extra: self.extra.clone(),
-        }
     }
 
     /// The store key of `session_id`.

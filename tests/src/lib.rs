@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod cli;
 mod json_gen;
 mod mount;
@@ -23,6 +24,9 @@ pub use server::{RedisServer, free_port};
 /// The hostile policy fixture's component (tests/fixtures/hostile-policy).
 pub const HOSTILE_POLICY_WASM: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/hostile_policy.wasm"));
+
+/// The example agent component (examples/chat-agent): imports `memory`, exports `chat`.
+pub const CHAT_AGENT_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chat_agent.wasm"));
 
 /// The session ids that make the hostile policy misbehave, one per way.
 pub use agent_memory_hostile_policy::BEHAVIOURS as HOSTILE_BEHAVIOURS;

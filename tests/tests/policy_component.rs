@@ -3,20 +3,24 @@
 use agent_memory::{LoadError, Policy};
 
 #[test]
-fn the_default_policy_imports_only_our_own_interfaces() {
-    let policy = Policy::default_policy().unwrap();
-    let mut imports = policy.imports();
-    imports.sort();
-    assert_eq!(
-        imports,
-        [
-            "agent-memory:policy/config@0.1.0",
-            "agent-memory:policy/log@0.1.0",
-            "agent-memory:policy/store@0.1.0",
-            "agent-memory:policy/types@0.1.0",
-        ]
-    );
-    assert_eq!(policy.exports(), ["agent-memory:policy/memory@0.1.0"]);
+fn the_built_in_policies_import_only_our_own_interfaces() {
+    for policy in [Policy::default_policy(), Policy::tool_safe()] {
+        let policy = policy.unwrap();
+        let mut imports = policy.imports();
+        imports.sort();
+        assert_eq!(
+            imports,
+            [
+                "agent-memory:policy/config@0.2.0",
+                "agent-memory:policy/log@0.2.0",
+                "agent-memory:policy/store@0.2.0",
+                "agent-memory:policy/types@0.2.0",
+            ],
+            "{}",
+            policy.origin()
+        );
+        assert_eq!(policy.exports(), ["agent-memory:policy/memory@0.2.0"]);
+    }
 }
 
 #[test]

@@ -4,8 +4,12 @@
 
 use std::time::Duration;
 
-use agent_memory::{LoadError, Memory, MemoryError, Message, Policy, PolicyError, StoreSpec};
+use agent_memory::{
+    DEFAULT_POLICY_WASM, FollowStatus, LoadError, Memory, Message, Policy, StoreSpec,
+    TOOL_SAFE_POLICY_WASM,
+};
 use agent_memory_tests::{HOSTILE_POLICY_WASM, RedisServer, expect_stored, texts};
+use serde_json::json;
 
 #[tokio::test]
 async fn a_call_in_flight_finishes_on_its_policy_and_the_next_call_uses_the_new_one() {
@@ -14,9 +18,14 @@ async fn a_call_in_flight_finishes_on_its_policy_and_the_next_call_uses_the_new_
         .store(StoreSpec::parse(&server.url()).unwrap())
         .build()
         .unwrap();
+    // A history the default policy left with an orphaned tool result first: the default
+    // policy returns it, the tool-safe one hides it. That tells which version served a call.
+    let orphan =
+        Message::from_json(&json!({"role": "tool", "content": "r", "tool_call_id": "gone"}))
+            .unwrap();
     expect_stored(
         memory
-            .add_message("s", Message::user("remembered"))
+            .add_messages("s", [orphan, Message::user("remembered")])
             .await
             .unwrap(),
     );
@@ -30,20 +39,22 @@ async fn a_call_in_flight_finishes_on_its_policy_and_the_next_call_uses_the_new_
         async move { memory.get_context("s").await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let hostile = Policy::from_bytes(HOSTILE_POLICY_WASM, "hostile fixture").unwrap();
-    memory.replace_policy(hostile.clone());
-    assert_eq!(memory.policy().digest(), hostile.digest());
+    let tool_safe = Policy::tool_safe().unwrap();
+    memory.replace_policy(tool_safe.clone()).await.unwrap();
+    assert_eq!(memory.policy().digest(), tool_safe.digest());
 
-    // The old policy reads the list; the hostile one answers every ordinary session with an
-    // empty context without reading, and traps on "trap".
     let old = in_flight.await.unwrap().unwrap();
     sleeper.join().unwrap();
-    assert_eq!(texts(&old), ["remembered"]);
-    assert!(memory.get_context("s").await.unwrap().messages.is_empty());
-    assert!(matches!(
-        memory.get_context("trap").await,
-        Err(MemoryError::Policy(PolicyError::Trapped(_)))
-    ));
+    assert_eq!(
+        texts(&old),
+        ["r", "remembered"],
+        "the old version served the call in flight"
+    );
+    assert_eq!(
+        texts(&memory.get_context("s").await.unwrap()),
+        ["remembered"],
+        "the new version serves the next call"
+    );
 }
 
 #[tokio::test]
@@ -54,9 +65,15 @@ async fn a_component_that_fails_its_checks_is_refused_and_the_old_policy_keeps_s
     let bad = dir.path().join("bad.wasm");
     std::fs::write(&bad, wat::parse_str("(component)").unwrap()).unwrap();
     assert!(matches!(
-        memory.replace_policy_file(&bad),
+        memory.replace_policy_file(&bad).await,
         Err(LoadError::Contract(_))
     ));
+    // A component that fits the contract but does not keep what it writes fails the
+    // self-check.
+    let hostile = Policy::from_bytes(HOSTILE_POLICY_WASM, "hostile fixture").unwrap();
+    let refused = memory.replace_policy(hostile).await.unwrap_err();
+    assert!(matches!(refused, LoadError::SelfCheck(_)), "{refused}");
+    assert!(refused.to_string().contains("get-context"), "{refused}");
     assert_eq!(memory.policy().digest(), before);
     expect_stored(
         memory
@@ -68,4 +85,60 @@ async fn a_component_that_fails_its_checks_is_refused_and_the_old_policy_keeps_s
         texts(&memory.get_context("s").await.unwrap()),
         ["still here"]
     );
+}
+
+#[tokio::test]
+async fn a_followed_policy_file_is_swapped_in_when_it_changes_and_a_bad_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.wasm");
+    // Replace the file as deployment tools do: write aside, then rename over it.
+    let deploy = |bytes: &[u8]| {
+        let aside = dir.path().join("policy.wasm.new");
+        std::fs::write(&aside, bytes).unwrap();
+        std::fs::rename(&aside, &file).unwrap();
+    };
+    deploy(DEFAULT_POLICY_WASM);
+    let memory = Memory::builder().build().unwrap();
+    let mut follower = memory.follow_policy_file(&file, Duration::from_millis(20));
+    expect_stored(
+        memory
+            .add_message("s", Message::user("kept"))
+            .await
+            .unwrap(),
+    );
+
+    deploy(TOOL_SAFE_POLICY_WASM);
+    let status = tokio::time::timeout(Duration::from_secs(10), follower.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    let tool_safe = Policy::tool_safe().unwrap();
+    assert_eq!(
+        status,
+        FollowStatus::Serving {
+            digest: tool_safe.digest().to_string()
+        }
+    );
+    assert_eq!(memory.policy().digest(), tool_safe.digest());
+
+    deploy(b"not a component");
+    let status = tokio::time::timeout(Duration::from_secs(10), follower.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    let FollowStatus::Refused { error, serving } = status else {
+        panic!("not refused: {status:?}");
+    };
+    assert!(
+        error.contains("not a valid WebAssembly component"),
+        "{error}"
+    );
+    assert_eq!(serving, tool_safe.digest());
+    assert_eq!(texts(&memory.get_context("s").await.unwrap()), ["kept"]);
+
+    // Dropping the follower stops it: a later version is not picked up.
+    drop(follower);
+    deploy(DEFAULT_POLICY_WASM);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(memory.policy().digest(), tool_safe.digest());
 }

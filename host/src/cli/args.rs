@@ -21,9 +21,22 @@ pub struct Cli {
     )]
     pub store: Option<String>,
 
-    /// A policy component (.wasm) to use instead of the built-in default.
-    #[arg(long, global = true, env = "AGENT_MEMORY_POLICY", value_name = "FILE")]
-    pub policy: Option<PathBuf>,
+    /// The policy: `default` (the Python original's window), `tool-safe` (never splits a tool
+    /// call from its results, pins the first system message, optional token budget), or the
+    /// path of a policy component (.wasm; write `./default` for a file of that name).
+    #[arg(
+        long,
+        global = true,
+        env = "AGENT_MEMORY_POLICY",
+        value_name = "NAME|FILE",
+        default_value = "default"
+    )]
+    pub policy: String,
+
+    /// A policy setting beyond the window and TTL, as NAME=VALUE; repeatable. The tool-safe
+    /// policy reads `max-tokens=N` (an approximate token budget) and `report-evicted=true`.
+    #[arg(long = "policy-setting", global = true, value_name = "NAME=VALUE", value_parser = parse_setting)]
+    pub policy_settings: Vec<(String, String)>,
 
     #[command(flatten)]
     pub settings: SettingsArgs,
@@ -132,11 +145,12 @@ pub enum Command {
 /// Policy subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Check that a component fits the contract and round-trips a message on an in-memory
-    /// store.
+    /// Check a policy as a memory handle does before it takes one: it fits the contract, it
+    /// instantiates within the limits, and its self-check (write, read back, write-and-read,
+    /// clear, on a store in memory, with the given settings) is consistent.
     Check {
-        /// The component file.
-        file: PathBuf,
+        /// The component file, or a built-in policy's name (`default`, `tool-safe`).
+        policy: String,
     },
 }
 
@@ -173,4 +187,12 @@ pub struct BenchArgs {
     /// Write every figure to this JSON file (for scripts/plot-bench).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+}
+
+/// `NAME=VALUE`, split at the first `=`.
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not NAME=VALUE")),
+    }
 }

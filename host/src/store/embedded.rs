@@ -224,6 +224,8 @@ impl EmbeddedStore {
                     },
                     None => None,
                 };
+                let current = current.filter(|list| !list.is_expired(now_ms()));
+                list::check_expectation(current.as_ref(), &ops).map_err(Fail::Store)?;
                 let (after, applied) = list::apply(current, ops, now_ms());
                 match after {
                     Some(after) => {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::list::{self, StoredList};
-use super::{Applied, KeyKind, ListOp, Ttl, now_ms};
+use super::{Applied, KeyKind, ListOp, StoreError, Ttl, now_ms};
 
 /// Lists in process memory, shared by every clone of the handle.
 #[derive(Clone, Debug, Default)]
@@ -51,14 +51,17 @@ impl InMemoryStore {
         )
     }
 
-    pub(super) fn apply(&self, key: &str, ops: Vec<ListOp>) -> Applied {
+    pub(super) fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
         let mut lists = self.lock();
+        let now = now_ms();
+        let live = lists.get(key).filter(|found| !found.is_expired(now));
+        list::check_expectation(live, &ops)?;
         let current = lists.remove(key);
-        let (after, applied) = list::apply(current, ops, now_ms());
+        let (after, applied) = list::apply(current, ops, now);
         if let Some(after) = after {
             lists.insert(key.to_string(), after);
         }
-        applied
+        Ok(applied)
     }
 
     pub(super) fn ttl(&self, key: &[u8]) -> Ttl {

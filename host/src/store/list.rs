@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::{Applied, KeyKind, ListOp, Ttl};
+use super::{Applied, KeyKind, ListOp, StoreError, Ttl};
 
 /// One list with its expiry, as the non-Redis stores keep it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -77,8 +77,25 @@ pub fn redis_range(len: usize, start: i64, stop: i64) -> std::ops::Range<usize> 
     usize::try_from(start).unwrap_or(0)..usize::try_from(stop).unwrap_or(0) + 1
 }
 
+/// Whether `list` (None = missing) meets the transaction's [`ListOp::Expect`], if it has one:
+/// checked before anything of the transaction is applied.
+pub fn check_expectation(list: Option<&StoredList>, ops: &[ListOp]) -> Result<(), StoreError> {
+    match ops.first() {
+        Some(ListOp::Expect(expected)) => {
+            let entries = list.map_or(&[][..], |found| found.entries.as_slice());
+            if entries == expected.as_slice() {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict)
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Apply `ops` in order to `list` (None = missing), as one MULTI/EXEC would at `now_ms`.
-/// Returns the list as it is afterwards (None = the key no longer exists).
+/// Returns the list as it is afterwards (None = the key no longer exists). An `Expect` is
+/// checked by [`check_expectation`] before this is called, and does nothing here.
 pub fn apply(
     list: Option<StoredList>,
     ops: Vec<ListOp>,
@@ -88,9 +105,15 @@ pub fn apply(
     let mut applied = Applied::default();
     for op in ops {
         match op {
+            ListOp::Expect(_) => {}
             ListOp::Push(values) => {
                 let current = list.get_or_insert_with(StoredList::default);
                 current.entries.extend(values);
+                applied.length_after_push = Some(current.entries.len() as u64);
+            }
+            ListOp::PushFront(values) => {
+                let current = list.get_or_insert_with(StoredList::default);
+                current.entries.splice(0..0, values);
                 applied.length_after_push = Some(current.entries.len() as u64);
             }
             ListOp::Trim { start, stop } => {

@@ -22,8 +22,14 @@ pub use self::spec::StoreSpec;
 /// One list operation of a transaction, with Redis semantics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListOp {
+    /// Apply the transaction only if the list holds exactly these entries (a missing list
+    /// holds none); otherwise apply nothing and fail with [`StoreError::Conflict`]. Only as the
+    /// first operation (the guard refuses it anywhere else).
+    Expect(Vec<Vec<u8>>),
     /// Append values at the tail (RPUSH).
     Push(Vec<Vec<u8>>),
+    /// Insert values at the head, in their order (LPUSH of the values reversed).
+    PushFront(Vec<Vec<u8>>),
     /// Keep entries `start..=stop`; negative indexes count from the tail (LTRIM).
     Trim {
         /// First index kept.
@@ -50,7 +56,8 @@ pub enum ListOp {
 /// What a transaction reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
-    /// The list's length right after the last push of the transaction, if it pushed.
+    /// The list's length right after the last push (either end) of the transaction, if it
+    /// pushed.
     pub length_after_push: Option<u64>,
     /// Entries the list held when the transaction's delete removed it (0 when there was no
     /// list), if it deleted.
@@ -112,6 +119,9 @@ pub enum StoreError {
         /// Replicas that acknowledged.
         acknowledged: u32,
     },
+    /// The list was not as the transaction's [`ListOp::Expect`] said; nothing was applied.
+    #[error("the list changed since it was read (another writer); nothing was applied")]
+    Conflict,
 }
 
 impl StoreError {
@@ -231,7 +241,7 @@ impl Store {
         match &self.backend {
             Backend::Redis(store) => store.apply(key, ops).await,
             Backend::Embedded(store) => store.apply(key, ops).await,
-            Backend::InMemory(store) => Ok(store.apply(key, ops)),
+            Backend::InMemory(store) => store.apply(key, ops),
         }
     }
 

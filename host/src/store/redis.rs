@@ -29,6 +29,11 @@
 //! read; so inspections never use MULTI, and a delete-only transaction that is refused for
 //! memory is sent again as two plain commands (LTRIM frees memory, and is accepted): deleting
 //! is what an operator does to get out of that state.
+//!
+//! A transaction that starts with an expectation (the list must be as the policy read it) is a
+//! Lua script instead: see [`conditional`].
+
+mod conditional;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -389,12 +394,32 @@ impl RedisStore {
 
     pub(super) async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
         let delete_only = matches!(ops.as_slice(), [ListOp::Delete]);
-        let applied = match self.transaction(key, &ops).await {
+        let result = if matches!(ops.first(), Some(ListOp::Expect(_))) {
+            self.conditional_transaction(key, &ops).await
+        } else {
+            self.transaction(key, &ops).await
+        };
+        let applied = match result {
             Err(StoreError::OutOfMemory) if delete_only => self.delete_out_of_memory(key).await?,
             other => other?,
         };
         self.wait_for_replicas().await?;
         Ok(applied)
+    }
+
+    /// `ops`, which start with an expectation, as one script (see [`conditional`]).
+    async fn conditional_transaction(
+        &self,
+        key: &str,
+        ops: &[ListOp],
+    ) -> Result<Applied, StoreError> {
+        let command = conditional::command(key, ops);
+        let reply: Value = self
+            .request(self.response_timeout(), async |connection| {
+                command.query_async(connection).await
+            })
+            .await?;
+        conditional::applied(&reply)
     }
 
     /// `ops` as one MULTI/EXEC.
@@ -410,7 +435,17 @@ impl RedisStore {
         let mut read_index = None;
         for op in ops {
             match op {
-                ListOp::Push(values) if values.is_empty() => continue,
+                // Only the conditional path takes an expectation.
+                ListOp::Expect(_) => continue,
+                ListOp::Push(values) | ListOp::PushFront(values) if values.is_empty() => continue,
+                ListOp::PushFront(values) => {
+                    push_index = Some(pipe.len());
+                    // LPUSH inserts each value at the head in turn: reversed, they keep
+                    // their order.
+                    pipe.cmd("LPUSH")
+                        .arg(key)
+                        .arg(values.iter().rev().collect::<Vec<_>>());
+                }
                 ListOp::Push(values) => {
                     push_index = Some(pipe.len());
                     pipe.cmd("RPUSH").arg(key).arg(values);

@@ -1,0 +1,122 @@
+//! An example agent runtime: it runs the example agent component (examples/chat-agent), whose
+//! memory is agent-memory's `memory` import, served by a sandboxed policy over a store the
+//! runtime chose.
+//!
+//! ```sh
+//! # A scripted conversation, embedded store in memory, default policy:
+//! cargo run -p agent-memory-tests --example agent_runtime
+//! # Your own turns, in Redis, with the tool-safe policy keeping 4 messages:
+//! cargo run -p agent-memory-tests --example agent_runtime -- \
+//!     --store redis://127.0.0.1:6379 --policy tool-safe --max-messages 4 hello "/tool measure me" bye
+//! # Follow a policy file: swap whenever it changes (copy another component over it meanwhile):
+//! cargo run -p agent-memory-tests --example agent_runtime -- --follow /tmp/policy.wasm --pause-ms 1000
+//! ```
+//!
+//! Each line shows the policy version (its digest) that served the turn.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agent_memory::{Memory, Policy, Settings, StoreSpec};
+use agent_memory_tests::agent::ChatAgentRuntime;
+use anyhow::{Context as _, bail};
+
+/// The runtime's options, from the command line.
+struct Options {
+    store: String,
+    policy: String,
+    follow: Option<PathBuf>,
+    max_messages: u32,
+    session: String,
+    pause: Duration,
+    turns: Vec<String>,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let mut options = Options {
+        store: "memory:".to_string(),
+        policy: "default".to_string(),
+        follow: None,
+        max_messages: 50,
+        session: "demo".to_string(),
+        pause: Duration::ZERO,
+        turns: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--store" => options.store = value()?,
+            "--policy" => options.policy = value()?,
+            "--follow" => options.follow = Some(PathBuf::from(value()?)),
+            "--max-messages" => options.max_messages = value()?.parse()?,
+            "--session" => options.session = value()?,
+            "--pause-ms" => options.pause = Duration::from_millis(value()?.parse()?),
+            flag if flag.starts_with("--") => bail!("unknown option {flag}"),
+            _ => options.turns.push(arg),
+        }
+    }
+    if options.turns.is_empty() {
+        options.turns = ["hello", "/tool how long is this?", "what did the tool say?"]
+            .map(String::from)
+            .to_vec();
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = options()?;
+    let policy = match Policy::builtin(&options.policy) {
+        Some(builtin) => builtin?,
+        None => Policy::from_file(options.policy.as_ref())?,
+    };
+    // The tenant this agent is bound to: a store, settings and a policy.
+    let memory = Memory::builder()
+        .store(StoreSpec::parse(&options.store)?)
+        .policy(policy)
+        .settings(Settings {
+            max_messages: options.max_messages,
+            ..Settings::default()
+        })
+        .build()?;
+    let _follower = options
+        .follow
+        .as_ref()
+        .map(|path| memory.follow_policy_file(path, Duration::from_millis(250)));
+
+    // The runtime's own engine for its agents; policies run in agent-memory's.
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true);
+    let engine = wasmtime::Engine::new(&config).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let runtime = ChatAgentRuntime::new(&engine).map_err(|error| anyhow::anyhow!("{error:#}"))?;
+    let mut agent = runtime
+        .instantiate(memory.clone(), "example/")
+        .await
+        .map_err(|error| anyhow::anyhow!("{error:#}"))?;
+
+    println!("store: {}", memory.store().describe());
+    for text in &options.turns {
+        let serving = memory.policy();
+        let reply = agent
+            .turn(&options.session, text)
+            .await
+            .map_err(|error| anyhow::anyhow!("{error:#}"))?;
+        let serving = format!("{} {:.12}", serving.origin(), serving.digest());
+        match reply {
+            Ok(reply) => println!("[{serving}] > {text}\n[{serving}] < {reply}"),
+            Err(error) => println!("[{serving}] > {text}\n[{serving}] ! {error}"),
+        }
+        tokio::time::sleep(options.pause).await;
+    }
+    println!("remembered (session {:?}):", options.session);
+    match agent
+        .transcript(&options.session)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error:#}"))?
+    {
+        Ok(lines) => lines.iter().for_each(|line| println!("  {line}")),
+        Err(error) => println!("  ! {error}"),
+    }
+    Ok(())
+}
