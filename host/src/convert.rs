@@ -14,10 +14,8 @@ use agent_memory_format::json::{self as pyjson, Value as PyValue};
 use crate::bindings as wit;
 use crate::error::{MemoryError, PolicyError};
 use crate::json::Json;
-use crate::message::{Content, Message};
-use crate::report::{
-    Context, EntryProblem, InvalidMessage, SkippedEntry, Stored, Turn, WriteOutcome,
-};
+use crate::message::{Content, EntryProblem, Message};
+use crate::report::{Context, InvalidMessage, SkippedEntry, Stored, Turn, WriteOutcome};
 use crate::settings::Settings;
 use crate::store::{Applied, ListOp, StoreError};
 

@@ -50,6 +50,7 @@ mod call_state;
 mod convert;
 mod engine;
 mod error;
+mod follow;
 mod guard;
 mod json;
 mod memory;
@@ -66,13 +67,14 @@ pub use bindings::public as wit;
 pub use blocking::BlockingMemory;
 pub use engine::{MAX_CONCURRENT_CALLS, MAX_POLICY_MEMORY_BYTES};
 pub use error::{BuildError, LoadError, MemoryError, PolicyError};
+pub use follow::{FollowStatus, PolicyFollower};
 pub use json::{Json, JsonError, NotStandardJson};
 pub use memory::{Memory, MemoryBuilder};
-pub use message::{Content, Message, MessageJsonError};
+pub use message::{Content, EntryProblem, Message, MessageJsonError};
 pub use policy::{
     DEFAULT_POLICY_WASM, MAX_POLICY_BYTES, Policy, TOOL_SAFE_POLICY_WASM, read_policy_file,
 };
-pub use report::{Context, EntryProblem, InvalidMessage, SkippedEntry, Stored, Turn, WriteOutcome};
+pub use report::{Context, InvalidMessage, SkippedEntry, Stored, Turn, WriteOutcome};
 pub use session::{MAX_SESSION_ID_BYTES, SessionId, SessionIdError};
 pub use settings::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_FUEL_BASE, DEFAULT_FUEL_PER_BYTE, DEFAULT_KEY_PREFIX,
@@ -85,7 +87,6 @@ pub use store::{
     KeyKind, OpenError, RedisOptions, RepairReport, Store, StoreError, StoreSpec, Ttl,
     WaitForReplicas, policy_evicts_sessions,
 };
-pub use swap::{FollowStatus, PolicyFollower};
 
 /// The README's Rust examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

@@ -15,7 +15,7 @@ use crate::sandbox::{self, Call};
 use crate::session::SessionId;
 use crate::settings::{Limits, Settings};
 use crate::store::{RedisOptions, Store, StoreSpec};
-use crate::swap::{self, PolicyFollower};
+use crate::swap;
 
 /// Conversation memory for agents: a policy component in its sandbox, over a store.
 ///
@@ -359,19 +359,6 @@ impl Memory {
             })??;
         self.replace_policy_bytes(bytes, &path.display().to_string())
             .await
-    }
-
-    /// Follow the policy file at `path`: check it every `interval`, and when its contents
-    /// change, replace the policy with it ([`Memory::replace_policy_file`]). A version that is
-    /// refused is logged and reported by [`PolicyFollower::status`]; the policy serving keeps
-    /// serving until a good version appears. Stops when the returned follower is dropped.
-    /// Needs a tokio runtime.
-    pub fn follow_policy_file(
-        &self,
-        path: impl Into<std::path::PathBuf>,
-        interval: std::time::Duration,
-    ) -> PolicyFollower {
-        swap::follow(self.clone(), path.into(), interval)
     }
 
     /// The policy serving new calls.

@@ -11,7 +11,27 @@ use serde_json::Value;
 
 use crate::bindings as wit;
 use crate::json::{self, Json, JsonError, NotStandardJson};
-use crate::report::EntryProblem;
+
+/// Why a stored entry is not a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum EntryProblem {
+    /// Not JSON that Python's `json.loads` accepts (the Python original skips it too).
+    #[error("not JSON")]
+    NotJson,
+    /// JSON nested deeper than 1000 levels (Python cannot read it either).
+    #[error("nested too deeply")]
+    TooDeep,
+    /// JSON Python loads, but with a lone UTF-16 surrogate in a string, which Rust strings
+    /// cannot hold.
+    #[error("a string holds a lone UTF-16 surrogate")]
+    LoneSurrogate,
+    /// JSON, but not an object.
+    #[error("not a JSON object")]
+    NotAnObject,
+    /// An object without a string `role`.
+    #[error("no string `role`")]
+    NoRole,
+}
 
 /// One conversation message.
 #[derive(Debug, Clone, PartialEq, Eq)]

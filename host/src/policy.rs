@@ -275,6 +275,11 @@ impl Policy {
         &self.inner.digest
     }
 
+    /// The first 12 hex digits of [`Policy::digest`]: how logs name the version.
+    pub fn short_digest(&self) -> &str {
+        &self.inner.digest[..12]
+    }
+
     /// Where the policy came from: a path, or "built-in default".
     pub fn origin(&self) -> &str {
         &self.inner.origin

@@ -1,6 +1,6 @@
 //! What memory calls return: the history of a session, and what a write did.
 
-use crate::message::Message;
+use crate::message::{EntryProblem, Message};
 use crate::store::StoreError;
 
 /// The history of a session.
@@ -22,27 +22,6 @@ pub struct SkippedEntry {
     pub position: u32,
     /// Why it is not a message.
     pub problem: EntryProblem,
-}
-
-/// Why a stored entry is not a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
-pub enum EntryProblem {
-    /// Not JSON that Python's `json.loads` accepts (the Python original skips it too).
-    #[error("not JSON")]
-    NotJson,
-    /// JSON nested deeper than 1000 levels (Python cannot read it either).
-    #[error("nested too deeply")]
-    TooDeep,
-    /// JSON Python loads, but with a lone UTF-16 surrogate in a string, which Rust strings
-    /// cannot hold.
-    #[error("a string holds a lone UTF-16 surrogate")]
-    LoneSurrogate,
-    /// JSON, but not an object.
-    #[error("not a JSON object")]
-    NotAnObject,
-    /// An object without a string `role`.
-    #[error("no string `role`")]
-    NoRole,
 }
 
 /// What [`crate::Memory::add_and_get_context`] did: the write, and the history after it.

@@ -10,6 +10,7 @@
 //! handed to the policy: a policy handed little data that loops is stopped after the fixed
 //! part; a legitimate read of a large window gets the fuel its size calls for.
 
+use tracing::Instrument;
 use wasmtime::component::{
     ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower, TypedFunc,
 };
@@ -183,7 +184,10 @@ impl Call<'_> {
                 .await
                 .map_err(|error| classify_trap(&error, wasm_store.data().granted_fuel()))
         };
-        match tokio::time::timeout(timeout, run).await {
+        // Every log line of the call (the policy's own, the store's) carries the version
+        // that served it.
+        let span = tracing::debug_span!("agent_memory.call", policy = self.policy.short_digest());
+        match tokio::time::timeout(timeout, run).instrument(span).await {
             Ok(result) => result,
             Err(_) => Err(PolicyError::CallTimeout(timeout)),
         }

@@ -1,4 +1,4 @@
-//! Replacing a handle's policy: the checks a new version passes first, and following a file.
+//! The checks a new policy version passes before a handle takes it.
 //!
 //! A version is published only after it has been compiled and checked against the world
 //! ([`crate::Policy`]), tried with the handle's own limits, and run through a self-check of the
@@ -7,16 +7,9 @@
 //! that behaves only while it is being checked (nothing can, from outside): a policy is code
 //! you chose to run, sandboxed so that its worst is a wrong answer about its own session.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::sync::watch;
-
 use crate::bindings as wit;
 use crate::error::LoadError;
-use crate::memory::Memory;
-use crate::policy::{Policy, read_policy_file};
+use crate::policy::Policy;
 use crate::sandbox::{self, Call, PolicyResult};
 use crate::session::SessionId;
 use crate::settings::{Limits, Settings};
@@ -150,97 +143,5 @@ fn expect_window(
         (appended, _) => Err(format!(
             "{what}: reported {appended} messages appended for one written"
         )),
-    }
-}
-
-/// What following a policy file has come to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FollowStatus {
-    /// Serving the version with this digest, read from the file (or, before the first read,
-    /// the one the handle had).
-    Serving {
-        /// SHA-256 of the component, hex.
-        digest: String,
-    },
-    /// The file's latest version was refused; the version with `serving` keeps serving.
-    Refused {
-        /// Why.
-        error: String,
-        /// The digest of the version still serving.
-        serving: String,
-    },
-}
-
-/// A task following a policy file (see [`Memory::follow_policy_file`]). Stops when dropped.
-#[derive(Debug)]
-pub struct PolicyFollower {
-    status: watch::Receiver<FollowStatus>,
-    task: tokio::task::AbortHandle,
-}
-
-impl PolicyFollower {
-    /// What the latest check of the file came to.
-    pub fn status(&self) -> FollowStatus {
-        self.status.borrow().clone()
-    }
-
-    /// Wait until the status changes, and return it. `None` once the follower has stopped.
-    pub async fn changed(&mut self) -> Option<FollowStatus> {
-        self.status.changed().await.ok()?;
-        Some(self.status.borrow_and_update().clone())
-    }
-}
-
-impl Drop for PolicyFollower {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-pub(crate) fn follow(memory: Memory, path: PathBuf, interval: Duration) -> PolicyFollower {
-    let (sender, status) = watch::channel(FollowStatus::Serving {
-        digest: memory.policy().digest().to_string(),
-    });
-    let task = tokio::spawn(async move {
-        // The digest last acted on (published or refused): a file is read every interval, but a
-        // version is checked once.
-        let mut seen = Some(memory.policy().digest().to_string());
-        let path = Arc::new(path);
-        loop {
-            let read_path = Arc::clone(&path);
-            let bytes = tokio::task::spawn_blocking(move || read_policy_file(&read_path)).await;
-            match bytes {
-                Ok(Ok(bytes)) => {
-                    let digest = crate::policy::digest(&bytes);
-                    if seen.as_deref() != Some(digest.as_str()) {
-                        seen = Some(digest.clone());
-                        let origin = path.display().to_string();
-                        let next = match memory.replace_policy_bytes(bytes, &origin).await {
-                            Ok(policy) => FollowStatus::Serving {
-                                digest: policy.digest().to_string(),
-                            },
-                            Err(error) => FollowStatus::Refused {
-                                error: format!("{error}"),
-                                serving: memory.policy().digest().to_string(),
-                            },
-                        };
-                        sender.send_replace(next);
-                    }
-                }
-                // A file being replaced may be missing or unreadable for a moment: keep
-                // serving, and try again next interval.
-                Ok(Err(error)) => {
-                    tracing::debug!(target: "agent_memory::policy", %error, path = %path.display(), "policy file not readable");
-                }
-                Err(error) => {
-                    tracing::warn!(target: "agent_memory::policy", %error, "reading the policy file failed");
-                }
-            }
-            tokio::time::sleep(interval).await;
-        }
-    });
-    PolicyFollower {
-        status,
-        task: task.abort_handle(),
     }
 }

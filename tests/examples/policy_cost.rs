@@ -1,6 +1,7 @@
-//! What one call of the default policy costs on its own, over the in-memory store: an add of one
-//! ~200-byte message, and a read of a full window of 50 such messages. Used to weigh sandbox
-//! mechanisms (fuel against epochs: see `agent_memory`'s engine module).
+//! What one call of each built-in policy costs on its own, over the in-memory store: an add of
+//! one ~200-byte message (to a full window, so it trims), and a read of a full window of 50 such
+//! messages. Used to weigh sandbox mechanisms (fuel against epochs: see `agent_memory`'s engine
+//! module) and to price the tool-safe policy's read-before-write.
 //!
 //! ```sh
 //! cargo run --release -p agent-memory-tests --example policy_cost
@@ -8,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use agent_memory::{Memory, Message, StoreSpec};
+use agent_memory::{Memory, Message, Policy, StoreSpec};
 
 const CALLS: u32 = 2000;
 const ROUNDS: u32 = 5;
@@ -22,39 +23,47 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let memory = Memory::builder()
-        .store(StoreSpec::InMemory)
-        .build()
-        .expect("a memory");
+    for (name, policy) in [
+        ("default", Policy::default_policy()),
+        ("tool-safe", Policy::tool_safe()),
+    ] {
+        let memory = Memory::builder()
+            .store(StoreSpec::InMemory)
+            .policy(policy.expect("a built-in policy"))
+            .build()
+            .expect("a memory");
+        runtime.block_on(measure(name, &memory));
+    }
+}
+
+async fn measure(name: &str, memory: &Memory) {
     let message = Message::user("x".repeat(160));
-    runtime.block_on(async {
-        // Warm up: compile caches, allocator.
-        for _ in 0..200 {
-            let _ = memory.add_message("warm", message.clone()).await;
-            let _ = memory.get_context("warm").await;
+    // Warm up: compile caches, allocator.
+    for _ in 0..200 {
+        let _ = memory.add_message("warm", message.clone()).await;
+        let _ = memory.get_context("warm").await;
+    }
+    // The best of several rounds: the machine's noise only ever adds time.
+    let (mut add, mut get) = (f64::MAX, f64::MAX);
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        for _ in 0..CALLS {
+            let outcome = memory.add_message("add", message.clone()).await;
+            assert!(outcome.is_ok_and(|outcome| outcome.is_stored()));
         }
-        // The best of several rounds: the machine's noise only ever adds time.
-        let (mut add, mut get) = (f64::MAX, f64::MAX);
-        for _ in 0..ROUNDS {
-            let started = Instant::now();
-            for _ in 0..CALLS {
-                let outcome = memory.add_message("add", message.clone()).await;
-                assert!(outcome.is_ok_and(|outcome| outcome.is_stored()));
-            }
-            add = add.min(per_call(started.elapsed()));
-            if std::env::var_os("POLICY_COST_ADD_ONLY").is_some() {
-                continue;
-            }
-            let started = Instant::now();
-            for _ in 0..CALLS {
-                let context = memory.get_context("add").await.expect("a read");
-                assert_eq!(context.messages.len(), 50);
-            }
-            get = get.min(per_call(started.elapsed()));
+        add = add.min(per_call(started.elapsed()));
+        if std::env::var_os("POLICY_COST_ADD_ONLY").is_some() {
+            continue;
         }
-        println!(
-            "policy alone, best of {ROUNDS} rounds of {CALLS} calls: add {add:.1} us/call, \
-             read of 50 {get:.1} us/call"
-        );
-    });
+        let started = Instant::now();
+        for _ in 0..CALLS {
+            let context = memory.get_context("add").await.expect("a read");
+            assert_eq!(context.messages.len(), 50);
+        }
+        get = get.min(per_call(started.elapsed()));
+    }
+    println!(
+        "{name} policy alone, best of {ROUNDS} rounds of {CALLS} calls: add {add:.1} us/call, \
+         read of 50 {get:.1} us/call"
+    );
 }
