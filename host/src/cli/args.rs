@@ -131,6 +131,21 @@ pub enum Command {
     /// Rebuild a damaged embedded store file: copy every readable session into a new file and
     /// keep the damaged one aside (`<file>.damaged-<time>`).
     Repair,
+    /// Copy every session (under --key-prefix) from one store to another: entries byte for
+    /// byte, the remaining TTL kept (to the second, rounded up). Each session replaces the
+    /// target's of the same name in one transaction, so an interrupted copy run again ends the
+    /// same. Progress on stderr.
+    Copy {
+        /// The store to copy from (any store address).
+        #[arg(long, value_name = "ADDRESS")]
+        from: String,
+        /// The store to copy to (any store address).
+        #[arg(long, value_name = "ADDRESS")]
+        to: String,
+        /// Read everything and report what would be copied; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Measure agent-memory against native redis-rs code and the Python original, side by
     /// side on one Redis (its own unless --redis is given).
     Bench(BenchArgs),

@@ -5,6 +5,7 @@
 //! plus the few read-only inspections the CLI's operator commands need. Errors are classified
 //! once, into [`StoreError`], where they are met.
 
+mod copy;
 mod embedded;
 mod in_memory;
 pub(crate) mod list;
@@ -14,6 +15,7 @@ mod spec;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use self::copy::{CopyError, CopyProgress, CopyReport, SkipReason, copy_sessions};
 pub use self::embedded::{EmbeddedStore, RepairReport};
 pub use self::in_memory::InMemoryStore;
 pub use self::redis::{RedisOptions, RedisStore, WaitForReplicas};
