@@ -28,7 +28,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     if let Command::Bench(args) = cli.command {
-        return super::bench::run(args).await;
+        let policy = load_policy(&cli.policy)?;
+        return super::bench::run(args, policy, cli.policy_settings.clone()).await;
     }
     let memory = open(&cli)?;
     match cli.command {

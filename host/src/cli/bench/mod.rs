@@ -13,7 +13,7 @@ mod subject;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use agent_memory::{Memory, Message, RedisOptions, Store, StoreSpec};
+use agent_memory::{Memory, Message, Policy, RedisOptions, Settings, Store, StoreSpec};
 use anyhow::{Context as _, bail};
 
 use self::measure::{Measured, Timing};
@@ -39,15 +39,27 @@ struct Results {
     command: String,
     message_bytes: usize,
     seconds_per_cell: f64,
+    /// The policy "ours" ran: where it came from, and its digest.
+    policy: String,
     rows: Vec<Row>,
-    /// The default policy alone over the in-memory store, microseconds per call.
+    /// The policy alone over the in-memory store, microseconds per call.
     policy_alone_us: Vec<(&'static str, f64)>,
     /// Peak resident memory of this process while agent-memory served the highest concurrency.
     peak_rss_bytes: u64,
 }
 
 /// Run the benchmark.
-pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+/// `policy` and `extra` (its settings beyond the window) are the global `--policy` and
+/// `--policy-setting`: what "ours" runs.
+pub async fn run(
+    args: BenchArgs,
+    policy: Policy,
+    extra: Vec<(String, String)>,
+) -> anyhow::Result<ExitCode> {
+    let settings = Settings {
+        extra,
+        ..Settings::default()
+    };
     let timing = Timing {
         warmup: Duration::from_secs_f64(args.warmup),
         measure: Duration::from_secs_f64(args.seconds),
@@ -73,6 +85,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         message_bytes: args.message_bytes,
         seconds_per_cell: args.seconds,
+        policy: format!("{} {}", policy.origin(), policy.short_digest()),
         ..Results::default()
     };
 
@@ -80,6 +93,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Memory::builder()
             .store(StoreSpec::parse(&url)?)
             .redis_options(RedisOptions::default())
+            .policy(policy.clone())
+            .settings(settings.clone())
             .build()?,
     );
     let native = Subject::Native(
@@ -168,6 +183,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 &StoreSpec::Embedded(dir.path().join("bench.redb")),
                 RedisOptions::default(),
             )?)
+            .policy(policy.clone())
+            .settings(settings.clone())
             .build()?,
     );
     for operation in [Operation::Add, Operation::Get] {
@@ -179,7 +196,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     eprintln!("policy alone…");
-    results.policy_alone_us = policy_alone(&text).await?;
+    results.policy_alone_us = policy_alone(&text, &policy, &settings).await?;
 
     print!("{}", report(&results));
     if let Some(path) = &args.json {
@@ -240,10 +257,18 @@ fn parse_workloads(names: &[String]) -> anyhow::Result<Vec<Operation>> {
         .collect()
 }
 
-/// The default policy alone over the in-memory store: microseconds per add of one message and
-/// per read of a full window, the best of three rounds of 2000 calls.
-async fn policy_alone(text: &str) -> anyhow::Result<Vec<(&'static str, f64)>> {
-    let memory = Memory::builder().store(StoreSpec::InMemory).build()?;
+/// The policy alone over the in-memory store: microseconds per add of one message and per read
+/// of a full window, the best of three rounds of 2000 calls.
+async fn policy_alone(
+    text: &str,
+    policy: &Policy,
+    settings: &Settings,
+) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let memory = Memory::builder()
+        .store(StoreSpec::InMemory)
+        .policy(policy.clone())
+        .settings(settings.clone())
+        .build()?;
     let message = Message::user(text);
     for _ in 0..50 {
         let _ = memory.add_message("alone", message.clone()).await?;
@@ -268,8 +293,12 @@ async fn policy_alone(text: &str) -> anyhow::Result<Vec<(&'static str, f64)>> {
 /// The tables: per workload, a row per concurrency.
 fn report(results: &Results) -> String {
     let mut out = format!(
-        "\n{}; {}; {}-byte messages; {} s per cell\n",
-        results.machine, results.date, results.message_bytes, results.seconds_per_cell
+        "\n{}; {}; {}-byte messages; {} s per cell; policy {}\n",
+        results.machine,
+        results.date,
+        results.message_bytes,
+        results.seconds_per_cell,
+        results.policy
     );
     let workloads = ["add", "get", "turn"];
     for workload in workloads {
