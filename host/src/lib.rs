@@ -84,7 +84,7 @@ pub use settings::{
     DEFAULT_TTL_SECONDS, Limits, Settings, SettingsError,
 };
 pub use store::{
-    KeyKind, OpenError, RedisOptions, RepairReport, Store, StoreError, StoreSpec, Ttl,
+    KeyKind, OpenError, RedisOptions, RepairReport, Store, StoreError, StoreSpec, TlsOptions, Ttl,
     WaitForReplicas, policy_evicts_sessions,
 };
 

@@ -14,12 +14,14 @@ mod mount;
 mod proxy;
 mod python;
 mod server;
+mod tls;
 
 pub use json_gen::{GeneratedMessage, message_text};
 pub use mount::Mount;
 pub use proxy::{FaultProxy, ProxyMode, SilentServer};
 pub use python::{PythonOriginal, PythonWorker, workspace_root};
 pub use server::{RedisServer, free_port};
+pub use tls::TestPki;
 
 /// The hostile policy fixture's component (tests/fixtures/hostile-policy).
 pub const HOSTILE_POLICY_WASM: &[u8] =

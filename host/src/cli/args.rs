@@ -41,6 +41,9 @@ pub struct Cli {
     #[command(flatten)]
     pub settings: SettingsArgs,
 
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
     /// Show warnings (-v) or debug detail (-vv) on stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -48,6 +51,47 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Certificates for `rediss://` store addresses (PEM files), each also settable from the
+/// environment. The server's certificate is always verified.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Trust this CA instead of the public web roots.
+    #[arg(long, global = true, env = "AGENT_MEMORY_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// A client certificate, for servers that require one (with --tls-key).
+    #[arg(
+        long,
+        global = true,
+        env = "AGENT_MEMORY_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key.
+    #[arg(
+        long,
+        global = true,
+        env = "AGENT_MEMORY_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The Redis options these give (defaults otherwise).
+    pub fn redis_options(&self) -> agent_memory::RedisOptions {
+        agent_memory::RedisOptions {
+            tls: agent_memory::TlsOptions {
+                ca_file: self.tls_ca.clone(),
+                cert_file: self.tls_cert.clone(),
+                key_file: self.tls_key.clone(),
+            },
+            ..agent_memory::RedisOptions::default()
+        }
+    }
 }
 
 /// The policy settings, each also settable from the environment.

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use agent_memory::store::copy_sessions;
 use agent_memory::{
-    DEFAULT_POLICY_WASM, EntryProblem, KeyKind, Memory, Message, Policy, RedisOptions, Settings,
-    SkippedEntry, Store, StoreSpec, TOOL_SAFE_POLICY_WASM, Ttl, WriteOutcome, read_policy_file,
+    DEFAULT_POLICY_WASM, EntryProblem, KeyKind, Memory, Message, Policy, Settings, SkippedEntry,
+    Store, StoreSpec, TOOL_SAFE_POLICY_WASM, Ttl, WriteOutcome, read_policy_file,
 };
 use agent_memory_format::json;
 use anyhow::{Context as _, bail};
@@ -23,7 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // Repair works on a file that does not open: it must not open the store first.
         Command::Repair => return repair(&cli),
         Command::Copy { from, to, dry_run } => {
-            return copy(from, to, *dry_run, &cli.settings.key_prefix).await;
+            return copy(&cli, from, to, *dry_run).await;
         }
         _ => {}
     }
@@ -61,7 +61,7 @@ fn store_spec(cli: &Cli) -> anyhow::Result<StoreSpec> {
 
 /// The memory handle the global options describe.
 fn open(cli: &Cli) -> anyhow::Result<Memory> {
-    let store = Store::open(&store_spec(cli)?, RedisOptions::default())?;
+    let store = Store::open(&store_spec(cli)?, cli.tls.redis_options())?;
     Ok(Memory::builder()
         .store_handle(store)
         .policy(load_policy(&cli.policy)?)
@@ -370,9 +370,10 @@ fn expect_stored(outcome: WriteOutcome, what: &str) -> anyhow::Result<agent_memo
 }
 
 /// `copy`: every session under `prefix` from one store to another.
-async fn copy(from: &str, to: &str, dry_run: bool, prefix: &str) -> anyhow::Result<ExitCode> {
-    let source = Store::open(&StoreSpec::parse(from)?, RedisOptions::default())?;
-    let target = Store::open(&StoreSpec::parse(to)?, RedisOptions::default())?;
+async fn copy(cli: &Cli, from: &str, to: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let prefix = &cli.settings.key_prefix;
+    let source = Store::open(&StoreSpec::parse(from)?, cli.tls.redis_options())?;
+    let target = Store::open(&StoreSpec::parse(to)?, cli.tls.redis_options())?;
     if source.describe() == target.describe() {
         bail!("--from and --to are the same store ({})", source.describe());
     }

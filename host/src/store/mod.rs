@@ -18,7 +18,7 @@ use std::time::Duration;
 pub use self::copy::{CopyError, CopyProgress, CopyReport, SkipReason, copy_sessions};
 pub use self::embedded::{EmbeddedStore, RepairReport};
 pub use self::in_memory::InMemoryStore;
-pub use self::redis::{RedisOptions, RedisStore, WaitForReplicas};
+pub use self::redis::{RedisOptions, RedisStore, TlsOptions, WaitForReplicas};
 pub use self::spec::StoreSpec;
 
 /// One list operation of a transaction, with Redis semantics.
@@ -171,6 +171,10 @@ pub enum OpenError {
     /// The Redis URL is malformed.
     #[error("invalid Redis URL: {0}")]
     RedisUrl(String),
+    /// TLS could not be set up: a certificate or key file that cannot be read or used, or an
+    /// address that asks not to verify the server.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The embedded store's file could not be opened or created.
     #[error("cannot open the embedded store at {path}: {reason}")]
     Embedded {

@@ -34,6 +34,10 @@
 //! Lua script instead: see [`conditional`].
 
 mod conditional;
+mod tls;
+
+pub use self::tls::TlsOptions;
+pub(crate) use self::tls::plain_url;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -58,7 +62,7 @@ pub const DEFAULT_RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
 pub const DEFAULT_RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 /// How the Redis backend connects, waits, and confirms writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisOptions {
     /// Longest wait for a new connection (TCP connect plus handshake). redis-rs's default is
     /// 1 s; on loopback or a LAN a healthy server answers in well under 10 ms.
@@ -76,6 +80,9 @@ pub struct RedisOptions {
     /// they do not confirm in time is reported as [`StoreError::NotReplicated`]. Off by
     /// default, as in the Python original.
     pub wait_for_replicas: Option<WaitForReplicas>,
+    /// Certificates for `rediss://` addresses: a CA to trust instead of the public roots, and a
+    /// client certificate for servers that require one. Verification is always on.
+    pub tls: TlsOptions,
 }
 
 impl Default for RedisOptions {
@@ -87,6 +94,7 @@ impl Default for RedisOptions {
             reconnect_backoff: DEFAULT_RECONNECT_BACKOFF,
             reconnect_backoff_max: DEFAULT_RECONNECT_BACKOFF_MAX,
             wait_for_replicas: None,
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -109,6 +117,8 @@ pub struct RedisStore {
 /// The connection and how it is (re)made.
 struct Connector {
     info: ConnectionInfo,
+    /// The TLS client, for a `rediss://` address.
+    tls: Option<tls::Tls>,
     options: RedisOptions,
     current: ArcSwapOption<Live>,
     /// Held while connecting; the state records the last failure for those who waited.
@@ -163,17 +173,19 @@ impl RedisStore {
     /// A store for the server at `url`. Nothing is connected until the first operation.
     pub fn new(url: &str, options: RedisOptions) -> Result<Self, OpenError> {
         use redis::IntoConnectionInfo;
-        let info = url.into_connection_info().map_err(|error| {
+        // redis-rs parses `rediss://` only with its own TLS features, which this crate does not
+        // use (TLS is done here): the address is parsed as the `redis://` one it wraps.
+        let (plain, tls) = match tls::plain_url(url)? {
+            Some(plain) => (plain, Some(tls::Tls::new(&options.tls)?)),
+            None => (url.to_string(), None),
+        };
+        let info = plain.as_str().into_connection_info().map_err(|error| {
             OpenError::RedisUrl(format!("{}: {error}", super::spec::redact(url)))
         })?;
-        if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
-            return Err(OpenError::InvalidSpec(
-                "TLS (rediss://) is not built into this agent-memory yet".to_string(),
-            ));
-        }
         Ok(Self {
             inner: Arc::new(Connector {
                 info,
+                tls,
                 options,
                 current: ArcSwapOption::empty(),
                 connecting: tokio::sync::Mutex::new(ConnectState::default()),
@@ -185,7 +197,12 @@ impl RedisStore {
 
     /// `redis host:port` or `redis unix-socket-path`, never credentials.
     pub fn describe(&self) -> String {
-        format!("redis {}", self.inner.info.addr())
+        let tls = if self.inner.tls.is_some() {
+            " (TLS)"
+        } else {
+            ""
+        };
+        format!("redis {}{tls}", self.inner.info.addr())
     }
 
     /// The live connection, or a new one. Failing here means nothing was sent.
@@ -269,7 +286,10 @@ impl RedisStore {
                     .map_err(|error| connect_io_failure(&error))?;
                 // Requests are small and latency-bound: do not let Nagle hold them back.
                 let _ = stream.set_nodelay(true);
-                self.handshake(stream).await
+                match &self.inner.tls {
+                    Some(tls) => self.handshake(tls.connect(host, stream).await?).await,
+                    None => self.handshake(stream).await,
+                }
             }
             ConnectionAddr::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path)
@@ -813,7 +833,22 @@ mod tests {
     }
 
     #[test]
-    fn tls_addresses_are_refused_until_supported() {
-        assert!(RedisStore::new("rediss://localhost:6380", RedisOptions::default()).is_err());
+    fn tls_addresses_are_accepted_and_never_without_verification() {
+        assert!(RedisStore::new("rediss://localhost:6380", RedisOptions::default()).is_ok());
+        assert!(matches!(
+            RedisStore::new("rediss://localhost:6380/#insecure", RedisOptions::default()),
+            Err(OpenError::Tls(_))
+        ));
+        let missing = RedisOptions {
+            tls: TlsOptions {
+                ca_file: Some("/nonexistent/ca.pem".into()),
+                ..TlsOptions::default()
+            },
+            ..RedisOptions::default()
+        };
+        assert!(matches!(
+            RedisStore::new("rediss://localhost:6380", missing),
+            Err(OpenError::Tls(reason)) if reason.contains("/nonexistent/ca.pem")
+        ));
     }
 }

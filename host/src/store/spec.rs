@@ -36,7 +36,10 @@ impl StoreSpec {
         if spec.is_empty() {
             return refuse("empty store address".to_string());
         }
-        if spec.starts_with("redis://") || spec.starts_with("redis+unix://") {
+        if spec.starts_with("redis://")
+            || spec.starts_with("rediss://")
+            || spec.starts_with("redis+unix://")
+        {
             check_redis_url(spec)?;
             return Ok(Self::Redis(spec.to_string()));
         }
@@ -55,9 +58,10 @@ impl StoreSpec {
             }
             return Ok(Self::Embedded(PathBuf::from(path)));
         }
-        if spec.starts_with("rediss://") || spec.starts_with("rediss+") {
+        if spec.starts_with("rediss+") || spec.starts_with("redis+cluster") {
             return refuse(format!(
-                "{spec}: TLS (rediss://) is not built into this agent-memory yet"
+                "{}: Redis Cluster and Sentinel addresses are not built into this agent-memory yet",
+                redact(spec)
             ));
         }
         if let Some(hint) = hint_for(spec) {
@@ -84,7 +88,8 @@ impl StoreSpec {
 /// Let the Redis client parse the URL now, so a malformed one is refused with the address
 /// rather than at the first call.
 fn check_redis_url(url: &str) -> Result<(), OpenError> {
-    redis::Client::open(url)
+    let plain = super::redis::plain_url(url)?;
+    redis::Client::open(plain.as_deref().unwrap_or(url))
         .map(|_| ())
         .map_err(|error| OpenError::RedisUrl(format!("{}: {error}", redact(url))))
 }
@@ -231,7 +236,8 @@ mod tests {
     fn bare_words_unknown_schemes_and_tls_are_refused_with_a_reason() {
         assert!(refused("notes").contains("not a store address"));
         assert!(refused("http://x").contains("unknown scheme `http`"));
-        assert!(refused("rediss://x").contains("TLS"));
+        assert!(refused("redis+cluster://a:1,b:2").contains("Cluster"));
+        assert!(StoreSpec::parse("rediss://cache.example:6380/0").is_ok());
         assert!(refused("").contains("empty"));
         assert!(refused("file:").contains("needs a path"));
         assert!(refused("redis://host:notaport").contains("redis://host:notaport"));

@@ -1,0 +1,120 @@
+//! Certificates for the TLS tests, made with the `openssl` command line: a CA, a server
+//! certificate it signed for `127.0.0.1` and `localhost`, a client certificate it signed, and
+//! a second CA that signed nothing here (the wrong one to trust). Short-lived, in a temp dir.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The PEM files of one test PKI.
+pub struct TestPki {
+    dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    /// Generate everything (P-256 keys: fast).
+    pub fn generate() -> Self {
+        let pki = Self {
+            dir: tempfile::tempdir().expect("a temp dir for certificates"),
+        };
+        pki.ca("ca", "agent-memory test CA");
+        pki.ca("other-ca", "a CA nobody here trusts");
+        pki.signed(
+            "server",
+            "localhost",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        );
+        pki.signed(
+            "client",
+            "agent-memory test client",
+            "extendedKeyUsage=clientAuth\n",
+        );
+        pki
+    }
+
+    /// The file `name` (`ca.pem`, `server.key`, ...).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `path` as a string, for command lines and URLs.
+    pub fn arg(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    fn ca(&self, name: &str, subject: &str) {
+        openssl(
+            self.dir.path(),
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={subject}"),
+            ],
+        );
+    }
+
+    fn signed(&self, name: &str, subject: &str, extensions: &str) {
+        std::fs::write(self.path(&format!("{name}.ext")), extensions).expect("writing extensions");
+        openssl(
+            self.dir.path(),
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={subject}"),
+            ],
+        );
+        openssl(
+            self.dir.path(),
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running openssl (the TLS tests need it)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
