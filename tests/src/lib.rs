@@ -13,6 +13,7 @@ mod json_gen;
 mod mount;
 mod proxy;
 mod python;
+mod sentinel;
 mod server;
 mod tls;
 
@@ -20,6 +21,7 @@ pub use json_gen::{GeneratedMessage, message_text};
 pub use mount::Mount;
 pub use proxy::{FaultProxy, ProxyMode, SilentServer};
 pub use python::{PythonOriginal, PythonWorker, workspace_root};
+pub use sentinel::{MASTER_NAME, Sentinels};
 pub use server::{RedisServer, free_port};
 pub use tls::TestPki;
 

@@ -34,8 +34,10 @@
 //! Lua script instead: see [`conditional`].
 
 mod conditional;
+mod sentinel;
 mod tls;
 
+pub(crate) use self::sentinel::parse as parse_sentinel_url;
 pub use self::tls::TlsOptions;
 pub(crate) use self::tls::plain_url;
 
@@ -119,6 +121,8 @@ struct Connector {
     info: ConnectionInfo,
     /// The TLS client, for a `rediss://` address.
     tls: Option<tls::Tls>,
+    /// The sentinels that say where the master is, for a `redis+sentinel://` address.
+    sentinels: Option<sentinel::Sentinels>,
     options: RedisOptions,
     current: ArcSwapOption<Live>,
     /// Held while connecting; the state records the last failure for those who waited.
@@ -179,6 +183,12 @@ impl RedisStore {
             Some(plain) => (plain, Some(tls::Tls::new(&options.tls)?)),
             None => (url.to_string(), None),
         };
+        // A sentinel address: the master is found on every connect; the URL left carries its
+        // credentials and database.
+        let (plain, sentinels) = match sentinel::parse(&plain)? {
+            Some((sentinels, plain)) => (plain, Some(sentinels)),
+            None => (plain, None),
+        };
         let info = plain.as_str().into_connection_info().map_err(|error| {
             OpenError::RedisUrl(format!("{}: {error}", super::spec::redact(url)))
         })?;
@@ -186,6 +196,7 @@ impl RedisStore {
             inner: Arc::new(Connector {
                 info,
                 tls,
+                sentinels,
                 options,
                 current: ArcSwapOption::empty(),
                 connecting: tokio::sync::Mutex::new(ConnectState::default()),
@@ -197,6 +208,9 @@ impl RedisStore {
 
     /// `redis host:port` or `redis unix-socket-path`, never credentials.
     pub fn describe(&self) -> String {
+        if let Some(sentinels) = &self.inner.sentinels {
+            return format!("redis {}", sentinels.describe());
+        }
         let tls = if self.inner.tls.is_some() {
             " (TLS)"
         } else {
@@ -279,6 +293,9 @@ impl RedisStore {
     }
 
     async fn open(&self) -> Result<Arc<Live>, String> {
+        if let Some(sentinels) = &self.inner.sentinels {
+            return self.open_sentinel_master(sentinels).await;
+        }
         match self.inner.info.addr() {
             ConnectionAddr::Tcp(host, port) => {
                 let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
@@ -299,6 +316,28 @@ impl RedisStore {
             }
             other => Err(format!("unsupported Redis address {other}")),
         }
+    }
+
+    /// Ask the sentinels where the master is, connect there, and make sure it is a master.
+    async fn open_sentinel_master(
+        &self,
+        sentinels: &sentinel::Sentinels,
+    ) -> Result<Arc<Live>, String> {
+        let (host, port) = sentinels.master_address(self.inner.options.connect).await?;
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|error| format!("master {host}:{port}: {}", connect_io_failure(&error)))?;
+        let _ = stream.set_nodelay(true);
+        let live = self.handshake(stream).await?;
+        let mut connection = live.connection.clone();
+        if !sentinel::is_master(&mut connection).await? {
+            live.driver.abort();
+            return Err(format!(
+                "the sentinels name {host}:{port} as master {}, but it is not one yet (failover in progress)",
+                sentinels.describe()
+            ));
+        }
+        Ok(live)
     }
 
     async fn handshake<S>(&self, stream: S) -> Result<Arc<Live>, String>
@@ -355,7 +394,12 @@ impl RedisStore {
             Err(error) => {
                 if error.is_timeout() {
                     self.note_timeout(&live);
-                } else if error.is_unrecoverable_error() || error.is_connection_dropped() {
+                } else if error.is_unrecoverable_error()
+                    || error.is_connection_dropped()
+                    // A demoted master: the next connection finds the new one (through the
+                    // sentinels, for a sentinel address).
+                    || error.code() == Some("READONLY")
+                {
                     self.retire(&live);
                 }
                 Err(classify(&error))

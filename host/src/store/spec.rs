@@ -39,6 +39,7 @@ impl StoreSpec {
         if spec.starts_with("redis://")
             || spec.starts_with("rediss://")
             || spec.starts_with("redis+unix://")
+            || spec.starts_with("redis+sentinel://")
         {
             check_redis_url(spec)?;
             return Ok(Self::Redis(spec.to_string()));
@@ -60,7 +61,8 @@ impl StoreSpec {
         }
         if spec.starts_with("rediss+") || spec.starts_with("redis+cluster") {
             return refuse(format!(
-                "{}: Redis Cluster and Sentinel addresses are not built into this agent-memory yet",
+                "{}: Redis Cluster addresses, and Sentinel over TLS, are not built into this \
+                 agent-memory yet",
                 redact(spec)
             ));
         }
@@ -88,6 +90,9 @@ impl StoreSpec {
 /// Let the Redis client parse the URL now, so a malformed one is refused with the address
 /// rather than at the first call.
 fn check_redis_url(url: &str) -> Result<(), OpenError> {
+    if let Some((_, plain)) = super::redis::parse_sentinel_url(url)? {
+        return check_redis_url(&plain);
+    }
     let plain = super::redis::plain_url(url)?;
     redis::Client::open(plain.as_deref().unwrap_or(url))
         .map(|_| ())

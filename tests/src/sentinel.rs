@@ -1,0 +1,124 @@
+//! [`Sentinels`]: real `redis-server --sentinel` processes watching a [`RedisServer`] master, on
+//! free local ports, killed on drop.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{RedisServer, free_port};
+
+/// The master name the sentinels monitor.
+pub const MASTER_NAME: &str = "mymaster";
+
+/// Sentinels watching one master (quorum 2, down after 1 s).
+pub struct Sentinels {
+    children: Vec<Child>,
+    ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinels {
+    /// Start `count` sentinels for `master`, and wait until each knows the master, its
+    /// `replicas` replicas and the other sentinels (which a failover needs).
+    pub fn start(master: &RedisServer, count: usize, replicas: usize) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir for sentinels");
+        let mut sentinels = Self {
+            children: Vec::new(),
+            ports: Vec::new(),
+            _dir: tempfile::tempdir().expect("a temp dir"),
+        };
+        for index in 0..count {
+            let port = free_port();
+            let config = dir.path().join(format!("sentinel-{index}.conf"));
+            std::fs::write(
+                &config,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel-{index}.log\n\
+                     sentinel monitor {MASTER_NAME} 127.0.0.1 {master} 2\n\
+                     sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                     sentinel failover-timeout {MASTER_NAME} 10000\n",
+                    dir = dir.path().display(),
+                    master = master.port(),
+                ),
+            )
+            .expect("writing a sentinel configuration");
+            let child = Command::new("redis-server")
+                .arg(&config)
+                .arg("--sentinel")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawning redis-server --sentinel");
+            sentinels.children.push(child);
+            sentinels.ports.push(port);
+        }
+        sentinels._dir = dir;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for port in &sentinels.ports {
+            loop {
+                let known = |what: &str| -> usize {
+                    query(*port, &["SENTINEL", what, MASTER_NAME])
+                        .and_then(|value| match value {
+                            redis::Value::Array(items) => Some(items.len()),
+                            _ => None,
+                        })
+                        .unwrap_or(0)
+                };
+                if known("replicas") >= replicas && known("sentinels") + 1 >= count {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "sentinel {port} did not learn the topology"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        sentinels
+    }
+
+    /// The store address: every sentinel, then the master name.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","))
+    }
+
+    /// The master's port as the first sentinel sees it now.
+    pub fn master_port(&self) -> Option<u16> {
+        match query(
+            self.ports[0],
+            &["SENTINEL", "get-master-addr-by-name", MASTER_NAME],
+        )? {
+            redis::Value::Array(items) => {
+                let port: String = redis::from_redis_value_ref(items.get(1)?).ok()?;
+                port.parse().ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+fn query(port: u16, args: &[&str]) -> Option<redis::Value> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let mut connection = client
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .ok()?;
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command.query(&mut connection).ok()
+}
+
+impl Drop for Sentinels {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
