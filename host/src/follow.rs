@@ -31,7 +31,19 @@ pub enum FollowStatus {
         /// The digest of the version still serving.
         serving: String,
     },
+    /// The file could not be read at the last [`UNREADABLE_AFTER`] checks in a row (deleted,
+    /// permissions, not a regular file); the version with `serving` keeps serving.
+    Unreadable {
+        /// Why, from the last check.
+        error: String,
+        /// The digest of the version serving.
+        serving: String,
+    },
 }
+
+/// Failed reads in a row before a follower reports the file [`FollowStatus::Unreadable`]: a
+/// deployment that replaces the file may leave it missing for a moment.
+pub const UNREADABLE_AFTER: u32 = 3;
 
 /// A task following a policy file (see [`Memory::follow_policy_file`]). Stops when dropped.
 #[derive(Debug)]
@@ -64,7 +76,8 @@ impl Memory {
     /// change, replace the policy with it ([`Memory::replace_policy_file`]'s checks). A version
     /// that is refused is logged and reported by [`PolicyFollower::status`]; the policy serving
     /// keeps serving until a good version appears. Stops when the returned follower is
-    /// dropped. Needs a tokio runtime.
+    /// dropped. Needs a tokio runtime. A file that cannot be read [`UNREADABLE_AFTER`] times
+    /// in a row is reported as [`FollowStatus::Unreadable`] (and logged once).
     pub fn follow_policy_file(
         &self,
         path: impl Into<PathBuf>,
@@ -82,12 +95,21 @@ fn follow(memory: Memory, path: PathBuf, interval: Duration) -> PolicyFollower {
         // The digest last acted on (published or refused): a file is read every interval, but a
         // version is checked once.
         let mut seen = Some(memory.policy().digest().to_string());
+        let mut failed_reads = 0u32;
         let path = Arc::new(path);
         loop {
             let read_path = Arc::clone(&path);
             let bytes = tokio::task::spawn_blocking(move || read_policy_file(&read_path)).await;
             match bytes {
                 Ok(Ok(bytes)) => {
+                    if failed_reads >= UNREADABLE_AFTER {
+                        // Readable again: until a new version is checked, the status is the
+                        // version serving.
+                        sender.send_replace(FollowStatus::Serving {
+                            digest: memory.policy().digest().to_string(),
+                        });
+                    }
+                    failed_reads = 0;
                     let digest = policy::digest(&bytes);
                     if seen.as_deref() != Some(digest.as_str()) {
                         seen = Some(digest.clone());
@@ -107,7 +129,16 @@ fn follow(memory: Memory, path: PathBuf, interval: Duration) -> PolicyFollower {
                 // A file being replaced may be missing or unreadable for a moment: keep
                 // serving, and try again next interval.
                 Ok(Err(error)) => {
-                    tracing::debug!(target: "agent_memory::policy", %error, path = %path.display(), "policy file not readable");
+                    failed_reads = failed_reads.saturating_add(1);
+                    if failed_reads == UNREADABLE_AFTER {
+                        tracing::warn!(target: "agent_memory::policy", %error, path = %path.display(), "policy file not readable; the current policy keeps serving");
+                        sender.send_replace(FollowStatus::Unreadable {
+                            error: error.to_string(),
+                            serving: memory.policy().digest().to_string(),
+                        });
+                    } else {
+                        tracing::debug!(target: "agent_memory::policy", %error, path = %path.display(), "policy file not readable");
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(target: "agent_memory::policy", %error, "reading the policy file failed");

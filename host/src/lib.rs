@@ -67,7 +67,7 @@ pub use bindings::public as wit;
 pub use blocking::BlockingMemory;
 pub use engine::{MAX_CONCURRENT_CALLS, MAX_POLICY_MEMORY_BYTES};
 pub use error::{BuildError, LoadError, MemoryError, PolicyError};
-pub use follow::{FollowStatus, PolicyFollower};
+pub use follow::{FollowStatus, PolicyFollower, UNREADABLE_AFTER};
 pub use json::{Json, JsonError, NotStandardJson};
 pub use memory::{Memory, MemoryBuilder};
 pub use message::{Content, EntryProblem, Message, MessageJsonError};

@@ -136,6 +136,29 @@ async fn a_followed_policy_file_is_swapped_in_when_it_changes_and_a_bad_version_
     assert_eq!(serving, tool_safe.digest());
     assert_eq!(texts(&memory.get_context("s").await.unwrap()), ["kept"]);
 
+    // A file that disappears (not just for a moment) is reported; the policy keeps serving;
+    // back, it is followed again.
+    std::fs::remove_file(&file).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), follower.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&status, FollowStatus::Unreadable { serving, .. } if serving == tool_safe.digest()),
+        "{status:?}"
+    );
+    deploy(TOOL_SAFE_POLICY_WASM);
+    let status = tokio::time::timeout(Duration::from_secs(10), follower.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        status,
+        FollowStatus::Serving {
+            digest: tool_safe.digest().to_string()
+        }
+    );
+
     // Dropping the follower stops it: a later version is not picked up.
     drop(follower);
     deploy(DEFAULT_POLICY_WASM);
