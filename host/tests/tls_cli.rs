@@ -1,30 +1,12 @@
 //! The CLI over `rediss://`: certificate options, mutual TLS, credentials never echoed.
 
+use agent_memory_tests::TestPki;
 use agent_memory_tests::cli::{Cli, stderr};
-use agent_memory_tests::{RedisServer, TestPki, free_port};
 
 #[test]
 fn the_cli_speaks_tls_with_its_certificate_options() {
     let pki = TestPki::generate();
-    let port = free_port();
-    let (port_arg, cert, key, ca) = (
-        port.to_string(),
-        pki.arg("server.pem"),
-        pki.arg("server.key"),
-        pki.arg("ca.pem"),
-    );
-    let _server = RedisServer::start_with(&[
-        "--tls-port",
-        &port_arg,
-        "--tls-cert-file",
-        &cert,
-        "--tls-key-file",
-        &key,
-        "--tls-ca-cert-file",
-        &ca,
-        "--tls-auth-clients",
-        "yes",
-    ]);
+    let (_server, port) = pki.start_server(true);
     let cli = Cli::new(env!("CARGO_BIN_EXE_agent-memory"));
     let url = format!("rediss://user:secret@127.0.0.1:{port}");
     let tls = [

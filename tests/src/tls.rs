@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::{RedisServer, free_port};
+
 /// The PEM files of one test PKI.
 pub struct TestPki {
     dir: tempfile::TempDir,
@@ -29,6 +31,37 @@ impl TestPki {
             "extendedKeyUsage=clientAuth\n",
         );
         pki
+    }
+
+    /// A `redis-server` with TLS on a port of its own (returned with it; the server's plain
+    /// port stays for the test's own checks), serving this PKI's server certificate and, when
+    /// `require_client_certificates`, accepting only clients this CA signed.
+    pub fn start_server(&self, require_client_certificates: bool) -> (RedisServer, u16) {
+        let port = free_port();
+        let (port_arg, cert, key, ca) = (
+            port.to_string(),
+            self.arg("server.pem"),
+            self.arg("server.key"),
+            self.arg("ca.pem"),
+        );
+        let auth = if require_client_certificates {
+            "yes"
+        } else {
+            "no"
+        };
+        let server = RedisServer::start_with(&[
+            "--tls-port",
+            &port_arg,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            auth,
+        ]);
+        (server, port)
     }
 
     /// The file `name` (`ca.pem`, `server.key`, ...).

@@ -2,37 +2,8 @@
 //! a server that requires client certificates; the Python original on the same TLS server.
 
 use agent_memory::{Memory, Message, OpenError, RedisOptions, StoreSpec, TlsOptions};
-use agent_memory_tests::{PythonOriginal, RedisServer, TestPki, expect_stored, free_port, texts};
+use agent_memory_tests::{PythonOriginal, TestPki, expect_stored, texts};
 use serde_json::json;
-
-/// A server with TLS on a port of its own (its plain port stays for the test's own checks).
-fn tls_server(pki: &TestPki, require_client_certificates: bool) -> (RedisServer, u16) {
-    let port = free_port();
-    let (port_arg, cert, key, ca) = (
-        port.to_string(),
-        pki.arg("server.pem"),
-        pki.arg("server.key"),
-        pki.arg("ca.pem"),
-    );
-    let auth = if require_client_certificates {
-        "yes"
-    } else {
-        "no"
-    };
-    let server = RedisServer::start_with(&[
-        "--tls-port",
-        &port_arg,
-        "--tls-cert-file",
-        &cert,
-        "--tls-key-file",
-        &key,
-        "--tls-ca-cert-file",
-        &ca,
-        "--tls-auth-clients",
-        auth,
-    ]);
-    (server, port)
-}
 
 fn options(ca: Option<std::path::PathBuf>, client: Option<(&TestPki, &str)>) -> RedisOptions {
     RedisOptions {
@@ -56,7 +27,7 @@ fn memory(url: &str, options: RedisOptions) -> Memory {
 #[tokio::test]
 async fn sessions_go_over_verified_tls_and_the_python_original_reads_them_there() {
     let pki = TestPki::generate();
-    let (_server, port) = tls_server(&pki, false);
+    let (_server, port) = pki.start_server(false);
     for host in ["127.0.0.1", "localhost"] {
         let url = format!("rediss://{host}:{port}");
         let memory = memory(&url, options(Some(pki.path("ca.pem")), None));
@@ -95,7 +66,7 @@ async fn sessions_go_over_verified_tls_and_the_python_original_reads_them_there(
 #[tokio::test]
 async fn a_server_the_ca_did_not_sign_is_refused_and_nothing_is_sent() {
     let pki = TestPki::generate();
-    let (server, port) = tls_server(&pki, false);
+    let (server, port) = pki.start_server(false);
     // Trusting another CA, or the public roots: the server's certificate does not verify.
     for ca in [Some(pki.path("other-ca.pem")), None] {
         let memory = memory(&format!("rediss://127.0.0.1:{port}"), options(ca, None));
@@ -126,7 +97,7 @@ async fn a_server_the_ca_did_not_sign_is_refused_and_nothing_is_sent() {
 #[tokio::test]
 async fn a_server_that_requires_client_certificates_gets_one_or_refuses() {
     let pki = TestPki::generate();
-    let (_server, port) = tls_server(&pki, true);
+    let (_server, port) = pki.start_server(true);
     let url = format!("rediss://127.0.0.1:{port}");
     let without = memory(&url, options(Some(pki.path("ca.pem")), None));
     let context = without.get_context("s").await.unwrap();
