@@ -35,8 +35,8 @@ use crate::codec;
 use crate::policy::{self, Host};
 use crate::resilience::{self, Access};
 use crate::types::{
-    Context, Level, ListOp, MemoryError, Message, Range, Settings, SkippedEntry, StoreError,
-    Stored, Turn, WriteOutcome,
+    Context, EntryProblem, Level, ListOp, MemoryError, Message, Range, Settings, SkippedEntry,
+    StoreError, Stored, Turn, WriteOutcome,
 };
 use crate::window::saturating_u32;
 use agent_memory_format::json::{self, Value};
@@ -122,11 +122,17 @@ impl Shape {
     /// The shape of a stored entry; an entry that is not a message is neutral (it may start a
     /// window, and only its size counts).
     pub fn of_entry(entry: &[u8]) -> Self {
-        let tokens = tokens(entry.len());
-        match codec::decode(entry) {
+        Self::of_decoded(&codec::decode(entry), entry.len())
+    }
+
+    /// The shape of an entry of `len` bytes already decoded (for callers that keep the
+    /// messages, so that each entry is decoded once).
+    pub fn of_decoded(decoded: &Result<Message, EntryProblem>, len: usize) -> Self {
+        let tokens = tokens(len);
+        match decoded {
             Ok(message) => Self {
                 tokens,
-                ..Self::of_message(&message)
+                ..Self::of_message(message)
             },
             Err(_) => Self {
                 tokens,
@@ -328,12 +334,22 @@ fn read_all(host: &impl Host, key: &str) -> Result<Vec<Vec<u8>>, StoreError> {
 /// The context of the window over `entries`, with skipped entries at their positions in
 /// `entries`.
 fn windowed_context(host: &impl Host, entries: &[Vec<u8>], options: &Options) -> Context {
-    let shapes: Vec<Shape> = entries.iter().map(|entry| Shape::of_entry(entry)).collect();
+    // Each entry is decoded once: for its shape, and for the context if the window keeps it.
+    let decoded: Vec<Result<Message, EntryProblem>> =
+        entries.iter().map(|entry| codec::decode(entry)).collect();
+    let shapes: Vec<Shape> = decoded
+        .iter()
+        .zip(entries)
+        .map(|(decoded, entry)| Shape::of_decoded(decoded, entry.len()))
+        .collect();
     let window = window(&shapes, options);
-    let kept = (0..usize::from(window.pinned)).chain(window.start..entries.len());
+    let pinned = usize::from(window.pinned);
     let mut context = empty_context();
-    for position in kept {
-        match codec::decode(&entries[position]) {
+    for (position, decoded) in decoded.into_iter().enumerate() {
+        if position >= pinned && position < window.start {
+            continue;
+        }
+        match decoded {
             Ok(message) => context.messages.push(message),
             Err(problem) => {
                 host.log(
