@@ -15,14 +15,12 @@ import sys
 import threading
 import time
 
-import redis
-
-from original import RedisMemoryRepository
+from original import RedisMemoryRepository, client_from_url
 
 
 def original_ops(url, threads):
     # One client (and its connection pool) shared by the threads, as a service would.
-    repository = RedisMemoryRepository(redis.Redis.from_url(url, max_connections=threads + 4))
+    repository = RedisMemoryRepository(client_from_url(url, max_connections=threads + 4))
     return (
         lambda session, message: repository.add_message(session, message),
         lambda session: repository.get_context(session),

@@ -15,14 +15,20 @@ Run as a script it is a small CLI for the tests (prints JSON on stdout)::
     original.py --url redis://127.0.0.1:7000 add SESSION '{"role": "user", "content": "hi"}'
     original.py --url redis://127.0.0.1:7000 get SESSION
     original.py --url redis://127.0.0.1:7000 clear SESSION
+
+``--url`` takes the store addresses agent-memory takes, each with redis-py's own client for
+that deployment (see ``client_from_url``): the class itself is unchanged.
 """
 
 import argparse
 import json
 import logging
 import sys
+from urllib.parse import parse_qs
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.sentinel import Sentinel
 
 log = logging.getLogger("memory")
 
@@ -74,6 +80,35 @@ class RedisMemoryRepository:
             log.warning("memory clear dropped for %s: %s", session_id, error)
 
 
+def _host_port(text):
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def client_from_url(url, **options):
+    """The redis-py client a Python service would use for a store address (``options`` go to
+    its constructor, such as ``max_connections``):
+
+    - ``redis[s]+cluster://h:p,h:p[?ssl_ca_certs=FILE]``: ``RedisCluster`` over the seed nodes;
+    - ``redis+sentinel://h:p,h:p/MASTER``: ``Sentinel(...).master_for(MASTER)``;
+    - anything else: ``Redis.from_url`` (``redis://``, ``rediss://...?ssl_ca_certs=...``).
+    """
+    scheme, _, rest = url.partition("://")
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        hosts, _, query = rest.partition("?")
+        nodes = [ClusterNode(*_host_port(host)) for host in hosts.rstrip("/").split(",")]
+        if scheme == "rediss+cluster":
+            options = {"ssl": True, "ssl_cert_reqs": "required"}
+            for name, values in parse_qs(query).items():
+                options[name] = values[-1]
+        return RedisCluster(startup_nodes=nodes, **options)
+    if scheme == "redis+sentinel":
+        hosts, _, master = rest.partition("/")
+        sentinel = Sentinel([_host_port(host) for host in hosts.split(",")], socket_timeout=2)
+        return sentinel.master_for(master.split("/")[0], socket_timeout=2, **options)
+    return redis.Redis.from_url(url, **options)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
@@ -90,7 +125,7 @@ def main():
     args = parser.parse_args()
 
     repository = RedisMemoryRepository(
-        redis.Redis.from_url(args.url),
+        client_from_url(args.url),
         max_messages=args.max_messages,
         ttl_seconds=args.ttl_seconds,
     )

@@ -17,9 +17,7 @@ Every reply is {"ok": true, ...} or {"ok": false, "error": "..."}.
 import json
 import sys
 
-import redis
-
-from original import RedisMemoryRepository
+from original import RedisMemoryRepository, client_from_url
 
 
 def same(a, b):
@@ -78,7 +76,7 @@ def handle(repository, client, request):
 
 
 def main():
-    client = redis.Redis.from_url(sys.argv[1])
+    client = client_from_url(sys.argv[1])
     repository = RedisMemoryRepository(client)
     for line in sys.stdin:
         try:

@@ -3,12 +3,15 @@
 //!
 //! Tests never touch the machine's Redis on 6379: each [`RedisServer`] listens on a free port
 //! of its own, keeps nothing on disk, and can be killed, paused and restarted on the same
-//! address.
+//! address. [`RedisCluster`], [`Sentinels`] and [`TestPki`] build real clusters, sentinels and
+//! TLS servers out of them, and [`Deployment`] gives the behaviour suite each kind alike.
 
 #![deny(missing_docs)]
 
 pub mod agent;
 pub mod cli;
+mod cluster;
+mod deployment;
 mod json_gen;
 mod mount;
 mod proxy;
@@ -17,6 +20,8 @@ mod sentinel;
 mod server;
 mod tls;
 
+pub use cluster::RedisCluster;
+pub use deployment::{Deployment, Kind, Raw};
 pub use json_gen::{GeneratedMessage, message_text};
 pub use mount::Mount;
 pub use proxy::{FaultProxy, ProxyMode, SilentServer};

@@ -70,13 +70,19 @@ impl PythonOriginal {
     /// Evaluate `expression` in Python with `entries` bound to the raw entries (bytes) of the
     /// session's list and `arg` to `arg`, and return what it prints. For byte-level checks.
     pub fn eval_on_entries(&self, session: &str, expression: &str, arg: &str) -> String {
+        // The same redis-py client the original's CLI picks for the address (cluster,
+        // sentinel, TLS).
         let program = format!(
-            "import json, redis, sys\n\
-             entries = redis.Redis.from_url(sys.argv[1]).lrange('ai:memory:' + sys.argv[2], 0, -1)\n\
+            "import json, sys\n\
+             sys.path.insert(0, sys.argv[4])\n\
+             from original import client_from_url\n\
+             entries = client_from_url(sys.argv[1]).lrange('ai:memory:' + sys.argv[2], 0, -1)\n\
              arg = sys.argv[3]\n\
              print({expression})\n"
         );
-        let args = ["-c", program.as_str(), self.url.as_str(), session, arg];
+        let dir = workspace_root().join("tests/python");
+        let dir = dir.to_str().expect("a UTF-8 path");
+        let args = ["-c", program.as_str(), self.url.as_str(), session, arg, dir];
         let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
         self.python(&args).trim_end().to_string()
     }

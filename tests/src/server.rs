@@ -14,6 +14,9 @@ const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    /// The cluster bus port, for a cluster node (`--cluster-port`; Redis's default, port +
+    /// 10000, is past 65535 for most free ports).
+    cluster_bus_port: Option<u16>,
     dir: tempfile::TempDir,
     extra_args: Vec<String>,
 }
@@ -30,6 +33,7 @@ impl RedisServer {
         let mut server = Self {
             child: None,
             port,
+            cluster_bus_port: None,
             dir: tempfile::tempdir().expect("a temp dir for redis-server"),
             extra_args: Vec::new(),
         };
@@ -39,10 +43,28 @@ impl RedisServer {
 
     /// Start a server with extra `redis-server` arguments (such as `["--maxmemory", "1mb"]`).
     pub fn start_with(extra_args: &[&str]) -> Self {
+        Self::start_on_free_ports(extra_args, false)
+    }
+
+    /// Start a cluster node (`--cluster-enabled yes`, its `nodes.conf` in its own directory, so
+    /// a restart keeps its identity) with extra arguments; it is not part of any cluster yet.
+    pub fn start_cluster_node(extra_args: &[&str]) -> Self {
+        let mut args = vec![
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ];
+        args.extend_from_slice(extra_args);
+        Self::start_on_free_ports(&args, true)
+    }
+
+    fn start_on_free_ports(extra_args: &[&str], cluster_bus: bool) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir for redis-server");
         let mut server = Self {
             child: None,
             port: 0,
+            cluster_bus_port: None,
             dir,
             extra_args: extra_args.iter().map(|arg| arg.to_string()).collect(),
         };
@@ -50,6 +72,7 @@ impl RedisServer {
         let mut last_error = None;
         for _ in 0..5 {
             server.port = free_port();
+            server.cluster_bus_port = cluster_bus.then(free_port);
             match server.spawn() {
                 Ok(()) => return server,
                 Err(error) => last_error = Some(error),
@@ -71,6 +94,12 @@ impl RedisServer {
             .arg(self.dir.path())
             .arg("--logfile")
             .arg(&log)
+            .args(
+                self.cluster_bus_port
+                    .map(|bus| ["--cluster-port".to_string(), bus.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -110,14 +139,31 @@ impl RedisServer {
             .map(|_| ())
     }
 
-    /// The server's URL.
+    /// The server's URL (with the password, for a server started with `--requirepass`).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.password() {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The `--requirepass` it was started with.
+    pub fn password(&self) -> Option<&str> {
+        self.extra_args
+            .iter()
+            .position(|arg| arg == "--requirepass")
+            .and_then(|at| self.extra_args.get(at + 1))
+            .map(String::as_str)
     }
 
     /// Its port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether its process is running (not killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// The server's log, for failure messages.

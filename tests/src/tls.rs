@@ -1,5 +1,6 @@
 //! Certificates for the TLS tests, made with the `openssl` command line: a CA, a server
-//! certificate it signed for `127.0.0.1` and `localhost`, a client certificate it signed, and
+//! certificate it signed for `127.0.0.1` and `localhost` (also a client certificate, as a TLS
+//! cluster's nodes need), a client certificate it signed, and
 //! a second CA that signed nothing here (the wrong one to trust). Short-lived, in a temp dir.
 
 use std::path::{Path, PathBuf};
@@ -23,7 +24,8 @@ impl TestPki {
         pki.signed(
             "server",
             "localhost",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+            // clientAuth too: cluster nodes present it to each other on a TLS cluster bus.
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
         );
         pki.signed(
             "client",
@@ -38,30 +40,33 @@ impl TestPki {
     /// `require_client_certificates`, accepting only clients this CA signed.
     pub fn start_server(&self, require_client_certificates: bool) -> (RedisServer, u16) {
         let port = free_port();
-        let (port_arg, cert, key, ca) = (
-            port.to_string(),
-            self.arg("server.pem"),
-            self.arg("server.key"),
-            self.arg("ca.pem"),
-        );
+        let args = self.server_args(port, require_client_certificates);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        (RedisServer::start_with(&args), port)
+    }
+
+    /// The `redis-server` arguments that serve TLS on `port` with this PKI's server
+    /// certificate (and, when `require_client_certificates`, only to clients this CA signed).
+    pub fn server_args(&self, port: u16, require_client_certificates: bool) -> Vec<String> {
         let auth = if require_client_certificates {
             "yes"
         } else {
             "no"
         };
-        let server = RedisServer::start_with(&[
+        [
             "--tls-port",
-            &port_arg,
+            &port.to_string(),
             "--tls-cert-file",
-            &cert,
+            &self.arg("server.pem"),
             "--tls-key-file",
-            &key,
+            &self.arg("server.key"),
             "--tls-ca-cert-file",
-            &ca,
+            &self.arg("ca.pem"),
             "--tls-auth-clients",
             auth,
-        ]);
-        (server, port)
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     /// The file `name` (`ca.pem`, `server.key`, ...).

@@ -1,162 +1,246 @@
-//! The default policy on a real Redis: exactly the Python original's behaviour.
+//! The behaviour suite: the default policy reproduces the Python original exactly, on every
+//! kind of Redis deployment — one server, TLS, Sentinel, a cluster, a TLS cluster — each
+//! started for real on loopback ports. One test per deployment runs every check in turn on it
+//! (a cluster takes seconds to form; the checks use their own sessions and prefixes), and
+//! names each check that failed.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use agent_memory::{
-    Content, EntryProblem, InvalidMessage, Memory, MemoryError, Message, Settings, StoreError,
-    StoreSpec, WriteOutcome,
+    Content, EntryProblem, InvalidMessage, MemoryError, Message, Policy, Settings, StoreError,
+    WriteOutcome,
 };
-use agent_memory_tests::{RedisServer, expect_stored as stored, texts};
+use agent_memory_tests::{Deployment, Kind, RedisServer, expect_stored as stored, texts};
 use redis::Commands;
+use serde_json::{Value, json};
 
-fn memory(server: &RedisServer) -> Memory {
-    memory_with(server, Settings::default())
+#[test]
+fn one_server() {
+    run_suite(Kind::Server);
 }
 
-fn memory_with(server: &RedisServer, settings: Settings) -> Memory {
-    Memory::builder()
-        .store(StoreSpec::parse(&server.url()).unwrap())
-        .settings(settings)
+#[test]
+fn tls() {
+    run_suite(Kind::Tls);
+}
+
+#[test]
+fn sentinel() {
+    run_suite(Kind::Sentinel);
+}
+
+#[test]
+fn cluster() {
+    run_suite(Kind::Cluster);
+}
+
+#[test]
+fn tls_cluster() {
+    run_suite(Kind::TlsCluster);
+}
+
+type Check = for<'a> fn(&'a Deployment) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+macro_rules! checks {
+    ($($check:ident),* $(,)?) => {
+        const CHECKS: &[(&str, Check)] = &[$((stringify!($check), |d| Box::pin($check(d)))),*];
+    };
+}
+
+checks![
+    messages_are_stored_under_the_original_key_as_python_json,
+    the_ttl_is_set_on_the_first_write_and_renewed_by_every_write,
+    the_configured_ttl_is_the_one_applied,
+    the_window_holds_exactly_50_and_the_51st_write_trims_the_oldest,
+    a_batch_larger_than_the_window_keeps_its_newest_messages,
+    a_window_of_zero_deletes_the_session,
+    corrupt_entries_are_skipped_and_counted_and_the_rest_is_returned,
+    a_key_holding_a_string_is_reported_and_left_exactly_as_it_was,
+    a_foreign_key_keeps_its_own_ttl,
+    clear_deletes_the_session_and_only_it,
+    sessions_lists_keys_under_the_prefix_even_with_glob_characters,
+    an_oversized_message_is_refused_and_nothing_is_written,
+    odd_session_ids_are_refused_before_any_io_and_ordinary_odd_ones_work,
+    messages_with_tool_calls_and_null_or_absent_content_round_trip,
+    concurrent_writers_never_leave_a_list_over_the_window_or_without_a_ttl,
+    add_and_get_context_appends_and_reads_the_window_in_one_transaction,
+    a_failed_add_and_get_context_degrades_the_context_with_the_write_error,
+    the_tool_safe_policy_writes_with_its_expectation_and_never_splits_a_tool_call,
+    what_python_writes_we_read_with_every_member_intact,
+    our_entries_are_what_python_json_dumps_writes_and_python_reads_them,
+    python_and_rust_append_to_one_session_and_share_its_window,
+    sessions_spread_over_every_master_and_no_request_is_redirected,
+];
+
+/// Start a deployment of `kind`, run every check on it, and fail naming the checks that
+/// failed (each failure's message is printed as it happens).
+fn run_suite(kind: Kind) {
+    let deployment = Deployment::start(kind);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
         .build()
-        .unwrap()
+        .expect("a tokio runtime");
+    let mut failed = Vec::new();
+    for (name, check) in CHECKS {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(check(&deployment));
+        }));
+        match outcome {
+            Ok(()) => eprintln!("{kind:?}: {name}: ok"),
+            Err(_) => {
+                eprintln!("{kind:?}: {name}: FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{kind:?}: failed checks: {failed:?}");
 }
 
-#[tokio::test]
-async fn messages_are_stored_under_the_original_key_as_python_json() {
-    let server = RedisServer::start();
-    let memory = memory(&server);
+fn settings(max_messages: u32) -> Settings {
+    Settings {
+        max_messages,
+        ..Settings::default()
+    }
+}
+
+async fn messages_are_stored_under_the_original_key_as_python_json(d: &Deployment) {
+    let memory = d.memory(Settings::default());
     stored(
         memory
             .add_message("abc", Message::user("héllo"))
             .await
             .unwrap(),
     );
-    let mut redis = server.connection();
-    let entries: Vec<Vec<u8>> = redis.lrange("ai:memory:abc", 0, -1).unwrap();
+    let entries: Vec<Vec<u8>> = d.raw().lrange("ai:memory:abc", 0, -1).unwrap();
     assert_eq!(
         entries,
         vec![br#"{"role": "user", "content": "h\u00e9llo"}"#.to_vec()]
     );
 }
 
-#[tokio::test]
-async fn the_ttl_is_set_on_the_first_write_and_renewed_by_every_write() {
-    let server = RedisServer::start();
-    let memory = memory(&server);
-    let mut redis = server.connection();
-    stored(memory.add_message("s", Message::user("1")).await.unwrap());
-    let ttl: i64 = redis.ttl("ai:memory:s").unwrap();
+async fn the_ttl_is_set_on_the_first_write_and_renewed_by_every_write(d: &Deployment) {
+    let memory = d.memory(Settings::default());
+    let mut redis = d.raw();
+    let key = "ai:memory:ttl";
+    stored(memory.add_message("ttl", Message::user("1")).await.unwrap());
+    let ttl: i64 = redis.ttl(key).unwrap();
     assert!((3590..=3600).contains(&ttl), "ttl after first write: {ttl}");
 
-    let _: () = redis.expire("ai:memory:s", 10).unwrap();
-    stored(memory.add_message("s", Message::user("2")).await.unwrap());
-    let ttl: i64 = redis.ttl("ai:memory:s").unwrap();
+    let _: () = redis.expire(key, 10).unwrap();
+    stored(memory.add_message("ttl", Message::user("2")).await.unwrap());
+    let ttl: i64 = redis.ttl(key).unwrap();
     assert!(
         (3590..=3600).contains(&ttl),
         "ttl after second write: {ttl}"
     );
 
-    let _: () = redis.expire("ai:memory:s", 10).unwrap();
+    let _: () = redis.expire(key, 10).unwrap();
     stored(
         memory
-            .add_messages("s", [Message::user("3"), Message::assistant("4")])
+            .add_messages("ttl", [Message::user("3"), Message::assistant("4")])
             .await
             .unwrap(),
     );
-    let ttl: i64 = redis.ttl("ai:memory:s").unwrap();
+    let ttl: i64 = redis.ttl(key).unwrap();
     assert!(
         (3590..=3600).contains(&ttl),
         "ttl after a batch write: {ttl}"
     );
 }
 
-#[tokio::test]
-async fn the_configured_ttl_is_the_one_applied() {
-    let server = RedisServer::start();
-    let memory = memory_with(
-        &server,
-        Settings {
-            ttl_seconds: 120,
-            ..Settings::default()
-        },
+async fn the_configured_ttl_is_the_one_applied(d: &Deployment) {
+    let memory = d.memory(Settings {
+        ttl_seconds: 120,
+        ..Settings::default()
+    });
+    stored(
+        memory
+            .add_message("ttl-120", Message::user("x"))
+            .await
+            .unwrap(),
     );
-    stored(memory.add_message("s", Message::user("x")).await.unwrap());
-    let ttl: i64 = server.connection().ttl("ai:memory:s").unwrap();
+    let ttl: i64 = d.raw().ttl("ai:memory:ttl-120").unwrap();
     assert!((110..=120).contains(&ttl), "{ttl}");
 }
 
-#[tokio::test]
-async fn the_window_holds_exactly_50_and_the_51st_write_trims_the_oldest() {
-    let server = RedisServer::start();
-    let memory = memory(&server);
+async fn the_window_holds_exactly_50_and_the_51st_write_trims_the_oldest(d: &Deployment) {
+    let memory = d.memory(Settings::default());
     for i in 1..=50 {
         let report = stored(
             memory
-                .add_message("s", Message::user(i.to_string()))
+                .add_message("window", Message::user(i.to_string()))
                 .await
                 .unwrap(),
         );
         assert_eq!((report.length, report.trimmed), (i, 0));
     }
-    let mut redis = server.connection();
-    assert_eq!(redis.llen::<_, u32>("ai:memory:s").unwrap(), 50);
-    let context = memory.get_context("s").await.unwrap();
+    let mut redis = d.raw();
+    assert_eq!(redis.llen::<_, u32>("ai:memory:window").unwrap(), 50);
+    let context = memory.get_context("window").await.unwrap();
     assert_eq!(texts(&context).first().map(String::as_str), Some("1"));
     assert_eq!(context.messages.len(), 50);
 
-    let report = stored(memory.add_message("s", Message::user("51")).await.unwrap());
+    let report = stored(
+        memory
+            .add_message("window", Message::user("51"))
+            .await
+            .unwrap(),
+    );
     assert_eq!((report.appended, report.trimmed, report.length), (1, 1, 50));
-    assert_eq!(redis.llen::<_, u32>("ai:memory:s").unwrap(), 50);
-    let context = memory.get_context("s").await.unwrap();
+    assert_eq!(redis.llen::<_, u32>("ai:memory:window").unwrap(), 50);
+    let context = memory.get_context("window").await.unwrap();
     let expected: Vec<String> = (2..=51).map(|i| i.to_string()).collect();
     assert_eq!(texts(&context), expected);
 }
 
-#[tokio::test]
-async fn a_batch_larger_than_the_window_keeps_its_newest_messages() {
-    let server = RedisServer::start();
-    let memory = memory_with(
-        &server,
-        Settings {
-            max_messages: 3,
-            ..Settings::default()
-        },
+async fn a_batch_larger_than_the_window_keeps_its_newest_messages(d: &Deployment) {
+    let memory = d.memory(settings(3));
+    stored(
+        memory
+            .add_message("batch", Message::user("old"))
+            .await
+            .unwrap(),
     );
-    stored(memory.add_message("s", Message::user("old")).await.unwrap());
     let batch: Vec<Message> = (1..=5).map(|i| Message::user(i.to_string())).collect();
-    let report = stored(memory.add_messages("s", batch).await.unwrap());
+    let report = stored(memory.add_messages("batch", batch).await.unwrap());
     assert_eq!((report.appended, report.trimmed, report.length), (3, 3, 3));
     assert_eq!(
-        texts(&memory.get_context("s").await.unwrap()),
+        texts(&memory.get_context("batch").await.unwrap()),
         ["3", "4", "5"]
     );
 }
 
-#[tokio::test]
-async fn a_window_of_zero_deletes_the_session() {
-    let server = RedisServer::start();
-    let mut redis = server.connection();
+async fn a_window_of_zero_deletes_the_session(d: &Deployment) {
+    let mut redis = d.raw();
     let _: () = redis
-        .rpush("ai:memory:s", r#"{"role": "user", "content": "old"}"#)
+        .rpush("ai:memory:zero", r#"{"role": "user", "content": "old"}"#)
         .unwrap();
-    let memory = memory_with(
-        &server,
-        Settings {
-            max_messages: 0,
-            ..Settings::default()
-        },
+    let memory = d.memory(settings(0));
+    let report = stored(
+        memory
+            .add_message("zero", Message::user("new"))
+            .await
+            .unwrap(),
     );
-    let report = stored(memory.add_message("s", Message::user("new")).await.unwrap());
     assert_eq!(report.length, 0);
-    assert!(!redis.exists::<_, bool>("ai:memory:s").unwrap());
-    assert!(memory.get_context("s").await.unwrap().messages.is_empty());
+    assert!(!redis.exists::<_, bool>("ai:memory:zero").unwrap());
+    assert!(
+        memory
+            .get_context("zero")
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
 }
 
-#[tokio::test]
-async fn corrupt_entries_are_skipped_and_counted_and_the_rest_is_returned() {
-    let server = RedisServer::start();
-    let mut redis = server.connection();
+async fn corrupt_entries_are_skipped_and_counted_and_the_rest_is_returned(d: &Deployment) {
+    let mut redis = d.raw();
     let entries: [&[u8]; 6] = [
         br#"{"role": "user", "content": "first"}"#,
         b"{not json",
@@ -166,9 +250,13 @@ async fn corrupt_entries_are_skipped_and_counted_and_the_rest_is_returned() {
         br#"{"role": "assistant", "content": "last"}"#,
     ];
     for entry in entries {
-        let _: () = redis.rpush("ai:memory:s", entry).unwrap();
+        let _: () = redis.rpush("ai:memory:corrupt", entry).unwrap();
     }
-    let context = memory(&server).get_context("s").await.unwrap();
+    let context = d
+        .memory(Settings::default())
+        .get_context("corrupt")
+        .await
+        .unwrap();
     assert_eq!(texts(&context), ["first", "last"]);
     let skipped: Vec<(u32, EntryProblem)> = context
         .skipped
@@ -187,12 +275,10 @@ async fn corrupt_entries_are_skipped_and_counted_and_the_rest_is_returned() {
     assert_eq!(context.degraded, None);
 }
 
-#[tokio::test]
-async fn a_key_holding_a_string_is_reported_and_left_exactly_as_it_was() {
-    let server = RedisServer::start();
-    let mut redis = server.connection();
+async fn a_key_holding_a_string_is_reported_and_left_exactly_as_it_was(d: &Deployment) {
+    let mut redis = d.raw();
     let _: () = redis.set("ai:memory:foreign", "someone else's").unwrap();
-    let memory = memory(&server);
+    let memory = d.memory(Settings::default());
 
     let outcome = memory
         .add_message("foreign", Message::user("x"))
@@ -213,13 +299,12 @@ async fn a_key_holding_a_string_is_reported_and_left_exactly_as_it_was() {
     assert_eq!(redis.ttl::<_, i64>("ai:memory:foreign").unwrap(), -1);
 }
 
-#[tokio::test]
-async fn a_foreign_key_keeps_its_own_ttl() {
-    let server = RedisServer::start();
-    let mut redis = server.connection();
+async fn a_foreign_key_keeps_its_own_ttl(d: &Deployment) {
+    let mut redis = d.raw();
     let _: () = redis.hset("ai:memory:h", "field", "value").unwrap();
     let _: () = redis.expire("ai:memory:h", 77).unwrap();
-    let outcome = memory(&server)
+    let outcome = d
+        .memory(Settings::default())
         .add_message("h", Message::user("x"))
         .await
         .unwrap();
@@ -232,59 +317,60 @@ async fn a_foreign_key_keeps_its_own_ttl() {
     );
 }
 
-#[tokio::test]
-async fn clear_deletes_the_session_and_only_it() {
-    let server = RedisServer::start();
-    let memory = memory(&server);
+async fn clear_deletes_the_session_and_only_it(d: &Deployment) {
+    let memory = d.memory(Settings {
+        key_prefix: "clear:".to_string(),
+        ..Settings::default()
+    });
     stored(memory.add_message("a", Message::user("x")).await.unwrap());
     stored(memory.add_message("b", Message::user("y")).await.unwrap());
     stored(memory.clear("a").await.unwrap());
-    let mut redis = server.connection();
-    assert!(!redis.exists::<_, bool>("ai:memory:a").unwrap());
-    assert!(redis.exists::<_, bool>("ai:memory:b").unwrap());
+    let mut redis = d.raw();
+    assert!(!redis.exists::<_, bool>("clear:a").unwrap());
+    assert!(redis.exists::<_, bool>("clear:b").unwrap());
     assert_eq!(memory.sessions().await.unwrap(), [b"b".to_vec()]);
 }
 
-#[tokio::test]
-async fn sessions_lists_keys_under_the_prefix_even_with_glob_characters() {
-    let server = RedisServer::start();
-    let mut redis = server.connection();
+async fn sessions_lists_keys_under_the_prefix_even_with_glob_characters(d: &Deployment) {
+    let mut redis = d.raw();
     let _: () = redis.set("unrelated", "x").unwrap();
     let _: () = redis.set("ai:memoryX", "x").unwrap();
-    let memory = memory_with(
-        &server,
-        Settings {
-            key_prefix: "t[1]*:".to_string(),
-            ..Settings::default()
-        },
-    );
+    let memory = d.memory(Settings {
+        key_prefix: "t[1]*:".to_string(),
+        ..Settings::default()
+    });
     let _: () = redis.set("t1x:other", "x").unwrap();
-    stored(memory.add_message("one", Message::user("x")).await.unwrap());
-    stored(memory.add_message("two", Message::user("x")).await.unwrap());
-    assert_eq!(
-        memory.sessions().await.unwrap(),
-        [b"one".to_vec(), b"two".to_vec()]
-    );
+    // Enough sessions to land on every master of a cluster.
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let session = format!("s{i:02}");
+        stored(
+            memory
+                .add_message(session.as_str(), Message::user("x"))
+                .await
+                .unwrap(),
+        );
+        expected.push(session.into_bytes());
+    }
+    assert_eq!(memory.sessions().await.unwrap(), expected);
 }
 
-#[tokio::test]
-async fn an_oversized_message_is_refused_and_nothing_is_written() {
-    let server = RedisServer::start();
-    let memory = memory_with(
-        &server,
-        Settings {
-            max_message_bytes: 100,
-            ..Settings::default()
-        },
-    );
+async fn an_oversized_message_is_refused_and_nothing_is_written(d: &Deployment) {
+    let memory = d.memory(Settings {
+        max_message_bytes: 100,
+        ..Settings::default()
+    });
     stored(
         memory
-            .add_message("s", Message::user("small"))
+            .add_message("oversized", Message::user("small"))
             .await
             .unwrap(),
     );
     let error = memory
-        .add_messages("s", [Message::user("ok"), Message::user("x".repeat(200))])
+        .add_messages(
+            "oversized",
+            [Message::user("ok"), Message::user("x".repeat(200))],
+        )
         .await
         .unwrap_err();
     match error {
@@ -294,13 +380,17 @@ async fn an_oversized_message_is_refused_and_nothing_is_written() {
         } => assert!(actual > 200),
         other => panic!("expected too-large, got {other:?}"),
     }
-    assert_eq!(texts(&memory.get_context("s").await.unwrap()), ["small"]);
+    assert_eq!(
+        texts(&memory.get_context("oversized").await.unwrap()),
+        ["small"]
+    );
 }
 
-#[tokio::test]
-async fn odd_session_ids_are_refused_before_any_io_and_ordinary_odd_ones_work() {
-    let server = RedisServer::start();
-    let memory = memory(&server);
+async fn odd_session_ids_are_refused_before_any_io_and_ordinary_odd_ones_work(d: &Deployment) {
+    let memory = d.memory(Settings {
+        key_prefix: "odd:".to_string(),
+        ..Settings::default()
+    });
     for bad in ["", "a\nb", "nul\0"] {
         assert!(matches!(
             memory.get_context(bad).await,
@@ -314,48 +404,47 @@ async fn odd_session_ids_are_refused_before_any_io_and_ordinary_odd_ones_work() 
             .await
             .is_err()
     );
-    for odd in ["with space", "ключ", "a:b:c", "*", "emoji 😀"] {
+    // Braces make a hash tag on a cluster, as they do for the Python original's keys.
+    for odd in [
+        "with space",
+        "ключ",
+        "a:b:c",
+        "*",
+        "emoji 😀",
+        "{tag}x",
+        "x{}",
+    ] {
         stored(memory.add_message(odd, Message::user(odd)).await.unwrap());
         assert_eq!(texts(&memory.get_context(odd).await.unwrap()), [odd]);
     }
-    let keys: Vec<String> = server.connection().keys("*").unwrap();
-    assert_eq!(keys.len(), 5, "{keys:?}");
+    let keys: Vec<String> = d.raw().keys("odd:*").unwrap();
+    assert_eq!(keys.len(), 7, "{keys:?}");
 }
 
-#[tokio::test]
-async fn messages_with_tool_calls_and_null_or_absent_content_round_trip() {
-    let server = RedisServer::start();
-    let memory = memory(&server);
-    let call = Message::from_json(&serde_json::json!({
+async fn messages_with_tool_calls_and_null_or_absent_content_round_trip(d: &Deployment) {
+    let memory = d.memory(Settings::default());
+    let call = Message::from_json(&json!({
         "role": "assistant",
         "content": null,
         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 1}"}}]
     }))
     .unwrap();
-    let result = Message::new("tool", "42").with("tool_call_id", serde_json::json!("c1"));
-    let bare =
-        Message::from_json(&serde_json::json!({"role": "assistant", "tool_calls": []})).unwrap();
-    let parts = Message::from_json(&serde_json::json!({
+    let result = Message::new("tool", "42").with("tool_call_id", json!("c1"));
+    let bare = Message::from_json(&json!({"role": "assistant", "tool_calls": []})).unwrap();
+    let parts = Message::from_json(&json!({
         "role": "user", "content": [{"type": "text", "text": "hi"}]
     }))
     .unwrap();
     let all = vec![call, result, bare, parts];
-    stored(memory.add_messages("s", all.clone()).await.unwrap());
-    let context = memory.get_context("s").await.unwrap();
+    stored(memory.add_messages("tools", all.clone()).await.unwrap());
+    let context = memory.get_context("tools").await.unwrap();
     assert_eq!(context.messages, all);
     assert_eq!(context.messages[2].content, Content::Absent);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writers_never_leave_a_list_over_the_window_or_without_a_ttl() {
-    let server = RedisServer::start();
-    let memory = memory_with(
-        &server,
-        Settings {
-            max_messages: 5,
-            ..Settings::default()
-        },
-    );
+async fn concurrent_writers_never_leave_a_list_over_the_window_or_without_a_ttl(d: &Deployment) {
+    let memory = d.memory(settings(5));
+    let key = "ai:memory:hot";
     let writers: Vec<_> = (0..8)
         .map(|writer| {
             let memory = memory.clone();
@@ -374,11 +463,11 @@ async fn concurrent_writers_never_leave_a_list_over_the_window_or_without_a_ttl(
         })
         .collect();
 
-    // Watch from another connection while the writers run: each observation is one MULTI, so
-    // the length and the TTL belong to the same moment.
+    // Watch from another connection, on the server that holds the key, while the writers
+    // run: each observation is one MULTI, so the length and the TTL belong to the same moment.
     let writers_done = Arc::new(AtomicBool::new(false));
     let watcher = {
-        let url = server.url();
+        let url = d.server_for(key.as_bytes()).url();
         let writers_done = Arc::clone(&writers_done);
         tokio::task::spawn_blocking(move || {
             let mut redis = redis::Client::open(url).unwrap().get_connection().unwrap();
@@ -386,9 +475,9 @@ async fn concurrent_writers_never_leave_a_list_over_the_window_or_without_a_ttl(
             while !writers_done.load(Ordering::Acquire) {
                 let (exists, length, ttl): (bool, u32, i64) = redis::pipe()
                     .atomic()
-                    .exists("ai:memory:hot")
-                    .llen("ai:memory:hot")
-                    .ttl("ai:memory:hot")
+                    .exists(key)
+                    .llen(key)
+                    .ttl(key)
                     .query(&mut redis)
                     .unwrap();
                 if exists {
@@ -413,29 +502,36 @@ async fn concurrent_writers_never_leave_a_list_over_the_window_or_without_a_ttl(
     assert_eq!(context.messages.len(), 5);
 }
 
-/// `calls` of each Redis command so far (INFO commandstats).
-fn command_calls(server: &RedisServer, command: &str) -> u64 {
+/// `(calls, rejected calls)` of a Redis command so far on `server` (INFO commandstats; a
+/// cluster counts a redirected command as rejected).
+fn command_calls(server: &RedisServer, command: &str) -> (u64, u64) {
     let stats = server.info("commandstats");
-    stats
+    let Some(line) = stats
         .lines()
-        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |calls| calls.parse().unwrap())
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:")))
+    else {
+        return (0, 0);
+    };
+    let field = |name: &str| {
+        line.split(',')
+            .find_map(|field| field.strip_prefix(&format!("{name}=")))
+            .map_or(0, |value| value.parse().unwrap())
+    };
+    (field("calls"), field("rejected_calls"))
 }
 
-#[tokio::test]
-async fn add_and_get_context_appends_and_reads_the_window_in_one_transaction() {
-    let server = RedisServer::start();
-    let memory = memory(&server);
+async fn add_and_get_context_appends_and_reads_the_window_in_one_transaction(d: &Deployment) {
+    let memory = d.memory(Settings::default());
     let history: Vec<Message> = (0..50).map(|i| Message::user(format!("m{i}"))).collect();
-    stored(memory.add_messages("s", history).await.unwrap());
+    stored(memory.add_messages("combined", history).await.unwrap());
+    let server = d.server_for(b"ai:memory:combined");
     let (exec, lrange) = (
-        command_calls(&server, "exec"),
-        command_calls(&server, "lrange"),
+        command_calls(server, "exec").0,
+        command_calls(server, "lrange").0,
     );
 
     let turn = memory
-        .add_and_get_context("s", [Message::user("new")])
+        .add_and_get_context("combined", [Message::user("new")])
         .await
         .unwrap();
     assert_eq!(
@@ -448,23 +544,217 @@ async fn add_and_get_context_appends_and_reads_the_window_in_one_transaction() {
     assert_eq!(read.len(), 50);
     assert_eq!((read[0].as_str(), read[49].as_str()), ("m1", "new"));
     // One MULTI/EXEC holding the read: one round trip.
-    assert_eq!(command_calls(&server, "exec"), exec + 1);
-    assert_eq!(command_calls(&server, "lrange"), lrange + 1);
+    assert_eq!(command_calls(server, "exec").0, exec + 1);
+    assert_eq!(command_calls(server, "lrange").0, lrange + 1);
     // The same entries a separate read returns, and a TTL as after any write.
-    assert_eq!(memory.get_context("s").await.unwrap(), turn.context);
-    assert!(server.connection().ttl::<_, i64>("ai:memory:s").unwrap() > 3500);
+    assert_eq!(memory.get_context("combined").await.unwrap(), turn.context);
+    assert!(d.raw().ttl::<_, i64>("ai:memory:combined").unwrap() > 3500);
 }
 
-#[tokio::test]
-async fn a_failed_add_and_get_context_degrades_the_context_with_the_write_error() {
-    let server = RedisServer::start();
-    let mut redis = server.connection();
-    let _: () = redis.set("ai:memory:foreign", "x").unwrap();
-    let turn = memory(&server)
-        .add_and_get_context("foreign", [Message::user("x")])
+async fn a_failed_add_and_get_context_degrades_the_context_with_the_write_error(d: &Deployment) {
+    let mut redis = d.raw();
+    let _: () = redis.set("ai:memory:foreign-turn", "x").unwrap();
+    let turn = d
+        .memory(Settings::default())
+        .add_and_get_context("foreign-turn", [Message::user("x")])
         .await
         .unwrap();
     assert_eq!(turn.outcome, WriteOutcome::Failed(StoreError::WrongType));
     assert_eq!(turn.context.degraded, Some(StoreError::WrongType));
-    assert_eq!(redis.get::<_, String>("ai:memory:foreign").unwrap(), "x");
+    assert_eq!(
+        redis.get::<_, String>("ai:memory:foreign-turn").unwrap(),
+        "x"
+    );
+}
+
+async fn the_tool_safe_policy_writes_with_its_expectation_and_never_splits_a_tool_call(
+    d: &Deployment,
+) {
+    let memory = agent_memory::Memory::builder()
+        .store(agent_memory::StoreSpec::parse(d.url()).unwrap())
+        .redis_options(d.redis_options())
+        .policy(Policy::tool_safe().unwrap())
+        .settings(settings(3))
+        .build()
+        .unwrap();
+    let call = Message::from_json(
+        &json!({"role": "assistant", "content": null, "tool_calls": [
+        {"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}),
+    )
+    .unwrap();
+    let result = Message::new("tool", "r").with("tool_call_id", json!("t1"));
+    stored(
+        memory
+            .add_messages("tool-safe", [Message::user("q"), call, result])
+            .await
+            .unwrap(),
+    );
+    // A window of 3 that kept the last three would start at the call's result: the policy
+    // keeps the call with it instead, then the new message.
+    stored(
+        memory
+            .add_message("tool-safe", Message::user("next"))
+            .await
+            .unwrap(),
+    );
+    let entries: Vec<Vec<u8>> = d.raw().lrange("ai:memory:tool-safe", 0, -1).unwrap();
+    let roles: Vec<String> = entries
+        .iter()
+        .map(|entry| {
+            let value: Value = serde_json::from_slice(entry).unwrap();
+            value["role"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(roles, ["assistant", "tool", "user"]);
+    // Someone else's value: the script refuses it before changing anything.
+    let _: () = d.raw().set("ai:memory:tool-safe-foreign", "x").unwrap();
+    assert_eq!(
+        memory
+            .add_message("tool-safe-foreign", Message::user("x"))
+            .await
+            .unwrap(),
+        WriteOutcome::Failed(StoreError::WrongType)
+    );
+    assert_eq!(
+        d.raw()
+            .ttl::<_, i64>("ai:memory:tool-safe-foreign")
+            .unwrap(),
+        -1
+    );
+}
+
+/// Messages of every shape the original's users store.
+fn tricky_messages() -> Vec<Value> {
+    vec![
+        json!({"role": "system", "content": "Rules: be brief."}),
+        json!({"role": "user", "content": "héllo wörld, 日本語, emoji 😀, quote \" backslash \\ tab \t nul \u{0000}"}),
+        json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\": \"paris\"}"}}
+        ]}),
+        json!({"role": "tool", "tool_call_id": "call_1", "name": "lookup", "content": "{\"population\": 2102650}"}),
+        json!({"role": "user", "content": [{"type": "text", "text": "what is in this image?"}]}),
+        json!({"role": "user", "content": "big number", "n": 1234567890123456789u64, "f": 0.1, "e": 1e-7}),
+    ]
+}
+
+async fn what_python_writes_we_read_with_every_member_intact(d: &Deployment) {
+    let python = d.python();
+    let written: Vec<String> = tricky_messages().iter().map(Value::to_string).collect();
+    let args: Vec<&str> = written.iter().map(String::as_str).collect();
+    python.add("from-python", &args);
+    let context = d
+        .memory(Settings::default())
+        .get_context("from-python")
+        .await
+        .unwrap();
+    assert_eq!(context.skipped, []);
+    assert_eq!(context.degraded, None);
+    let read: Vec<Value> = context
+        .messages
+        .iter()
+        .map(|message| message.to_json().unwrap())
+        .collect();
+    assert_eq!(read, tricky_messages());
+}
+
+async fn our_entries_are_what_python_json_dumps_writes_and_python_reads_them(d: &Deployment) {
+    let messages: Vec<Message> = tricky_messages()
+        .into_iter()
+        .map(|value| Message::from_json(&value).unwrap())
+        .collect();
+    let count = messages.len();
+    stored(
+        d.memory(Settings::default())
+            .add_messages("to-python", messages)
+            .await
+            .unwrap(),
+    );
+    let python = d.python();
+    assert_eq!(python.get("to-python"), Value::Array(tricky_messages()));
+    let identical = python.eval_on_entries(
+        "to-python",
+        "len(entries) == int(arg) and all(json.dumps(json.loads(e)).encode() == e for e in entries)",
+        &count.to_string(),
+    );
+    assert_eq!(identical, "True");
+}
+
+async fn python_and_rust_append_to_one_session_and_share_its_window(d: &Deployment) {
+    let memory = d.memory(settings(6));
+    let python = d.python();
+    for i in 0..5 {
+        // The original's own window is 50; ours trims to 6 on each of our writes.
+        python.add(
+            "shared",
+            &[&json!({"role": "user", "content": format!("py {i}")}).to_string()],
+        );
+        stored(
+            memory
+                .add_message("shared", Message::assistant(format!("rs {i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    let ours: Vec<Value> = memory
+        .get_context("shared")
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .map(|message| message.to_json().unwrap())
+        .collect();
+    assert_eq!(ours.len(), 6);
+    assert_eq!(Value::Array(ours.clone()), python.get("shared"));
+    assert_eq!(ours[0], json!({"role": "user", "content": "py 2"}));
+    assert_eq!(ours[5], json!({"role": "assistant", "content": "rs 4"}));
+}
+
+/// The commands the default policy sends, and EXEC (refused when a queued command was).
+const KEYED_COMMANDS: [&str; 6] = ["pttl", "rpush", "ltrim", "expire", "lrange", "exec"];
+
+async fn sessions_spread_over_every_master_and_no_request_is_redirected(d: &Deployment) {
+    let memory = d.memory(Settings {
+        key_prefix: "spread:".to_string(),
+        ..Settings::default()
+    });
+    let servers = d.masters();
+    let rejected_before: Vec<u64> = servers
+        .iter()
+        .map(|server| {
+            KEYED_COMMANDS
+                .iter()
+                .map(|command| command_calls(server, command).1)
+                .sum()
+        })
+        .collect();
+    let sessions: Vec<String> = (0..60).map(|i| format!("spread-{i}")).collect();
+    for session in &sessions {
+        stored(
+            memory
+                .add_message(session.as_str(), Message::user("x"))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            texts(&memory.get_context(session.as_str()).await.unwrap()),
+            ["x"]
+        );
+    }
+    for (server, before) in servers.iter().zip(rejected_before) {
+        // Routed by our own slot computation, every request met its master the first time.
+        let rejected: u64 = KEYED_COMMANDS
+            .iter()
+            .map(|command| command_calls(server, command).1)
+            .sum();
+        assert_eq!(rejected, before, "requests redirected by {}", server.url());
+        let mut redis = server.connection();
+        let held: Vec<String> = redis.keys("spread:*").unwrap();
+        assert!(
+            !held.is_empty(),
+            "no session landed on {} of {} servers",
+            server.url(),
+            servers.len()
+        );
+    }
+    assert_eq!(memory.sessions().await.unwrap().len(), sessions.len());
 }

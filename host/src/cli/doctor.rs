@@ -8,6 +8,7 @@
 
 use std::process::ExitCode;
 
+use agent_memory::store::EvictionPolicy;
 use agent_memory::{KeyKind, Memory, Message, SessionId, Ttl, policy_evicts_sessions};
 
 use super::commands::problem_counts;
@@ -42,21 +43,32 @@ impl Findings {
 pub async fn run(memory: &Memory) -> anyhow::Result<ExitCode> {
     let store = memory.store();
     let mut findings = Findings::default();
-    match store.eviction_policy().await {
-        Ok(Some(policy)) if policy_evicts_sessions(&policy) => findings.problem(
-            "redis",
-            &format!(
-                "maxmemory-policy is {policy}: under memory pressure it can evict whole sessions \
-                 (every session key has a TTL). Prefer noeviction."
-            ),
-        ),
-        Ok(_) => {}
+    match store.eviction_policies().await {
+        Ok(policies) => {
+            for EvictionPolicy { server, policy } in policies {
+                let subject = format!("redis {server}");
+                match policy {
+                    Ok(policy) if policy_evicts_sessions(&policy) => findings.problem(
+                        &subject,
+                        &format!(
+                            "maxmemory-policy is {policy}: under memory pressure it can evict \
+                             whole sessions (every session key has a TTL). Prefer noeviction."
+                        ),
+                    ),
+                    Ok(_) => {}
+                    Err(error) => findings.note(
+                        &subject,
+                        &format!(
+                            "could not check the eviction policy ({error}); CONFIG may not be \
+                             permitted on this server"
+                        ),
+                    ),
+                }
+            }
+        }
         Err(error) => findings.note(
             "redis",
-            &format!(
-                "could not check the eviction policy ({error}); CONFIG may not be permitted on \
-                 this server"
-            ),
+            &format!("could not reach the servers to check their eviction policy ({error})"),
         ),
     }
     if let Some(embedded) = store.as_embedded()

@@ -18,7 +18,10 @@ use std::time::Duration;
 pub use self::copy::{CopyError, CopyProgress, CopyReport, SkipReason, copy_sessions};
 pub use self::embedded::{EmbeddedStore, RepairReport};
 pub use self::in_memory::InMemoryStore;
-pub use self::redis::{RedisOptions, RedisStore, TlsOptions, WaitForReplicas};
+pub use self::redis::{
+    DEFAULT_RECONNECT_BACKOFF, DEFAULT_RECONNECT_BACKOFF_MAX, MAX_REDIRECTS, MAX_WAITING_WRITES,
+    MIN_REFRESH_INTERVAL, RedisOptions, RedisStore, TlsOptions, WaitForReplicas,
+};
 pub use self::spec::StoreSpec;
 
 /// One list operation of a transaction, with Redis semantics.
@@ -197,6 +200,15 @@ pub enum OpenError {
     },
 }
 
+/// One Redis server's eviction policy, as [`Store::eviction_policies`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvictionPolicy {
+    /// The server (`host:port`).
+    pub server: String,
+    /// Its `maxmemory-policy`, or why it could not be read.
+    pub policy: Result<String, StoreError>,
+}
+
 /// Whether a Redis `maxmemory-policy` may evict session keys. Every session key has a TTL, so
 /// the `volatile-*` policies can evict them as readily as the `allkeys-*` ones.
 pub fn policy_evicts_sessions(policy: &str) -> bool {
@@ -303,13 +315,14 @@ impl Store {
         Ok(keys)
     }
 
-    /// Redis only: the server's `maxmemory-policy` (`None` for the other stores, which never
-    /// evict). An error here often means `CONFIG` is not permitted (managed Redis services).
-    /// See [`policy_evicts_sessions`].
-    pub async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
+    /// Redis only: each server's `maxmemory-policy` — the one server's, or every cluster
+    /// master's (none for the other stores, which never evict). A server's error often means
+    /// `CONFIG` is not permitted there (managed Redis services). See
+    /// [`policy_evicts_sessions`].
+    pub async fn eviction_policies(&self) -> Result<Vec<EvictionPolicy>, StoreError> {
         match &self.backend {
-            Backend::Redis(store) => store.eviction_policy().await.map(Some),
-            Backend::Embedded(_) | Backend::InMemory(_) => Ok(None),
+            Backend::Redis(store) => store.eviction_policies().await,
+            Backend::Embedded(_) | Backend::InMemory(_) => Ok(Vec::new()),
         }
     }
 

@@ -5,8 +5,10 @@
 //!
 //! | address | store |
 //! |---|---|
-//! | `redis://[user:pass@]host[:port][/db]` | a Redis server over TCP |
+//! | `redis://[user:pass@]host[:port][/db]`, `rediss://…` | a Redis server over TCP (TLS) |
 //! | `redis+unix:///path/to.sock[?db=N]`, `unix:///path` | a Redis server on a unix socket |
+//! | `redis+sentinel://[user:pass@]s1:port,s2:port/MASTER[/db]` | the master Sentinel names |
+//! | `redis+cluster://[user:pass@]h1:port,h2:port`, `rediss+cluster://…` | a Redis Cluster |
 //! | `file:PATH` | the embedded store file at PATH |
 //! | a path with a `/` in it, or ending in `.redb` | the embedded store file there |
 //! | `memory:` | process memory (nothing is kept) |
@@ -17,11 +19,13 @@
 use std::path::PathBuf;
 
 use super::OpenError;
+use super::redis::{SCHEMES, is_redis_url, parse_address};
 
 /// Which store to use, parsed from a `--store` argument or `AGENT_MEMORY_STORE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSpec {
-    /// A Redis server: `redis://[user:pass@]host[:port][/db]` or `redis+unix:///path/to.sock`.
+    /// A Redis deployment: `redis://`, `rediss://`, `redis+unix://`, `redis+sentinel://`,
+    /// `redis+cluster://` or `rediss+cluster://` (see the module documentation).
     Redis(String),
     /// The embedded file store at this path.
     Embedded(PathBuf),
@@ -36,17 +40,15 @@ impl StoreSpec {
         if spec.is_empty() {
             return refuse("empty store address".to_string());
         }
-        if spec.starts_with("redis://")
-            || spec.starts_with("rediss://")
-            || spec.starts_with("redis+unix://")
-            || spec.starts_with("redis+sentinel://")
-        {
-            check_redis_url(spec)?;
+        if is_redis_url(spec) {
+            // Parsed now, so a malformed address is refused with the address rather than at
+            // the first call.
+            parse_address(spec)?;
             return Ok(Self::Redis(spec.to_string()));
         }
         if let Some(path) = spec.strip_prefix("unix://") {
             let url = format!("redis+unix://{path}");
-            check_redis_url(&url)?;
+            parse_address(&url)?;
             return Ok(Self::Redis(url));
         }
         if spec == "memory:" || spec == "memory://" {
@@ -59,13 +61,6 @@ impl StoreSpec {
             }
             return Ok(Self::Embedded(PathBuf::from(path)));
         }
-        if spec.starts_with("rediss+") || spec.starts_with("redis+cluster") {
-            return refuse(format!(
-                "{}: Redis Cluster addresses, and Sentinel over TLS, are not built into this \
-                 agent-memory yet",
-                redact(spec)
-            ));
-        }
         if let Some(hint) = hint_for(spec) {
             return refuse(format!(
                 "{spec} is not a store address: did you mean {hint}?"
@@ -73,8 +68,7 @@ impl StoreSpec {
         }
         if let Some(scheme) = scheme_of(spec) {
             return refuse(format!(
-                "{spec}: unknown scheme `{scheme}` (expected redis://, redis+unix://, file: or \
-                 memory:)"
+                "{spec}: unknown scheme `{scheme}` (expected {SCHEMES}, file: or memory:)"
             ));
         }
         if spec.contains('/') || spec.to_ascii_lowercase().ends_with(".redb") {
@@ -84,33 +78,6 @@ impl StoreSpec {
             "{spec} is not a store address: use redis://HOST:PORT, redis+unix:///SOCKET, a file \
              path such as ./{spec}.redb (or file:{spec}), or memory:"
         ))
-    }
-}
-
-/// Let the Redis client parse the URL now, so a malformed one is refused with the address
-/// rather than at the first call.
-fn check_redis_url(url: &str) -> Result<(), OpenError> {
-    if let Some((_, plain)) = super::redis::parse_sentinel_url(url)? {
-        return check_redis_url(&plain);
-    }
-    let plain = super::redis::plain_url(url)?;
-    redis::Client::open(plain.as_deref().unwrap_or(url))
-        .map(|_| ())
-        .map_err(|error| OpenError::RedisUrl(format!("{}: {error}", redact(url))))
-}
-
-/// `url` with any password replaced, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
-        }
-        None => url.to_string(),
     }
 }
 
@@ -241,7 +208,12 @@ mod tests {
     fn bare_words_unknown_schemes_and_tls_are_refused_with_a_reason() {
         assert!(refused("notes").contains("not a store address"));
         assert!(refused("http://x").contains("unknown scheme `http`"));
-        assert!(refused("redis+cluster://a:1,b:2").contains("Cluster"));
+        assert_eq!(
+            StoreSpec::parse("redis+cluster://a:1,b:2").unwrap(),
+            StoreSpec::Redis("redis+cluster://a:1,b:2".into())
+        );
+        assert!(refused("redis+cluster://a:1/3").contains("database 0"));
+        assert!(refused("rediss+sentinel://a:1/m").contains("Sentinel over TLS"));
         assert!(StoreSpec::parse("rediss://cache.example:6380/0").is_ok());
         assert!(refused("").contains("empty"));
         assert!(refused("file:").contains("needs a path"));
@@ -250,12 +222,6 @@ mod tests {
 
     #[test]
     fn passwords_never_appear_in_messages() {
-        assert_eq!(
-            redact("redis://user:secret@host:1/0"),
-            "redis://user:***@host:1/0"
-        );
-        assert_eq!(redact("redis://:secret@host"), "redis://:***@host");
-        assert_eq!(redact("redis://host:1"), "redis://host:1");
         let reason = refused("redis://u:secret@host:notaport");
         assert!(!reason.contains("secret"), "{reason}");
     }

@@ -109,7 +109,7 @@ pub(super) fn applied(reply: &Value) -> Result<Applied, StoreError> {
     }
     let count = |value: i64| u64::try_from(value).ok();
     let read = if int(3)? == 1 {
-        Some(Ok(super::entries_reply(
+        Some(Ok(super::classify::entries_reply(
             items.get(4).ok_or_else(unexpected)?,
         )?))
     } else {

@@ -128,19 +128,3 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, OpenError> {
         ))
     })
 }
-
-/// For a `rediss://` address, the `redis://` address it wraps (the same host, port, user,
-/// password and database); `None` for any other address. An address that asks not to verify
-/// the server (`#insecure`) is refused, and so is any other fragment.
-pub(crate) fn plain_url(url: &str) -> Result<Option<String>, OpenError> {
-    let Some(rest) = url.strip_prefix("rediss://") else {
-        return Ok(None);
-    };
-    match rest.split_once('#') {
-        None => Ok(Some(format!("redis://{rest}"))),
-        Some((_, "insecure")) => Err(tls_error(
-            "certificate verification cannot be turned off (#insecure)".to_string(),
-        )),
-        Some((_, other)) => Err(tls_error(format!("unknown address fragment #{other}"))),
-    }
-}
