@@ -9,10 +9,12 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "agent-memory", version, propagate_version = true)]
 pub struct Cli {
-    /// Where sessions live: redis://[user:pass@]host[:port][/db], redis+unix:///socket,
-    /// file:PATH or a path with a / or ending in .redb (the embedded store), or memory:
-    /// (nothing kept). Anything else is refused with a hint. Default: the embedded store at
-    /// $XDG_DATA_HOME/agent-memory/memory.redb.
+    /// Where sessions live: redis://[user:pass@]host[:port][/db] (rediss:// for TLS),
+    /// redis+unix:///socket, redis+sentinel://[user:pass@]s1:port,s2:port/MASTER[/db],
+    /// redis+cluster://[user:pass@]h1:port,h2:port (rediss+cluster:// for TLS), file:PATH or
+    /// a path with a / or ending in .redb (the embedded store), or memory: (nothing kept).
+    /// Anything else is refused with a hint; passwords are never printed. Default: the
+    /// embedded store at $XDG_DATA_HOME/agent-memory/memory.redb.
     #[arg(
         long,
         global = true,
@@ -191,7 +193,8 @@ pub enum Command {
         dry_run: bool,
     },
     /// Measure agent-memory against native redis-rs code and the Python original, side by
-    /// side on one Redis (its own unless --redis is given).
+    /// side on one Redis (its own unless --redis is given), and with --cluster on a 3-master
+    /// cluster of its own too.
     Bench(BenchArgs),
     /// Work with policy components.
     Policy {
@@ -216,9 +219,15 @@ pub enum PolicyCommand {
 /// `agent-memory bench` options.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The Redis to measure on. Default: a redis-server of the benchmark's own, on a free port.
+    /// The Redis to measure on (any Redis address, a cluster's too). Default: a redis-server
+    /// of the benchmark's own, on a free port.
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
+    /// Also measure on a Redis Cluster of the benchmark's own (3 masters on free ports, made
+    /// with redis-cli), against the single server: ours, native redis-rs's cluster client, and
+    /// the Python original with redis-py's RedisCluster.
+    #[arg(long)]
+    pub cluster: bool,
     /// Concurrent sessions to measure at.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 256])]
     pub concurrency: Vec<usize>,

@@ -21,9 +21,20 @@ use self::python::{Implementation, Python};
 use self::subject::{Operation, Subject};
 use super::args::BenchArgs;
 
+/// The deployment a row was measured on: the single server (`--redis`, or the benchmark's
+/// own) or the benchmark's own cluster (`--cluster`).
+const SINGLE: &str = "1 server";
+const CLUSTER: &str = "3 masters";
+/// The embedded store's rows.
+const EMBEDDED: &str = "embedded file";
+
+/// Masters of the benchmark's own cluster.
+const CLUSTER_MASTERS: usize = 3;
+
 /// One measured cell, as the report and the JSON file hold it.
 #[derive(Debug, Clone, serde::Serialize)]
 struct Row {
+    deployment: &'static str,
     workload: &'static str,
     concurrency: usize,
     subject: &'static str,
@@ -72,6 +83,10 @@ pub async fn run(
             own_server.url()
         }
     };
+    let own_cluster = match args.cluster {
+        true => Some(server::BenchServer::start_cluster(CLUSTER_MASTERS)?),
+        false => None,
+    };
     let operations = parse_workloads(&args.workloads)?;
     let python = if args.no_python {
         None
@@ -88,91 +103,42 @@ pub async fn run(
         policy: format!("{} {}", policy.origin(), policy.short_digest()),
         ..Results::default()
     };
-
-    let ours = Subject::Ours(
-        Memory::builder()
-            .store(StoreSpec::parse(&url)?)
-            .redis_options(RedisOptions::default())
-            .policy(policy.clone())
-            .settings(settings.clone())
-            .build()?,
-    );
-    let native = Subject::Native(
-        redis::Client::open(url.as_str())?
-            .get_multiplexed_async_connection()
-            .await
-            .context("connecting the native baseline")?,
-    );
-    let top = args.concurrency.iter().copied().max().unwrap_or(1);
-    let cells = operations.len() * args.concurrency.len();
+    let run = Run {
+        args: &args,
+        operations: &operations,
+        python: python.as_ref(),
+        timing,
+        text: &text,
+    };
+    let mut deployments = vec![(SINGLE, url)];
+    if let Some(cluster) = &own_cluster {
+        deployments.push((CLUSTER, cluster.url()));
+    }
+    let cells = deployments.len() * operations.len() * args.concurrency.len();
     let mut done = 0;
-    for &operation in &operations {
-        for &concurrency in &args.concurrency {
-            done += 1;
-            let label = |who: &str| format!("bench-{who}-{}-{concurrency}", operation.name());
-            eprintln!(
-                "[{done}/{cells}] {} at {concurrency} concurrent sessions…",
-                operation.name()
-            );
-            let ours_label = label("ours");
-            let measure_ours =
-                measure::cell(&ours, operation, concurrency, timing, &ours_label, &text);
-            let measured = if concurrency == top {
-                let (measured, peak) = measure::peak_resident_during(measure_ours).await;
-                results.peak_rss_bytes = results.peak_rss_bytes.max(peak);
-                measured
-            } else {
-                measure_ours.await
-            };
-            results.push(operation, concurrency, "ours", measured);
-            if operation == Operation::Turn {
-                let measured = measure::cell(
-                    &ours,
-                    Operation::TurnCombined,
-                    concurrency,
-                    timing,
-                    &label("ours-combined"),
-                    &text,
-                )
-                .await;
-                results.push(Operation::TurnCombined, concurrency, "ours", measured);
-            }
-            let measured = measure::cell(
-                &native,
-                operation,
-                concurrency,
-                timing,
-                &label("native"),
-                &text,
-            )
-            .await;
-            results.push(operation, concurrency, "native", measured);
-            if let Some(python) = &python {
-                let implementations = if args.langchain {
-                    &[Implementation::Original, Implementation::LangChain][..]
-                } else {
-                    &[Implementation::Original][..]
-                };
-                for &implementation in implementations {
-                    let cell = python.cell(
-                        implementation,
-                        &url,
-                        operation,
-                        concurrency,
-                        timing,
-                        args.message_bytes,
-                    )?;
-                    let name = match implementation {
-                        Implementation::Original => "python",
-                        Implementation::LangChain => "langchain",
-                    };
-                    match cell {
-                        Some(measured) => results.push(operation, concurrency, name, measured),
-                        None => eprintln!("  {name}: not installed, skipped"),
-                    }
-                }
-            }
-        }
+    for (index, (deployment, url)) in deployments.iter().enumerate() {
+        let ours = Subject::Ours(
+            Memory::builder()
+                .store(StoreSpec::parse(url)?)
+                .redis_options(RedisOptions::default())
+                .policy(policy.clone())
+                .settings(settings.clone())
+                .build()?,
+        );
+        let native = native_subject(url)
+            .await
+            .context("connecting the native baseline")?;
+        // Peak memory is measured once, on the first deployment.
+        let measure_peak = index == 0;
+        run.deployment(
+            &mut results,
+            deployment,
+            url,
+            (&ours, &native),
+            measure_peak,
+            (&mut done, cells),
+        )
+        .await?;
     }
 
     eprintln!("embedded store…");
@@ -192,7 +158,7 @@ pub async fn run(
             let label = format!("bench-embedded-{}-{concurrency}", operation.name());
             let measured =
                 measure::cell(&embedded, operation, concurrency, timing, &label, &text).await;
-            results.push(operation, concurrency, "ours-embedded", measured);
+            results.push(EMBEDDED, operation, concurrency, "ours-embedded", measured);
         }
     }
     eprintln!("policy alone…");
@@ -211,9 +177,139 @@ pub async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What every deployment's cells share.
+struct Run<'a> {
+    args: &'a BenchArgs,
+    operations: &'a [Operation],
+    python: Option<&'a Python>,
+    timing: Timing,
+    text: &'a str,
+}
+
+impl Run<'_> {
+    /// Every cell on one deployment: ours, native and Python at each workload and concurrency.
+    async fn deployment(
+        &self,
+        results: &mut Results,
+        deployment: &'static str,
+        url: &str,
+        (ours, native): (&Subject, &Subject),
+        measure_peak: bool,
+        (done, cells): (&mut usize, usize),
+    ) -> anyhow::Result<()> {
+        let (args, timing, text) = (self.args, self.timing, self.text);
+        let top = args.concurrency.iter().copied().max().unwrap_or(1);
+        let short = if deployment == CLUSTER {
+            "cluster"
+        } else {
+            "one"
+        };
+        for &operation in self.operations {
+            for &concurrency in &args.concurrency {
+                *done += 1;
+                let label =
+                    |who: &str| format!("bench-{short}-{who}-{}-{concurrency}", operation.name());
+                eprintln!(
+                    "[{done}/{cells}] {deployment}: {} at {concurrency} concurrent sessions…",
+                    operation.name()
+                );
+                let ours_label = label("ours");
+                let measure_ours =
+                    measure::cell(ours, operation, concurrency, timing, &ours_label, text);
+                let measured = if measure_peak && concurrency == top {
+                    let (measured, peak) = measure::peak_resident_during(measure_ours).await;
+                    results.peak_rss_bytes = results.peak_rss_bytes.max(peak);
+                    measured
+                } else {
+                    measure_ours.await
+                };
+                results.push(deployment, operation, concurrency, "ours", measured);
+                if operation == Operation::Turn {
+                    let measured = measure::cell(
+                        ours,
+                        Operation::TurnCombined,
+                        concurrency,
+                        timing,
+                        &label("ours-combined"),
+                        text,
+                    )
+                    .await;
+                    results.push(
+                        deployment,
+                        Operation::TurnCombined,
+                        concurrency,
+                        "ours",
+                        measured,
+                    );
+                }
+                let measured = measure::cell(
+                    native,
+                    operation,
+                    concurrency,
+                    timing,
+                    &label("native"),
+                    text,
+                )
+                .await;
+                results.push(deployment, operation, concurrency, "native", measured);
+                if let Some(python) = self.python {
+                    // LangChain's history takes a plain Redis URL only.
+                    let implementations = if args.langchain && deployment == SINGLE {
+                        &[Implementation::Original, Implementation::LangChain][..]
+                    } else {
+                        &[Implementation::Original][..]
+                    };
+                    for &implementation in implementations {
+                        let cell = python.cell(
+                            implementation,
+                            url,
+                            operation,
+                            concurrency,
+                            timing,
+                            args.message_bytes,
+                        )?;
+                        let name = match implementation {
+                            Implementation::Original => "python",
+                            Implementation::LangChain => "langchain",
+                        };
+                        match cell {
+                            Some(measured) => {
+                                results.push(deployment, operation, concurrency, name, measured);
+                            }
+                            None => eprintln!("  {name}: not installed, skipped"),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The native baseline for `url`: one multiplexed connection, or redis-rs's cluster client.
+async fn native_subject(url: &str) -> anyhow::Result<Subject> {
+    if let Some(hosts) = url.strip_prefix("redis+cluster://") {
+        let nodes: Vec<String> = hosts
+            .trim_end_matches('/')
+            .split(',')
+            .map(|host| format!("redis://{host}"))
+            .collect();
+        let connection = redis::cluster::ClusterClient::new(nodes)?
+            .get_async_connection()
+            .await?;
+        return Ok(Subject::NativeCluster(connection));
+    }
+    Ok(Subject::Native(
+        redis::Client::open(url)?
+            .get_multiplexed_async_connection()
+            .await?,
+    ))
+}
+
 impl Results {
     fn push(
         &mut self,
+        deployment: &'static str,
         operation: Operation,
         concurrency: usize,
         subject: &'static str,
@@ -228,6 +324,7 @@ impl Results {
             measured.ops_per_second, measured.p50_us, measured.p99_us
         );
         self.rows.push(Row {
+            deployment,
             workload: operation.name(),
             concurrency,
             subject,
@@ -235,11 +332,25 @@ impl Results {
         });
     }
 
+    /// The single-server cell.
     fn find(&self, workload: &str, concurrency: usize, subject: &str) -> Option<&Measured> {
+        self.find_on(SINGLE, workload, concurrency, subject)
+    }
+
+    fn find_on(
+        &self,
+        deployment: &str,
+        workload: &str,
+        concurrency: usize,
+        subject: &str,
+    ) -> Option<&Measured> {
         self.rows
             .iter()
             .find(|row| {
-                row.workload == workload && row.concurrency == concurrency && row.subject == subject
+                row.deployment == deployment
+                    && row.workload == workload
+                    && row.concurrency == concurrency
+                    && row.subject == subject
             })
             .map(|row| &row.measured)
     }
@@ -306,7 +417,9 @@ fn report(results: &Results) -> String {
             let mut seen: Vec<usize> = results
                 .rows
                 .iter()
-                .filter(|row| row.workload == workload && row.subject == "native")
+                .filter(|row| {
+                    row.deployment == SINGLE && row.workload == workload && row.subject == "native"
+                })
                 .map(|row| row.concurrency)
                 .collect();
             seen.dedup();
@@ -356,6 +469,7 @@ fn report(results: &Results) -> String {
             out.push('\n');
         }
     }
+    out.push_str(&cluster_report(results));
     out.push_str("\nembedded store (ours): ");
     for row in results
         .rows
@@ -375,6 +489,56 @@ fn report(results: &Results) -> String {
         "\npeak resident memory at the highest concurrency: {:.0} MB\n",
         results.peak_rss_bytes as f64 / 1e6
     ));
+    out
+}
+
+/// The cluster against the single server, when `--cluster` measured one.
+fn cluster_report(results: &Results) -> String {
+    let mut out = String::new();
+    let mut cells: Vec<(&str, usize)> = results
+        .rows
+        .iter()
+        .filter(|row| row.deployment == CLUSTER && row.subject == "ours")
+        .map(|row| (row.workload, row.concurrency))
+        .collect();
+    cells.dedup();
+    if cells.is_empty() {
+        return out;
+    }
+    out.push_str(&format!(
+        "\n{CLUSTER} vs {SINGLE}: ops/s (p50 / p99 us)\n\
+         | workload | conc | ours, {SINGLE} | ours, {CLUSTER} | ratio | native, {SINGLE} | \
+         native, {CLUSTER} | ratio | ours/native, {CLUSTER} | python, {CLUSTER} |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n"
+    ));
+    let shown = |measured: Option<&Measured>| {
+        measured.map_or("—".to_string(), |m| {
+            format!("{:.0} ({} / {})", m.ops_per_second, m.p50_us, m.p99_us)
+        })
+    };
+    let ratio = |a: Option<&Measured>, b: Option<&Measured>| match (a, b) {
+        (Some(a), Some(b)) if b.ops_per_second > 0.0 => {
+            format!("{:.2}x", a.ops_per_second / b.ops_per_second)
+        }
+        _ => "—".to_string(),
+    };
+    for (workload, concurrency) in cells {
+        let cell =
+            |deployment, subject| results.find_on(deployment, workload, concurrency, subject);
+        let (ours_one, ours_cluster) = (cell(SINGLE, "ours"), cell(CLUSTER, "ours"));
+        let (native_one, native_cluster) = (cell(SINGLE, "native"), cell(CLUSTER, "native"));
+        out.push_str(&format!(
+            "| {workload} | {concurrency} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            shown(ours_one),
+            shown(ours_cluster),
+            ratio(ours_cluster, ours_one),
+            shown(native_one),
+            shown(native_cluster),
+            ratio(native_cluster, native_one),
+            ratio(ours_cluster, native_cluster),
+            shown(cell(CLUSTER, "python")),
+        ));
+    }
     out
 }
 

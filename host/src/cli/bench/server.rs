@@ -1,59 +1,144 @@
-//! A `redis-server` of the benchmark's own, on a free local port, keeping nothing on disk:
-//! so `agent-memory bench` needs nothing but `redis-server` on the PATH.
+//! Redis of the benchmark's own, on free local ports, keeping nothing on disk: one server, or
+//! a cluster of masters (`--cluster`), so `agent-memory bench` needs nothing but
+//! `redis-server` and `redis-cli` on the PATH.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-/// A running server, stopped on drop.
+/// How long the servers get to start, and a cluster to form.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Running servers, stopped on drop.
 pub struct BenchServer {
-    child: Child,
-    port: u16,
+    children: Vec<Child>,
+    ports: Vec<u16>,
+    cluster: bool,
     _dir: tempfile::TempDir,
 }
 
 impl BenchServer {
-    /// Start one and wait until it answers.
+    /// One server; wait until it answers.
     pub fn start() -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let dir = tempfile::tempdir()?;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting redis-server (is it installed? scripts/setup installs it)")?;
-        let server = Self {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("redis-server did not start listening on port {port}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(server)
+        Self::start_nodes(1, false)
     }
 
-    /// Its URL.
+    /// A cluster of `masters` masters (no replicas), its slots spread evenly by
+    /// `redis-cli --cluster create`; wait until every node serves.
+    pub fn start_cluster(masters: usize) -> anyhow::Result<Self> {
+        let servers = Self::start_nodes(masters, true)?;
+        let mut create = Command::new("redis-cli");
+        create.args(["--cluster", "create"]);
+        for port in &servers.ports {
+            create.arg(format!("127.0.0.1:{port}"));
+        }
+        let output = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .context("running redis-cli --cluster create (redis-cli comes with redis-server)")?;
+        if !output.status.success() {
+            bail!(
+                "redis-cli --cluster create failed: {}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        for port in &servers.ports {
+            while !cluster_ok(*port) {
+                if Instant::now() > deadline {
+                    bail!("the benchmark's cluster did not become ready (node {port})");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(servers)
+    }
+
+    fn start_nodes(count: usize, cluster: bool) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut servers = Self {
+            children: Vec::new(),
+            ports: Vec::new(),
+            cluster,
+            _dir: dir,
+        };
+        for index in 0..count {
+            let port = free_port()?;
+            let node_dir = servers._dir.path().join(format!("node-{index}"));
+            std::fs::create_dir_all(&node_dir)?;
+            let mut command = Command::new("redis-server");
+            command
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&node_dir);
+            if cluster {
+                // An explicit bus port: the default (port + 10000) is past 65535 for most free
+                // ports.
+                command
+                    .args(["--cluster-enabled", "yes"])
+                    .args(["--cluster-port", &free_port()?.to_string()]);
+            }
+            let child = command
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting redis-server (is it installed? scripts/setup installs it)")?;
+            servers.children.push(child);
+            servers.ports.push(port);
+        }
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        for port in &servers.ports {
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                if Instant::now() > deadline {
+                    bail!("redis-server did not start listening on port {port}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(servers)
+    }
+
+    /// The store address.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let hosts: Vec<String> = self
+            .ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        match self.cluster {
+            true => format!("redis+cluster://{}", hosts.join(",")),
+            false => format!("redis://{}", hosts.join(",")),
+        }
     }
 }
 
 impl Drop for BenchServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Whether the node on `port` says `cluster_state:ok`.
+fn cluster_ok(port: u16) -> bool {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .and_then(|client| client.get_connection_with_timeout(Duration::from_millis(500)))
+        .and_then(|mut connection| {
+            redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query::<String>(&mut connection)
+        })
+        .is_ok_and(|info| info.contains("cluster_state:ok"))
 }

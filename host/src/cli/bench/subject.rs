@@ -3,7 +3,8 @@
 //! commands, with `serde_json` encoding and decoding — doing the same operations.
 
 use agent_memory::{Memory, Message};
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
 
 /// The original's window and TTL, which every subject keeps.
 const WINDOW: i64 = 50;
@@ -17,6 +18,9 @@ pub enum Subject {
     /// The 20 lines of native code it replaces: one multiplexed connection, MULTI RPUSH LTRIM
     /// EXPIRE to append, LRANGE and `serde_json` to read.
     Native(MultiplexedConnection),
+    /// The same on a cluster, through redis-rs's cluster client (its defaults: what a user of
+    /// the crate would write).
+    NativeCluster(ClusterConnection),
 }
 
 /// The operations of a workload.
@@ -68,16 +72,11 @@ impl Subject {
                 turn.is_ok_and(|turn| turn.outcome.is_stored() && turn.context.degraded.is_none())
                     && ours_add(memory, session, "assistant", text).await
             }
-            (Self::Native(connection), Operation::Add) => {
-                native_add(connection.clone(), session, "user", text).await
+            (Self::Native(connection), operation) => {
+                native_run(connection.clone(), operation, session, text).await
             }
-            (Self::Native(connection), Operation::Get) => {
-                native_get(connection.clone(), session).await
-            }
-            (Self::Native(connection), Operation::Turn | Operation::TurnCombined) => {
-                native_get(connection.clone(), session).await
-                    && native_add(connection.clone(), session, "user", text).await
-                    && native_add(connection.clone(), session, "assistant", text).await
+            (Self::NativeCluster(connection), operation) => {
+                native_run(connection.clone(), operation, session, text).await
             }
         }
     }
@@ -89,6 +88,9 @@ impl Subject {
             ok &= match self {
                 Self::Ours(memory) => ours_add(memory, session, "user", text).await,
                 Self::Native(connection) => {
+                    native_add(connection.clone(), session, "user", text).await
+                }
+                Self::NativeCluster(connection) => {
                     native_add(connection.clone(), session, "user", text).await
                 }
             };
@@ -111,8 +113,25 @@ async fn ours_get(memory: &Memory, session: &str) -> bool {
         .is_ok_and(|context| context.degraded.is_none())
 }
 
+async fn native_run(
+    connection: impl ConnectionLike + Clone,
+    operation: Operation,
+    session: &str,
+    text: &str,
+) -> bool {
+    match operation {
+        Operation::Add => native_add(connection, session, "user", text).await,
+        Operation::Get => native_get(connection, session).await,
+        Operation::Turn | Operation::TurnCombined => {
+            native_get(connection.clone(), session).await
+                && native_add(connection.clone(), session, "user", text).await
+                && native_add(connection, session, "assistant", text).await
+        }
+    }
+}
+
 async fn native_add(
-    mut connection: MultiplexedConnection,
+    mut connection: impl ConnectionLike,
     session: &str,
     role: &str,
     text: &str,
@@ -132,7 +151,7 @@ async fn native_add(
         .is_ok()
 }
 
-async fn native_get(mut connection: MultiplexedConnection, session: &str) -> bool {
+async fn native_get(mut connection: impl ConnectionLike, session: &str) -> bool {
     let entries: Result<Vec<Vec<u8>>, _> = redis::cmd("LRANGE")
         .arg(key(session))
         .arg(0)
