@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::backend::{InspectBackend, ListBackend};
 use super::list::{self, StoredList};
 use super::{Applied, KeyKind, ListOp, OpenError, StoreError, Ttl, now_ms};
 
@@ -192,97 +193,6 @@ impl EmbeddedStore {
         self.blocking(move |db| {
             let now = now_ms();
             Ok(read_list(db, &key)?.filter(|list| !list.is_expired(now)))
-        })
-        .await
-    }
-
-    pub(super) async fn read_range(
-        &self,
-        key: &[u8],
-        start: i64,
-        stop: i64,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
-        Ok(list::range_of(self.live(key).await?.as_ref(), start, stop))
-    }
-
-    pub(super) async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
-        let key = key.to_string();
-        self.blocking(move |db| {
-            let Db::Writable(db) = db else {
-                return Err(Fail::Store(StoreError::Rejected(read_only_message(db))));
-            };
-            let txn = db.begin_write().map_err(redb_err)?;
-            let applied = {
-                let mut table = txn.open_table(LISTS).map_err(redb_err)?;
-                let current = match table.get(key.as_str()).map_err(redb_err)? {
-                    Some(value) => match decode(value.value()) {
-                        Ok(list) => Some(list),
-                        // A damaged value can still be deleted (that is the repair); anything
-                        // else would build on data we cannot read.
-                        Err(_) if matches!(ops.as_slice(), [ListOp::Delete]) => None,
-                        Err(damage) => return Err(Fail::Store(damaged_value(&key, &damage))),
-                    },
-                    None => None,
-                };
-                let current = current.filter(|list| !list.is_expired(now_ms()));
-                list::check_expectation(current.as_ref(), &ops).map_err(Fail::Store)?;
-                let (after, applied) = list::apply(current, ops, now_ms());
-                match after {
-                    Some(after) => {
-                        table
-                            .insert(key.as_str(), encode(&after).as_slice())
-                            .map_err(redb_err)?;
-                    }
-                    None => {
-                        table.remove(key.as_str()).map_err(redb_err)?;
-                    }
-                }
-                applied
-            };
-            txn.commit().map_err(redb_err)?;
-            Ok(applied)
-        })
-        .await
-    }
-
-    pub(super) async fn ttl(&self, key: &[u8]) -> Result<Ttl, StoreError> {
-        Ok(list::ttl_of(self.live(key).await?.as_ref(), now_ms()))
-    }
-
-    pub(super) async fn kind(&self, key: &[u8]) -> Result<KeyKind, StoreError> {
-        match self.live(key).await {
-            Ok(list) => Ok(list::kind_of(list.as_ref())),
-            Err(StoreError::Damaged(reason)) => Ok(KeyKind::Damaged(reason)),
-            Err(other) => Err(other),
-        }
-    }
-
-    /// Keys under `prefix` that hold a live list, or a value too damaged to tell (so that
-    /// operators see it and can delete it).
-    pub(super) async fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        let Ok(prefix) = std::str::from_utf8(prefix) else {
-            return Ok(Vec::new());
-        };
-        let prefix = prefix.to_string();
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(redb_err)?;
-            let table = match txn.open_table(LISTS) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(error) => return Err(redb_err(error)),
-            };
-            let now = now_ms();
-            let mut keys = Vec::new();
-            for row in table.range(prefix.as_str()..).map_err(redb_err)? {
-                let (key, value) = row.map_err(redb_err)?;
-                if !key.value().starts_with(prefix.as_str()) {
-                    break;
-                }
-                if decode(value.value()).map_or(true, |list| !list.is_expired(now)) {
-                    keys.push(key.value().as_bytes().to_vec());
-                }
-            }
-            Ok(keys)
         })
         .await
     }
@@ -673,6 +583,101 @@ fn decode(bytes: &[u8]) -> Result<StoredList, String> {
         entries,
         expires_at_ms: (expires_at_ms != 0).then_some(expires_at_ms),
     })
+}
+
+impl ListBackend for EmbeddedStore {
+    async fn read_range(
+        &self,
+        key: &[u8],
+        start: i64,
+        stop: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(list::range_of(self.live(key).await?.as_ref(), start, stop))
+    }
+
+    async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
+        let key = key.to_string();
+        self.blocking(move |db| {
+            let Db::Writable(db) = db else {
+                return Err(Fail::Store(StoreError::Rejected(read_only_message(db))));
+            };
+            let txn = db.begin_write().map_err(redb_err)?;
+            let applied = {
+                let mut table = txn.open_table(LISTS).map_err(redb_err)?;
+                let current = match table.get(key.as_str()).map_err(redb_err)? {
+                    Some(value) => match decode(value.value()) {
+                        Ok(list) => Some(list),
+                        // A damaged value can still be deleted (that is the repair); anything
+                        // else would build on data we cannot read.
+                        Err(_) if matches!(ops.as_slice(), [ListOp::Delete]) => None,
+                        Err(damage) => return Err(Fail::Store(damaged_value(&key, &damage))),
+                    },
+                    None => None,
+                };
+                let current = current.filter(|list| !list.is_expired(now_ms()));
+                list::check_expectation(current.as_ref(), &ops).map_err(Fail::Store)?;
+                let (after, applied) = list::apply(current, ops, now_ms());
+                match after {
+                    Some(after) => {
+                        table
+                            .insert(key.as_str(), encode(&after).as_slice())
+                            .map_err(redb_err)?;
+                    }
+                    None => {
+                        table.remove(key.as_str()).map_err(redb_err)?;
+                    }
+                }
+                applied
+            };
+            txn.commit().map_err(redb_err)?;
+            Ok(applied)
+        })
+        .await
+    }
+}
+
+impl InspectBackend for EmbeddedStore {
+    async fn ttl(&self, key: &[u8]) -> Result<Ttl, StoreError> {
+        Ok(list::ttl_of(self.live(key).await?.as_ref(), now_ms()))
+    }
+
+    async fn kind(&self, key: &[u8]) -> Result<KeyKind, StoreError> {
+        match self.live(key).await {
+            Ok(list) => Ok(list::kind_of(list.as_ref())),
+            Err(StoreError::Damaged(reason)) => Ok(KeyKind::Damaged(reason)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Keys under `prefix` that hold a live list, or a value too damaged to tell (so that
+    /// operators see it and can delete it).
+    async fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let Ok(prefix) = std::str::from_utf8(prefix) else {
+            return Ok(Vec::new());
+        };
+        let prefix = prefix.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let table = match txn.open_table(LISTS) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(error) => return Err(redb_err(error)),
+            };
+            let now = now_ms();
+            let mut keys = Vec::new();
+            for row in table.range(prefix.as_str()..).map_err(redb_err)? {
+                let (key, value) = row.map_err(redb_err)?;
+                if !key.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                if decode(value.value()).map_or(true, |list| !list.is_expired(now)) {
+                    keys.push(key.value().as_bytes().to_vec());
+                }
+            }
+            Ok(keys)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

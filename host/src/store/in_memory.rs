@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::backend::{InspectBackend, ListBackend};
 use super::list::{self, StoredList};
 use super::{Applied, KeyKind, ListOp, StoreError, Ttl, now_ms};
 
@@ -37,21 +38,28 @@ impl InMemoryStore {
             .filter(|list| !list.is_expired(now_ms()))
             .cloned()
     }
+}
 
-    pub(super) fn read_range(&self, key: &[u8], start: i64, stop: i64) -> Vec<Vec<u8>> {
+impl ListBackend for InMemoryStore {
+    async fn read_range(
+        &self,
+        key: &[u8],
+        start: i64,
+        stop: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         let Ok(key) = std::str::from_utf8(key) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let lists = self.lock();
         let now = now_ms();
-        list::range_of(
+        Ok(list::range_of(
             lists.get(key).filter(|found| !found.is_expired(now)),
             start,
             stop,
-        )
+        ))
     }
 
-    pub(super) fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
+    async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
         let mut lists = self.lock();
         let now = now_ms();
         let live = lists.get(key).filter(|found| !found.is_expired(now));
@@ -63,21 +71,24 @@ impl InMemoryStore {
         }
         Ok(applied)
     }
+}
 
-    pub(super) fn ttl(&self, key: &[u8]) -> Ttl {
-        list::ttl_of(self.live(key).as_ref(), now_ms())
+impl InspectBackend for InMemoryStore {
+    async fn ttl(&self, key: &[u8]) -> Result<Ttl, StoreError> {
+        Ok(list::ttl_of(self.live(key).as_ref(), now_ms()))
     }
 
-    pub(super) fn kind(&self, key: &[u8]) -> KeyKind {
-        list::kind_of(self.live(key).as_ref())
+    async fn kind(&self, key: &[u8]) -> Result<KeyKind, StoreError> {
+        Ok(list::kind_of(self.live(key).as_ref()))
     }
 
-    pub(super) fn keys_with_prefix(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
+    async fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
         let now = now_ms();
-        self.lock()
+        Ok(self
+            .lock()
             .iter()
             .filter(|(key, list)| key.as_bytes().starts_with(prefix) && !list.is_expired(now))
             .map(|(key, _)| key.clone().into_bytes())
-            .collect()
+            .collect())
     }
 }

@@ -5,6 +5,7 @@
 //! plus the few read-only inspections the CLI's operator commands need. Errors are classified
 //! once, into [`StoreError`], where they are met.
 
+mod backend;
 mod copy;
 mod embedded;
 mod in_memory;
@@ -14,6 +15,8 @@ mod spec;
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use self::backend::{InspectBackend, ListBackend};
 
 pub use self::copy::{CopyError, CopyProgress, CopyReport, SkipReason, copy_sessions};
 pub use self::embedded::{EmbeddedStore, RepairReport};
@@ -226,11 +229,24 @@ pub struct Store {
     backend: Backend,
 }
 
+/// The backends (each implements [`ListBackend`] and [`InspectBackend`]).
 #[derive(Clone, Debug)]
 enum Backend {
     Redis(RedisStore),
     Embedded(EmbeddedStore),
     InMemory(InMemoryStore),
+}
+
+/// `$body` with `$backend` bound to whichever backend `$store` holds: the one place that
+/// lists them for the store's operations.
+macro_rules! with_backend {
+    ($store:expr, $backend:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Redis($backend) => $body,
+            Backend::Embedded($backend) => $body,
+            Backend::InMemory($backend) => $body,
+        }
+    };
 }
 
 impl Store {
@@ -256,11 +272,7 @@ impl Store {
 
     /// Apply `ops` to the list at `key` as one atomic transaction.
     pub async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
-        match &self.backend {
-            Backend::Redis(store) => store.apply(key, ops).await,
-            Backend::Embedded(store) => store.apply(key, ops).await,
-            Backend::InMemory(store) => store.apply(key, ops),
-        }
+        with_backend!(self, store => store.apply(key, ops).await)
     }
 
     /// Entries `start..=stop` of the list at any `key` (LRANGE), for inspection.
@@ -271,31 +283,19 @@ impl Store {
         stop: i64,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let key = key.as_ref();
-        match &self.backend {
-            Backend::Redis(store) => store.read_range(key, start, stop).await,
-            Backend::Embedded(store) => store.read_range(key, start, stop).await,
-            Backend::InMemory(store) => Ok(store.read_range(key, start, stop)),
-        }
+        with_backend!(self, store => store.read_range(key, start, stop).await)
     }
 
     /// The time to live of `key`.
     pub async fn ttl(&self, key: impl AsRef<[u8]>) -> Result<Ttl, StoreError> {
         let key = key.as_ref();
-        match &self.backend {
-            Backend::Redis(store) => store.ttl(key).await,
-            Backend::Embedded(store) => store.ttl(key).await,
-            Backend::InMemory(store) => Ok(store.ttl(key)),
-        }
+        with_backend!(self, store => store.ttl(key).await)
     }
 
     /// What `key` holds.
     pub async fn kind(&self, key: impl AsRef<[u8]>) -> Result<KeyKind, StoreError> {
         let key = key.as_ref();
-        match &self.backend {
-            Backend::Redis(store) => store.kind(key).await,
-            Backend::Embedded(store) => store.kind(key).await,
-            Backend::InMemory(store) => Ok(store.kind(key)),
-        }
+        with_backend!(self, store => store.kind(key).await)
     }
 
     /// Every live key that starts with `prefix`, sorted, whatever its bytes. Redis is walked
@@ -305,11 +305,7 @@ impl Store {
         prefix: impl AsRef<[u8]>,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let prefix = prefix.as_ref();
-        let mut keys = match &self.backend {
-            Backend::Redis(store) => store.keys_with_prefix(prefix).await?,
-            Backend::Embedded(store) => store.keys_with_prefix(prefix).await?,
-            Backend::InMemory(store) => store.keys_with_prefix(prefix),
-        };
+        let mut keys = with_backend!(self, store => store.keys_with_prefix(prefix).await)?;
         keys.sort();
         keys.dedup();
         Ok(keys)
@@ -320,10 +316,7 @@ impl Store {
     /// `CONFIG` is not permitted there (managed Redis services). See
     /// [`policy_evicts_sessions`].
     pub async fn eviction_policies(&self) -> Result<Vec<EvictionPolicy>, StoreError> {
-        match &self.backend {
-            Backend::Redis(store) => store.eviction_policies().await,
-            Backend::Embedded(_) | Backend::InMemory(_) => Ok(Vec::new()),
-        }
+        with_backend!(self, store => store.eviction_policies().await)
     }
 
     /// The embedded store underneath, if that is what this is (for `repair`).

@@ -40,6 +40,7 @@ use self::address::Servers;
 use self::classify::Failure;
 use self::cluster::{Cluster, OnNode};
 use self::node::{Node, NodeTarget};
+use super::backend::{InspectBackend, ListBackend};
 use super::{Applied, EvictionPolicy, KeyKind, ListOp, OpenError, StoreError, Ttl};
 
 /// A Redis deployment: one server, a Sentinel-managed master, or a cluster.
@@ -136,68 +137,6 @@ impl RedisStore {
             Deployment::Cluster(cluster) => cluster.masters().await,
         }
     }
-
-    pub(super) async fn read_range(
-        &self,
-        key: &[u8],
-        start: i64,
-        stop: i64,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.on_key(key, |node, asking| {
-            Box::pin(async move { commands::read_range(&node, key, start, stop, asking).await })
-        })
-        .await
-    }
-
-    pub(super) async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
-        let ops = &ops;
-        self.on_key(key.as_bytes(), |node, asking| {
-            Box::pin(async move { commands::apply(&node, key, ops, asking).await })
-        })
-        .await
-    }
-
-    pub(super) async fn ttl(&self, key: &[u8]) -> Result<Ttl, StoreError> {
-        self.on_key(key, |node, asking| {
-            Box::pin(async move { commands::ttl(&node, key, asking).await })
-        })
-        .await
-    }
-
-    pub(super) async fn kind(&self, key: &[u8]) -> Result<KeyKind, StoreError> {
-        self.on_key(key, |node, asking| {
-            Box::pin(async move { commands::kind(&node, key, asking).await })
-        })
-        .await
-    }
-
-    /// SCAN on every server (every master of a cluster). During a slot migration a key can be
-    /// met twice (the caller dedups) or, moving behind the walk, missed.
-    pub(super) async fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut keys = Vec::new();
-        for node in self.servers().await? {
-            let found = commands::keys_with_prefix(&node, prefix)
-                .await
-                .map_err(|failure| naming(&node, failure.outside_a_cluster()))?;
-            keys.extend(found);
-        }
-        Ok(keys)
-    }
-
-    /// Each server's `maxmemory-policy` (every master's, on a cluster).
-    pub(super) async fn eviction_policies(&self) -> Result<Vec<EvictionPolicy>, StoreError> {
-        let mut policies = Vec::new();
-        for node in self.servers().await? {
-            let policy = commands::eviction_policy(&node)
-                .await
-                .map_err(Failure::outside_a_cluster);
-            policies.push(EvictionPolicy {
-                server: node.describe(),
-                policy,
-            });
-        }
-        Ok(policies)
-    }
 }
 
 /// `error` with the server it came from, for the errors that carry a reason.
@@ -213,6 +152,72 @@ fn naming(node: &Node, error: StoreError) -> StoreError {
             StoreError::Rejected(format!("{}: {reason}", node.describe()))
         }
         other => other,
+    }
+}
+
+impl ListBackend for RedisStore {
+    async fn read_range(
+        &self,
+        key: &[u8],
+        start: i64,
+        stop: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.on_key(key, |node, asking| {
+            Box::pin(async move { commands::read_range(&node, key, start, stop, asking).await })
+        })
+        .await
+    }
+
+    async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
+        let ops = &ops;
+        self.on_key(key.as_bytes(), |node, asking| {
+            Box::pin(async move { commands::apply(&node, key, ops, asking).await })
+        })
+        .await
+    }
+}
+
+impl InspectBackend for RedisStore {
+    async fn ttl(&self, key: &[u8]) -> Result<Ttl, StoreError> {
+        self.on_key(key, |node, asking| {
+            Box::pin(async move { commands::ttl(&node, key, asking).await })
+        })
+        .await
+    }
+
+    async fn kind(&self, key: &[u8]) -> Result<KeyKind, StoreError> {
+        self.on_key(key, |node, asking| {
+            Box::pin(async move { commands::kind(&node, key, asking).await })
+        })
+        .await
+    }
+
+    /// SCAN on every server (every master of a cluster). During a slot migration a key can be
+    /// met twice (the caller dedups) or, moving behind the walk, missed.
+    async fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut keys = Vec::new();
+        for node in self.servers().await? {
+            let found = commands::keys_with_prefix(&node, prefix)
+                .await
+                .map_err(|failure| naming(&node, failure.outside_a_cluster()))?;
+            keys.extend(found);
+        }
+        Ok(keys)
+    }
+
+    /// Each server's `maxmemory-policy` (every master's, on a cluster).
+    async fn eviction_policies(&self) -> Result<Vec<EvictionPolicy>, StoreError> {
+        let mut policies = Vec::new();
+        for node in self.servers().await? {
+            let policy = commands::eviction_policy(&node)
+                .await
+                .map_err(Failure::outside_a_cluster);
+            policies.push(EvictionPolicy {
+                server: node.describe(),
+                policy,
+            });
+        }
+        Ok(policies)
     }
 }
 
