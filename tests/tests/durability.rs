@@ -68,3 +68,64 @@ async fn a_write_is_stored_only_once_the_replica_has_it_and_says_so_when_it_does
         })
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_stops_confirming_holds_up_no_other_call() {
+    let primary = RedisServer::start();
+    let replica = RedisServer::start_replica_of(&primary);
+    let memory = waiting_for(&primary, 1);
+    expect_stored(
+        memory
+            .add_message("reader", Message::user("x"))
+            .await
+            .unwrap(),
+    );
+    replica.pause();
+    // Sixteen writers at once, each WAIT running out its 300 ms: on one shared connection they
+    // would queue behind each other (and every read behind them) past the 500 ms response
+    // timeout. Each runs on a connection of its own, so each is reported not-replicated, and
+    // reads go on meanwhile.
+    let writers: Vec<_> = (0..16)
+        .map(|writer| {
+            let memory = memory.clone();
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for i in 0..3 {
+                    let message = Message::user(format!("{writer}-{i}"));
+                    let session = format!("writer-{writer}");
+                    outcomes.push(memory.add_message(session.as_str(), message).await.unwrap());
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut reads = 0;
+    while !writers.iter().all(tokio::task::JoinHandle::is_finished) {
+        let context = memory.get_context("reader").await.unwrap();
+        assert_eq!(context.degraded, None, "a read held up behind WAIT");
+        reads += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    replica.resume();
+    for writer in writers {
+        for outcome in writer.await.unwrap() {
+            assert_eq!(
+                outcome,
+                WriteOutcome::Failed(StoreError::NotReplicated {
+                    wanted: 1,
+                    acknowledged: 0
+                })
+            );
+        }
+    }
+    assert!(reads > 10, "only {reads} reads while the writers waited");
+    let written: u32 = (0..16)
+        .map(|writer| {
+            primary
+                .connection()
+                .llen::<_, u32>(format!("ai:memory:writer-{writer}"))
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(written, 48, "every write applied on the primary");
+}

@@ -38,7 +38,8 @@ use std::sync::Arc;
 
 use self::address::Servers;
 use self::classify::Failure;
-use self::cluster::{Cluster, OnNode};
+use self::cluster::Cluster;
+use self::commands::{Apply, KeyOperation, KindOf, ReadRange, TtlOf};
 use self::node::{Node, NodeTarget};
 use super::backend::{InspectBackend, ListBackend};
 use super::{Applied, EvictionPolicy, KeyKind, ListOp, OpenError, StoreError, Ttl};
@@ -116,17 +117,14 @@ impl RedisStore {
         matches!(self.deployment, Deployment::Cluster(_))
     }
 
-    /// Run `run` on the node that serves `key`.
-    async fn on_key<'a, T>(
-        &self,
-        key: &[u8],
-        run: impl Fn(Arc<Node>, bool) -> OnNode<'a, T>,
-    ) -> Result<T, StoreError> {
+    /// Run `operation` on the node that serves its key.
+    async fn on_key<O: KeyOperation>(&self, operation: O) -> Result<O::Output, StoreError> {
         match &self.deployment {
-            Deployment::One(node) => run(Arc::clone(node), false)
+            Deployment::One(node) => operation
+                .run(node, false)
                 .await
                 .map_err(Failure::outside_a_cluster),
-            Deployment::Cluster(cluster) => cluster.on_key(key, run).await,
+            Deployment::Cluster(cluster) => cluster.on_key(&operation).await,
         }
     }
 
@@ -162,34 +160,21 @@ impl ListBackend for RedisStore {
         start: i64,
         stop: i64,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.on_key(key, |node, asking| {
-            Box::pin(async move { commands::read_range(&node, key, start, stop, asking).await })
-        })
-        .await
+        self.on_key(ReadRange { key, start, stop }).await
     }
 
     async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
-        let ops = &ops;
-        self.on_key(key.as_bytes(), |node, asking| {
-            Box::pin(async move { commands::apply(&node, key, ops, asking).await })
-        })
-        .await
+        self.on_key(Apply { key, ops: &ops }).await
     }
 }
 
 impl InspectBackend for RedisStore {
     async fn ttl(&self, key: &[u8]) -> Result<Ttl, StoreError> {
-        self.on_key(key, |node, asking| {
-            Box::pin(async move { commands::ttl(&node, key, asking).await })
-        })
-        .await
+        self.on_key(TtlOf(key)).await
     }
 
     async fn kind(&self, key: &[u8]) -> Result<KeyKind, StoreError> {
-        self.on_key(key, |node, asking| {
-            Box::pin(async move { commands::kind(&node, key, asking).await })
-        })
-        .await
+        self.on_key(KindOf(key)).await
     }
 
     /// SCAN on every server (every master of a cluster). During a slot migration a key can be

@@ -25,8 +25,6 @@
 //!   every master of a freshly fetched map.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -35,17 +33,12 @@ use arc_swap::ArcSwapOption;
 use redis::{ConnectionAddr, RedisConnectionInfo};
 
 use super::classify::{Failure, RedirectKind};
-use super::commands;
+use super::commands::{self, KeyOperation};
 use super::node::{Node, NodeTarget};
 use super::options::RedisOptions;
 use super::slots::{self, NodeAddress, SLOT_COUNT, SlotRange};
 use super::tls::Tls;
 use crate::store::StoreError;
-
-/// One operation on the node that serves a key: given the node (again after a redirect) and
-/// whether to send `ASKING` first. Boxed, so that the operations a store runs are one type
-/// and the future stays `Send` for wasmtime's async host calls.
-pub(super) type OnNode<'a, T> = Pin<Box<dyn Future<Output = Result<T, Failure>> + Send + 'a>>;
 
 /// Redirects one request may follow. A slot migration costs one (ASK, or MOVED once it is
 /// done), a stale map plus a migration two; more means the cluster is changing faster than it
@@ -128,17 +121,16 @@ impl Cluster {
         format!("cluster {}", seeds.join(","))
     }
 
-    /// Run `run` on the master serving `key`'s slot, following redirects.
-    pub(super) async fn on_key<'a, T>(
+    /// Run `operation` on the master serving its key's slot, following redirects.
+    pub(super) async fn on_key<O: KeyOperation>(
         self: &Arc<Self>,
-        key: &[u8],
-        run: impl Fn(Arc<Node>, bool) -> OnNode<'a, T>,
-    ) -> Result<T, StoreError> {
-        let slot = slots::key_slot(key);
+        operation: &O,
+    ) -> Result<O::Output, StoreError> {
+        let slot = slots::key_slot(operation.key());
         let mut node = self.master_for(slot).await?;
         let mut asking = false;
         for _ in 0..=MAX_REDIRECTS {
-            match run(Arc::clone(&node), asking).await {
+            match operation.run(&node, asking).await {
                 Ok(value) => return Ok(value),
                 Err(Failure::Redirect(redirect)) => {
                     tracing::debug!(

@@ -19,6 +19,7 @@
 //! A transaction that starts with an expectation (the list must be as the policy read it) is a
 //! Lua script instead: see [`conditional`].
 
+use std::future::Future;
 use std::time::Duration;
 
 use redis::{Cmd, FromRedisValue, Pipeline, Value};
@@ -28,8 +29,97 @@ use super::conditional;
 use super::node::Node;
 use crate::store::{Applied, KeyKind, ListOp, StoreError, Ttl};
 
+/// An operation on one key, run on the node that serves the key (again after a redirect, with
+/// `asking` set). A trait rather than a closure: the future stays unboxed and `Send`.
+pub(super) trait KeyOperation: Sync {
+    /// What it returns.
+    type Output;
+
+    /// The key: a cluster routes by its slot.
+    fn key(&self) -> &[u8];
+
+    /// Run it on `node`, after `ASKING` when `asking`.
+    fn run(
+        &self,
+        node: &Node,
+        asking: bool,
+    ) -> impl Future<Output = Result<Self::Output, Failure>> + Send;
+}
+
+/// [`read_range`] as a [`KeyOperation`].
+pub(super) struct ReadRange<'a> {
+    /// The list.
+    pub key: &'a [u8],
+    /// First index read.
+    pub start: i64,
+    /// Last index read, inclusive.
+    pub stop: i64,
+}
+
+impl KeyOperation for ReadRange<'_> {
+    type Output = Vec<Vec<u8>>;
+
+    fn key(&self) -> &[u8] {
+        self.key
+    }
+
+    async fn run(&self, node: &Node, asking: bool) -> Result<Self::Output, Failure> {
+        read_range(node, self.key, self.start, self.stop, asking).await
+    }
+}
+
+/// [`apply`] as a [`KeyOperation`].
+pub(super) struct Apply<'a> {
+    /// The list.
+    pub key: &'a str,
+    /// The transaction.
+    pub ops: &'a [ListOp],
+}
+
+impl KeyOperation for Apply<'_> {
+    type Output = Applied;
+
+    fn key(&self) -> &[u8] {
+        self.key.as_bytes()
+    }
+
+    async fn run(&self, node: &Node, asking: bool) -> Result<Self::Output, Failure> {
+        apply(node, self.key, self.ops, asking).await
+    }
+}
+
+/// [`ttl`] of a key, as a [`KeyOperation`].
+pub(super) struct TtlOf<'a>(pub &'a [u8]);
+
+impl KeyOperation for TtlOf<'_> {
+    type Output = Ttl;
+
+    fn key(&self) -> &[u8] {
+        self.0
+    }
+
+    async fn run(&self, node: &Node, asking: bool) -> Result<Self::Output, Failure> {
+        ttl(node, self.0, asking).await
+    }
+}
+
+/// [`kind`] of a key, as a [`KeyOperation`].
+pub(super) struct KindOf<'a>(pub &'a [u8]);
+
+impl KeyOperation for KindOf<'_> {
+    type Output = KeyKind;
+
+    fn key(&self) -> &[u8] {
+        self.0
+    }
+
+    async fn run(&self, node: &Node, asking: bool) -> Result<Self::Output, Failure> {
+        kind(node, self.0, asking).await
+    }
+}
+
 /// Entries `start..=stop` of the list at `key` (LRANGE); a missing key reads as empty.
-pub(super) async fn read_range(
+async fn read_range(
     node: &Node,
     key: &[u8],
     start: i64,
@@ -46,12 +136,7 @@ pub(super) async fn read_range(
 
 /// `ops` on the list at `key`, as one atomic transaction; then `WAIT`, when the options ask
 /// for replicas.
-pub(super) async fn apply(
-    node: &Node,
-    key: &str,
-    ops: &[ListOp],
-    asking: bool,
-) -> Result<Applied, Failure> {
+async fn apply(node: &Node, key: &str, ops: &[ListOp], asking: bool) -> Result<Applied, Failure> {
     let delete_only = matches!(ops, [ListOp::Delete]);
     let written = if matches!(ops.first(), Some(ListOp::Expect(_))) {
         conditional_transaction(node, key, ops, asking).await
@@ -309,7 +394,7 @@ async fn restore_foreign_ttl(node: &Node, key: &str, pttl_reply: &Value, asking:
 }
 
 /// The time to live of `key`.
-pub(super) async fn ttl(node: &Node, key: &[u8], asking: bool) -> Result<Ttl, Failure> {
+async fn ttl(node: &Node, key: &[u8], asking: bool) -> Result<Ttl, Failure> {
     let ms: i64 = single(node, redis::cmd("PTTL").arg(key), asking).await?;
     Ok(match ms {
         -2 => Ttl::Missing,
@@ -319,7 +404,7 @@ pub(super) async fn ttl(node: &Node, key: &[u8], asking: bool) -> Result<Ttl, Fa
 }
 
 /// What `key` holds.
-pub(super) async fn kind(node: &Node, key: &[u8], asking: bool) -> Result<KeyKind, Failure> {
+async fn kind(node: &Node, key: &[u8], asking: bool) -> Result<KeyKind, Failure> {
     // TYPE and LLEN pipelined, not in a MULTI (refused under maxmemory): if the key changes
     // between the two, LLEN fails (ignored) or the length is a moment newer.
     let mut kind = redis::cmd("TYPE");

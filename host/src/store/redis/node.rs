@@ -368,9 +368,24 @@ impl Node {
                 }
                 Ok(value)
             }
-            Ok(Err(error)) => Err(classify::request_error(&error)),
-            Err(_) => Err(StoreError::Timeout.into()),
+            // The idle ones may be as stale (a demoted master answering READONLY, a server
+            // that restarted): closed too, the next write connects afresh.
+            Ok(Err(error)) => {
+                self.forget_idle_waiting();
+                Err(classify::request_error(&error))
+            }
+            Err(_) => {
+                self.forget_idle_waiting();
+                Err(StoreError::Timeout.into())
+            }
         }
+    }
+
+    fn forget_idle_waiting(&self) {
+        self.waiting_idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     fn note_timeout(&self, live: &Arc<Live>) {
@@ -394,6 +409,9 @@ impl Node {
             .is_some_and(|previous| Arc::ptr_eq(previous, live))
         {
             self.consecutive_timeouts.store(0, Ordering::Relaxed);
+            // Whatever made the shared connection unusable (a restart, a failover) makes the
+            // idle write connections suspect too.
+            self.forget_idle_waiting();
             tracing::debug!(target: "agent_memory::store", node = %self.describe(), "Redis connection retired");
         }
     }
