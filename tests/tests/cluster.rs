@@ -342,14 +342,32 @@ async fn a_slot_migration_under_load_fails_no_call_and_doubles_no_message() {
         assert_eq!(stored.len(), ledger.writes.len(), "{session}");
     }
     let redirected = rejected_calls(cluster.node(source)) - rejected_before;
+    // ASK redirects were followed too: requests came to the importing node after ASKING.
+    let asked: u64 = cluster
+        .masters()
+        .into_iter()
+        .map(|master| command_calls(cluster.node(master), "asking"))
+        .sum();
     eprintln!(
         "reshard: {slots_moved} slots there and back in {migration:?} under {writes} writes and \
          {reads} reads on {} sessions: 0 failed, 0 doubled; the source redirected {redirected} \
-         commands meanwhile",
+         commands meanwhile, {asked} requests followed an ASK",
         sessions.len()
     );
-    // The migration really met the load: the source answered ASK or MOVED.
+    // The migration really met the load: the source answered ASK or MOVED, and ASK was
+    // followed.
     assert!(redirected > 0, "no request was redirected");
+    assert!(asked > 0, "no request followed an ASK");
+}
+
+/// `calls` of a command on a node so far (INFO commandstats).
+fn command_calls(server: &RedisServer, command: &str) -> u64 {
+    server
+        .info("commandstats")
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Commands a node refused so far (a cluster counts its MOVED and ASK replies here).

@@ -109,12 +109,24 @@ pub(super) fn first_failure(replies: &[Value]) -> Option<Failure> {
 
 /// Map a failed request to what it means.
 pub(super) fn request_error(error: &RedisError) -> Failure {
-    if let Some((code, details)) = error.code().zip(error.detail())
-        && let Some(redirect) = redirect(code, Some(details))
-    {
-        return Failure::Redirect(redirect);
+    // A redirect is the reply itself (MOVED/ASK, also for EXEC when the key migrated after it
+    // was queued), or the queued command that made EXEC abort the transaction.
+    let redirected = if error.kind() == ErrorKind::Server(ServerErrorKind::ExecAbort) {
+        error.clone().into_server_errors().and_then(|queued| {
+            queued
+                .iter()
+                .find_map(|(_, queued)| redirect(queued.code(), queued.details()))
+        })
+    } else {
+        error
+            .code()
+            .zip(error.detail())
+            .and_then(|(code, details)| redirect(code, Some(details)))
+    };
+    match redirected {
+        Some(redirect) => Failure::Redirect(redirect),
+        None => Failure::Store(classify(error)),
     }
-    Failure::Store(classify(error))
 }
 
 fn classify(error: &RedisError) -> StoreError {

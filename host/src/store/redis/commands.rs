@@ -198,13 +198,21 @@ async fn transaction(
     asking: bool,
 ) -> Result<Written, Failure> {
     let renews_ttl = ops.iter().any(|op| matches!(op, ListOp::Expire { .. }));
+    // The common case is redis-rs's own MULTI/EXEC (it keeps only EXEC's results). Written
+    // out, it takes `ASKING` before MULTI and `WAIT` after EXEC, which an atomic pipeline
+    // cannot hold.
+    let written_out = asking || node.options().wait_for_replicas.is_some();
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
-    if asking {
-        // Before MULTI: the flag then holds for every command of the transaction.
-        pipe.cmd("ASKING");
+    if !written_out {
+        pipe.atomic();
+    } else {
+        if asking {
+            // Before MULTI: the flag then holds for every command of the transaction.
+            pipe.cmd("ASKING");
+        }
+        pipe.cmd("MULTI");
     }
-    pipe.cmd("MULTI");
     let first = pipe.len();
     // Each remembered index is the command's place among EXEC's results.
     let index = |pipe: &Pipeline| pipe.len() - first;
@@ -254,10 +262,21 @@ async fn transaction(
             acknowledged: None,
         });
     }
-    pipe.cmd("EXEC");
-    let count = pipe.len();
-    let (replies, acknowledged) = send_write(node, pipe, count).await?;
-    let results = exec_results(replies, queued)?;
+    let (results, acknowledged) = if written_out {
+        pipe.cmd("EXEC");
+        let count = pipe.len();
+        let (replies, acknowledged) = send_write(node, pipe, count).await?;
+        (exec_results(replies, queued)?, acknowledged)
+    } else {
+        // A discarded transaction (EXECABORT: a redirect or OOM while queued) is an error
+        // here, read by `classify::request_error`.
+        let results: Vec<Value> = node
+            .request(node.options().response, async |connection| {
+                pipe.query_async(connection).await
+            })
+            .await?;
+        (check_count(results, queued)?, None)
+    };
     if let Some(failure) = classify::first_failure(&results) {
         if failure == Failure::Store(StoreError::WrongType) && renews_ttl {
             restore_foreign_ttl(node, key, &results[0], asking).await;
