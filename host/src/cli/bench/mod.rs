@@ -294,9 +294,12 @@ async fn native_subject(url: &str) -> anyhow::Result<Subject> {
             .split(',')
             .map(|host| format!("redis://{host}"))
             .collect();
-        let connection = redis::cluster::ClusterClient::new(nodes)?
-            .get_async_connection()
-            .await?;
+        // Bounded: redis-rs's cluster connect can hang (redis-rs #1953).
+        let client = redis::cluster::ClusterClient::new(nodes)?;
+        let connection =
+            tokio::time::timeout(Duration::from_secs(10), client.get_async_connection())
+                .await
+                .context("redis-rs's cluster client did not connect within 10 s")??;
         return Ok(Subject::NativeCluster(connection));
     }
     Ok(Subject::Native(
