@@ -56,3 +56,24 @@ pub fn texts(context: &agent_memory::Context) -> Vec<String> {
         .map(|message| message.text().unwrap_or("<not text>").to_string())
         .collect()
 }
+
+/// Messages of every shape the original's users store: unicode and control characters, tool
+/// calls and results, content parts, members in another order and of our own, big and small
+/// numbers.
+pub fn tricky_messages() -> Vec<serde_json::Value> {
+    vec![
+        serde_json::json!({"role": "system", "content": "Rules: be brief."}),
+        serde_json::json!({"role": "user", "content": "héllo wörld, 日本語, emoji 😀, quote \" backslash \\ tab \t newline \n nul \u{0000} del \u{007f}"}),
+        serde_json::json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\": \"paris\"}"}}
+        ]}),
+        serde_json::json!({"role": "tool", "tool_call_id": "call_1", "name": "lookup", "content": "{\"population\": 2102650}"}),
+        serde_json::json!({"role": "user", "content": [
+            {"type": "text", "text": "what is in this image?"},
+            {"type": "image_url", "image_url": {"url": "https://example.invalid/a.png", "detail": "low"}}
+        ]}),
+        serde_json::json!({"content": "member order differs", "role": "assistant", "x-unknown": {"nested": [1, 2.5, -3e-7, true, null]}}),
+        serde_json::json!({"role": "assistant", "tool_calls": [], "refusal": null}),
+        serde_json::json!({"role": "user", "content": "big number", "n": 1234567890123456789u64, "f": 0.1, "e": 1e-7}),
+    ]
+}

@@ -2,7 +2,7 @@
 //! read and write the same sessions on the same Redis, and every member survives either way.
 
 use agent_memory::{EntryProblem, Memory, Message, SkippedEntry, StoreSpec};
-use agent_memory_tests::{PythonOriginal, RedisServer, expect_stored};
+use agent_memory_tests::{PythonOriginal, RedisServer, expect_stored, tricky_messages};
 use redis::Commands;
 use serde_json::{Value, json};
 
@@ -11,25 +11,6 @@ fn memory(server: &RedisServer) -> Memory {
         .store(StoreSpec::parse(&server.url()).unwrap())
         .build()
         .unwrap()
-}
-
-/// Messages of every shape the original's users store.
-fn tricky_messages() -> Vec<Value> {
-    vec![
-        json!({"role": "system", "content": "Rules: be brief."}),
-        json!({"role": "user", "content": "héllo wörld, 日本語, emoji 😀, quote \" backslash \\ tab \t newline \n nul \u{0000} del \u{007f}"}),
-        json!({"role": "assistant", "content": null, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\": \"paris\"}"}}
-        ]}),
-        json!({"role": "tool", "tool_call_id": "call_1", "name": "lookup", "content": "{\"population\": 2102650}"}),
-        json!({"role": "user", "content": [
-            {"type": "text", "text": "what is in this image?"},
-            {"type": "image_url", "image_url": {"url": "https://example.invalid/a.png", "detail": "low"}}
-        ]}),
-        json!({"content": "member order differs", "role": "assistant", "x-unknown": {"nested": [1, 2.5, -3e-7, true, null]}}),
-        json!({"role": "assistant", "tool_calls": [], "refusal": null}),
-        json!({"role": "user", "content": "big number", "n": 1234567890123456789u64, "f": 0.1, "e": 1e-7}),
-    ]
 }
 
 #[tokio::test]
