@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+mod circular;
 pub mod cli;
 mod cluster;
 mod deployment;
@@ -20,6 +21,7 @@ mod sentinel;
 mod server;
 mod tls;
 
+pub use circular::CircularClusterNode;
 pub use cluster::RedisCluster;
 pub use deployment::{Deployment, Kind, Raw};
 pub use json_gen::{GeneratedMessage, message_text};

@@ -12,7 +12,9 @@ use agent_memory::{
     Memory, Message, Policy, RedisOptions, Settings, StoreError, StoreSpec, WaitForReplicas,
     WriteOutcome,
 };
-use agent_memory_tests::{PythonOriginal, RedisCluster, RedisServer, expect_stored, texts};
+use agent_memory_tests::{
+    CircularClusterNode, PythonOriginal, RedisCluster, RedisServer, expect_stored, texts,
+};
 use redis::Commands;
 
 fn key(session: &str) -> Vec<u8> {
@@ -420,6 +422,35 @@ async fn a_redis_address_naming_one_cluster_node_is_refused_with_the_fix() {
             .unwrap(),
     );
     assert!(routed.store().describe().starts_with("redis cluster"));
+}
+
+#[tokio::test]
+async fn a_cluster_that_redirects_in_circles_fails_typed_after_the_redirect_limit() {
+    let node = CircularClusterNode::start();
+    let memory = memory(&node.url(), RedisOptions::default(), Settings::default());
+    let outcome = memory
+        .add_message("circle", Message::user("x"))
+        .await
+        .unwrap();
+    let WriteOutcome::Failed(StoreError::Unavailable(reason)) = outcome else {
+        panic!("expected unavailable, got {outcome:?}");
+    };
+    assert!(
+        reason.contains(&format!(
+            "redirected {} times and then again",
+            agent_memory::store::MAX_REDIRECTS
+        )),
+        "{reason}"
+    );
+    let context = memory.get_context("circle").await.unwrap();
+    assert!(
+        matches!(context.degraded, Some(StoreError::Unavailable(ref reason)) if reason.contains("redirected")),
+        "{:?}",
+        context.degraded
+    );
+    // The write's transaction was redirected as a whole (every queued command answered MOVED,
+    // EXEC aborted), MAX_REDIRECTS + 1 times, and so was the read.
+    assert!(node.redirects() >= 2 * u64::from(agent_memory::store::MAX_REDIRECTS + 1));
 }
 
 #[tokio::test]

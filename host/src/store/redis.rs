@@ -68,8 +68,8 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A store for the deployment at `url` (see [`address`]). Nothing is connected until the
-    /// first operation.
+    /// A store for the deployment at `url` (see [`StoreSpec`](crate::StoreSpec)). Nothing is
+    /// connected until the first operation.
     pub fn new(url: &str, options: RedisOptions) -> Result<Self, OpenError> {
         let address = address::parse(url)?;
         let tls = match address.tls {

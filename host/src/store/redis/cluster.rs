@@ -129,10 +129,20 @@ impl Cluster {
         let slot = slots::key_slot(operation.key());
         let mut node = self.master_for(slot).await?;
         let mut asking = false;
-        for _ in 0..=MAX_REDIRECTS {
+        let mut redirects = 0;
+        loop {
             match operation.run(&node, asking).await {
                 Ok(value) => return Ok(value),
                 Err(Failure::Redirect(redirect)) => {
+                    if redirects == MAX_REDIRECTS {
+                        return Err(StoreError::Unavailable(format!(
+                            "slot {slot} was redirected {MAX_REDIRECTS} times and then again \
+                             (by {} to {}); nothing was applied",
+                            node.describe(),
+                            redirect.to
+                        )));
+                    }
+                    redirects += 1;
                     tracing::debug!(
                         target: "agent_memory::store",
                         slot = redirect.slot,
@@ -160,10 +170,6 @@ impl Cluster {
                 }
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "slot {slot} was redirected {MAX_REDIRECTS} times (last to {}); nothing was applied",
-            node.describe()
-        )))
     }
 
     /// Every master, from a slot map fetched now (the last one known if no node answers).

@@ -3,11 +3,12 @@
 //! server always is; a cluster routes by slot and follows redirects): every operation takes
 //! `asking`, which sends `ASKING` first, as a cluster's `ASK` redirect requires.
 //!
-//! Transactions are MULTI/EXEC on one key, written out (`ASKING` has to precede `MULTI`, and
-//! the queued replies say why a transaction was discarded). EXPIRE is the one list operation
-//! Redis does not type-check, so a transaction that renews the TTL also reads `PTTL` first,
-//! inside the same MULTI: if the key turns out to hold someone else's data (WRONGTYPE), its TTL
-//! is put back as it was. DEL is sent as `LLEN key` + `LTRIM key 1 0`: the length is what the
+//! Transactions are MULTI/EXEC on one key: redis-rs's atomic pipeline, or written out as
+//! commands when `ASKING` has to precede `MULTI` or `WAIT` follow `EXEC` (the write waits for
+//! replicas, on a connection of its own: see [`Node::request_alone`]). EXPIRE is the one list
+//! operation Redis does not type-check, so a transaction that renews the TTL also reads `PTTL`
+//! first, inside the same MULTI: if the key turns out to hold someone else's data (WRONGTYPE),
+//! its TTL is put back as it was. DEL is sent as `LLEN key` + `LTRIM key 1 0`: the length is what the
 //! delete removed, and LTRIM empties (removes) a list but refuses any other type, so `clear`
 //! can never delete foreign data.
 //!

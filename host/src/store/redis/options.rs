@@ -30,7 +30,8 @@ pub struct RedisOptions {
     /// The longest pause between connect attempts.
     pub reconnect_backoff_max: Duration,
     /// After each write, wait until this many replicas have it (Redis `WAIT`); a write that
-    /// they do not confirm in time is reported as [`StoreError::NotReplicated`]. Off by
+    /// they do not confirm in time is reported as
+    /// [`StoreError::NotReplicated`](crate::store::StoreError::NotReplicated). Off by
     /// default, as in the Python original.
     pub wait_for_replicas: Option<WaitForReplicas>,
     /// Certificates for `rediss://` addresses: a CA to trust instead of the public roots, and a
