@@ -2,7 +2,7 @@
 //! reached through one shared multiplexed connection that is rebuilt when it breaks.
 //!
 //! # Layout
-//! - `options`, `slots` (hash slots, `CLUSTER SLOTS`), `sentinel` (master discovery), `tls`.
+//! - `tls`, `options`, `slots` (hash slots, `CLUSTER SLOTS`), `sentinel` (master discovery).
 //! - `address`: what `redis://`, `rediss://`, `redis+unix://`, `redis+sentinel://` and
 //!   `redis+cluster://` addresses say.
 //! - `classify`: what Redis replies and errors mean (the only place errors are read).
@@ -110,11 +110,6 @@ impl RedisStore {
             Deployment::One(node) => format!("redis {}{tls}", node.describe()),
             Deployment::Cluster(cluster) => format!("redis {}{tls}", cluster.describe()),
         }
-    }
-
-    /// Whether this is a Redis Cluster.
-    pub fn is_cluster(&self) -> bool {
-        matches!(self.deployment, Deployment::Cluster(_))
     }
 
     /// Run `operation` on the node that serves its key.
