@@ -90,22 +90,28 @@ def client_from_url(url, **options):
     its constructor, such as ``max_connections``):
 
     - ``redis[s]+cluster://h:p,h:p[?ssl_ca_certs=FILE]``: ``RedisCluster`` over the seed nodes;
-    - ``redis+sentinel://h:p,h:p/MASTER``: ``Sentinel(...).master_for(MASTER)``;
+    - ``redis[s]+sentinel://h:p,h:p/MASTER[?ssl_ca_certs=FILE]``:
+      ``Sentinel(...).master_for(MASTER)`` (TLS to the sentinels and the master with ``rediss``);
     - anything else: ``Redis.from_url`` (``redis://``, ``rediss://...?ssl_ca_certs=...``).
     """
     scheme, _, rest = url.partition("://")
+    rest, _, query = rest.partition("?")
+    tls = {}
+    if scheme.startswith("rediss+"):
+        tls = {"ssl": True, "ssl_cert_reqs": "required"}
+        for name, values in parse_qs(query).items():
+            tls[name] = values[-1]
     if scheme in ("redis+cluster", "rediss+cluster"):
-        hosts, _, query = rest.partition("?")
-        nodes = [ClusterNode(*_host_port(host)) for host in hosts.rstrip("/").split(",")]
-        if scheme == "rediss+cluster":
-            options = {"ssl": True, "ssl_cert_reqs": "required"}
-            for name, values in parse_qs(query).items():
-                options[name] = values[-1]
-        return RedisCluster(startup_nodes=nodes, **options)
-    if scheme == "redis+sentinel":
+        nodes = [ClusterNode(*_host_port(host)) for host in rest.rstrip("/").split(",")]
+        return RedisCluster(startup_nodes=nodes, **tls, **options)
+    if scheme in ("redis+sentinel", "rediss+sentinel"):
         hosts, _, master = rest.partition("/")
-        sentinel = Sentinel([_host_port(host) for host in hosts.split(",")], socket_timeout=2)
-        return sentinel.master_for(master.split("/")[0], socket_timeout=2, **options)
+        sentinel = Sentinel(
+            [_host_port(host) for host in hosts.split(",")],
+            socket_timeout=2,
+            sentinel_kwargs={"socket_timeout": 2, **tls},
+        )
+        return sentinel.master_for(master.split("/")[0], socket_timeout=2, **tls, **options)
     return redis.Redis.from_url(url, **options)
 
 

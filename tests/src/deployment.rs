@@ -7,7 +7,7 @@ use std::time::Duration;
 use agent_memory::{Memory, RedisOptions, Settings, StoreSpec, TlsOptions};
 use redis::{Cmd, ConnectionLike, RedisResult, Value};
 
-use crate::{PythonOriginal, RedisCluster, RedisServer, Sentinels, TestPki};
+use crate::{PythonOriginal, RedisCluster, RedisServer, Sentinels, TestPki, free_port};
 
 /// The kinds of deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,8 @@ pub enum Kind {
     Tls,
     /// A master, a replica and three sentinels (`redis+sentinel://`).
     Sentinel,
+    /// The same over TLS: clients, sentinels and replication (`rediss+sentinel://`).
+    TlsSentinel,
     /// Three masters with a replica each (`redis+cluster://`).
     Cluster,
     /// The same cluster over TLS: clients, bus and replication (`rediss+cluster://`).
@@ -87,6 +89,29 @@ impl Deployment {
                     },
                 }
             }
+            Kind::TlsSentinel => {
+                let pki = TestPki::generate();
+                let tls_replication = ["--tls-replication", "yes"].map(String::from);
+                let master_port = free_port();
+                let mut args = pki.server_args(master_port, false);
+                args.extend(tls_replication.clone());
+                let master = RedisServer::start_with(&strs(&args));
+                let mut args = pki.server_args(free_port(), false);
+                args.extend(tls_replication);
+                let replica = RedisServer::start_replica_on(master_port, &strs(&args));
+                let sentinels = Sentinels::start_tls(master_port, &pki, 3, 1);
+                Self {
+                    kind,
+                    url: sentinels.url(),
+                    python_url: format!("{}?ssl_ca_certs={}", sentinels.url(), pki.arg("ca.pem")),
+                    tls: Some(pki),
+                    parts: Parts::Sentinel {
+                        master,
+                        _replica: replica,
+                        _sentinels: sentinels,
+                    },
+                }
+            }
             Kind::Cluster => {
                 let cluster = RedisCluster::start(3, 1);
                 Self {
@@ -119,6 +144,12 @@ impl Deployment {
     /// The store address.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The certificates a TLS deployment serves (and the CA it does not), for tests that
+    /// trust the wrong one.
+    pub fn pki(&self) -> Option<&TestPki> {
+        self.tls.as_ref()
     }
 
     /// The Redis options it needs (the test CA, for TLS), with short timeouts.
@@ -182,6 +213,10 @@ impl Deployment {
             Parts::Cluster(cluster) => cluster.node(cluster.node_for_key(key)),
         }
     }
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
 /// A raw connection to one server or to a cluster (routed by redis-rs's cluster client).

@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{RedisServer, free_port};
+use crate::{RedisServer, TestPki, free_port};
 
 /// The master name the sentinels monitor.
 pub const MASTER_NAME: &str = "mymaster";
@@ -12,7 +12,10 @@ pub const MASTER_NAME: &str = "mymaster";
 /// Sentinels watching one master (quorum 2, down after 1 s).
 pub struct Sentinels {
     children: Vec<Child>,
+    /// Each sentinel's plain port (the tests' own queries use it).
     ports: Vec<u16>,
+    /// For sentinels serving TLS, each one's TLS port (what the store address names).
+    tls_ports: Option<Vec<u16>>,
     _dir: tempfile::TempDir,
 }
 
@@ -20,24 +23,50 @@ impl Sentinels {
     /// Start `count` sentinels for `master`, and wait until each knows the master, its
     /// `replicas` replicas and the other sentinels (which a failover needs).
     pub fn start(master: &RedisServer, count: usize, replicas: usize) -> Self {
+        Self::start_with(master.port(), None, count, replicas)
+    }
+
+    /// The same for a master serving TLS on `master_tls_port`: each sentinel serves TLS too
+    /// (with `pki`'s server certificate, on a port of its own) and reaches the master, its
+    /// replicas and the other sentinels over TLS (`tls-replication yes`).
+    pub fn start_tls(master_tls_port: u16, pki: &TestPki, count: usize, replicas: usize) -> Self {
+        Self::start_with(master_tls_port, Some(pki), count, replicas)
+    }
+
+    fn start_with(master_port: u16, pki: Option<&TestPki>, count: usize, replicas: usize) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir for sentinels");
         let mut sentinels = Self {
             children: Vec::new(),
             ports: Vec::new(),
+            tls_ports: pki.map(|_| Vec::new()),
             _dir: tempfile::tempdir().expect("a temp dir"),
         };
         for index in 0..count {
             let port = free_port();
+            let tls = match (pki, sentinels.tls_ports.as_mut()) {
+                (Some(pki), Some(tls_ports)) => {
+                    let tls_port = free_port();
+                    tls_ports.push(tls_port);
+                    format!(
+                        "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\n\
+                         tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
+                        pki.arg("server.pem"),
+                        pki.arg("server.key"),
+                        pki.arg("ca.pem"),
+                    )
+                }
+                _ => String::new(),
+            };
             let config = dir.path().join(format!("sentinel-{index}.conf"));
             std::fs::write(
                 &config,
                 format!(
                     "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel-{index}.log\n\
-                     sentinel monitor {MASTER_NAME} 127.0.0.1 {master} 2\n\
+                     {tls}\
+                     sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
                      sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
                      sentinel failover-timeout {MASTER_NAME} 10000\n",
                     dir = dir.path().display(),
-                    master = master.port(),
                 ),
             )
             .expect("writing a sentinel configuration");
@@ -77,14 +106,18 @@ impl Sentinels {
         sentinels
     }
 
-    /// The store address: every sentinel, then the master name.
+    /// The store address: every sentinel, then the master name (`rediss+sentinel://` and
+    /// the TLS ports for sentinels serving TLS).
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .ports
+        let (scheme, ports) = match &self.tls_ports {
+            Some(tls_ports) => ("rediss+sentinel", tls_ports),
+            None => ("redis+sentinel", &self.ports),
+        };
+        let hosts: Vec<String> = ports
             .iter()
             .map(|port| format!("127.0.0.1:{port}"))
             .collect();
-        format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","))
+        format!("{scheme}://{}/{MASTER_NAME}", hosts.join(","))
     }
 
     /// The master's port as the first sentinel sees it now.

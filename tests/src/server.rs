@@ -220,8 +220,16 @@ impl RedisServer {
 
     /// Start a replica of `primary` and wait until its link to the primary is up.
     pub fn start_replica_of(primary: &RedisServer) -> Self {
-        let port = primary.port().to_string();
-        let replica = Self::start_with(&["--replicaof", "127.0.0.1", &port]);
+        Self::start_replica_on(primary.port(), &[])
+    }
+
+    /// Start a replica of the server listening on `primary_port` (its TLS port, with
+    /// `--tls-replication yes` among `extra_args`), and wait until the link is up.
+    pub fn start_replica_on(primary_port: u16, extra_args: &[&str]) -> Self {
+        let port = primary_port.to_string();
+        let mut args = vec!["--replicaof", "127.0.0.1", &port];
+        args.extend_from_slice(extra_args);
+        let replica = Self::start_with(&args);
         let deadline = Instant::now() + STARTUP_DEADLINE;
         while !replica
             .info("replication")

@@ -1,8 +1,8 @@
 //! The behaviour suite: the default policy reproduces the Python original exactly, on every
-//! kind of Redis deployment — one server, TLS, Sentinel, a cluster, a TLS cluster — each
-//! started for real on loopback ports. One test per deployment runs every check in turn on it
-//! (a cluster takes seconds to form; the checks use their own sessions and prefixes), and
-//! names each check that failed.
+//! kind of Redis deployment — one server, TLS, Sentinel, Sentinel over TLS, a cluster, a TLS
+//! cluster — each started for real on loopback ports. One test per deployment runs every check
+//! in turn on it (a cluster takes seconds to form; the checks use their own sessions and
+//! prefixes), and names each check that failed.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -33,6 +33,11 @@ fn tls() {
 #[test]
 fn sentinel() {
     run_suite(Kind::Sentinel);
+}
+
+#[test]
+fn tls_sentinel() {
+    run_suite(Kind::TlsSentinel);
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! `rediss://`: TLS to a real `redis-server` with certificates the test makes, verified always;
-//! a server that requires client certificates; the Python original on the same TLS server.
+//! a server that requires client certificates; the Python original on the same TLS server;
+//! sentinels over TLS (`rediss+sentinel://`) verified the same way.
 
 use agent_memory::{Memory, Message, OpenError, RedisOptions, StoreSpec, TlsOptions};
-use agent_memory_tests::{PythonOriginal, TestPki, expect_stored, texts};
+use agent_memory_tests::{Deployment, Kind, PythonOriginal, TestPki, expect_stored, texts};
 use serde_json::json;
 
 fn options(ca: Option<std::path::PathBuf>, client: Option<(&TestPki, &str)>) -> RedisOptions {
@@ -92,6 +93,39 @@ async fn a_server_the_ca_did_not_sign_is_refused_and_nothing_is_sent() {
     );
     let context = memory.get_context("s").await.unwrap();
     assert!(context.degraded.is_some());
+}
+
+#[tokio::test]
+async fn sentinels_and_their_master_over_tls_are_verified_or_refused_with_nothing_sent() {
+    let deployment = Deployment::start(Kind::TlsSentinel);
+    let pki = deployment.pki().expect("a TLS deployment");
+    let refused = |url: String, ca: Option<std::path::PathBuf>| async move {
+        let memory = memory(&url, options(ca, None));
+        let outcome = memory.add_message("s", Message::user("x")).await.unwrap();
+        let agent_memory::WriteOutcome::Failed(error) = outcome else {
+            panic!("{url}: stored over an unverified or plain connection");
+        };
+        assert!(
+            matches!(error, agent_memory::StoreError::Unavailable(_)),
+            "{url}: {error}"
+        );
+        error.to_string()
+    };
+    // Trusting another CA: no sentinel's certificate verifies, so no master is named.
+    let error = refused(deployment.url().to_string(), Some(pki.path("other-ca.pem"))).await;
+    assert!(error.contains("certificate"), "{error}");
+    // Plain sentinel queries to the TLS ports get no answer a client could use.
+    let plain = deployment.url().replacen("rediss+", "redis+", 1);
+    refused(plain, Some(pki.path("ca.pem"))).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut deployment.masters()[0].connection())
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+    // Trusting the CA: served, over TLS, by the master the sentinels name.
+    let memory = deployment.memory(agent_memory::Settings::default());
+    assert!(memory.store().describe().contains("(TLS)"));
+    expect_stored(memory.add_message("s", Message::user("x")).await.unwrap());
 }
 
 #[tokio::test]

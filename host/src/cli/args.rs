@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "agent-memory", version, propagate_version = true)]
 pub struct Cli {
     /// Where sessions live: redis://[user:pass@]host[:port][/db] (rediss:// for TLS),
-    /// redis+unix:///socket, redis+sentinel://[user:pass@]s1:port,s2:port/MASTER[/db],
+    /// redis+unix:///socket, redis+sentinel://[user:pass@]s1:port,s2:port/MASTER[/db]
+    /// (rediss+sentinel:// for TLS to sentinels and master),
     /// redis+cluster://[user:pass@]h1:port,h2:port (rediss+cluster:// for TLS), file:PATH or
     /// a path with a / or ending in .redb (the embedded store), or memory: (nothing kept).
     /// Anything else is refused with a hint; passwords are never printed. Default: the

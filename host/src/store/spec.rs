@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `redis://[user:pass@]host[:port][/db]`, `rediss://…` | a Redis server over TCP (TLS) |
 //! | `redis+unix:///path/to.sock[?db=N]`, `unix:///path` | a Redis server on a unix socket |
-//! | `redis+sentinel://[user:pass@]s1:port,s2:port/MASTER[/db]` | the master Sentinel names |
+//! | `redis+sentinel://[user:pass@]s1:port,s2:port/MASTER[/db]`, `rediss+sentinel://…` | the master Sentinel names (TLS) |
 //! | `redis+cluster://[user:pass@]h1:port,h2:port`, `rediss+cluster://…` | a Redis Cluster |
 //! | `file:PATH` | the embedded store file at PATH |
 //! | a path with a `/` in it, or ending in `.redb` | the embedded store file there |
@@ -25,7 +25,8 @@ use super::redis::{SCHEMES, is_redis_url, parse_address};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSpec {
     /// A Redis deployment: `redis://`, `rediss://`, `redis+unix://`, `redis+sentinel://`,
-    /// `redis+cluster://` or `rediss+cluster://` (see the module documentation).
+    /// `rediss+sentinel://`, `redis+cluster://` or `rediss+cluster://` (see the module
+    /// documentation).
     Redis(String),
     /// The embedded file store at this path.
     Embedded(PathBuf),
@@ -213,7 +214,7 @@ mod tests {
             StoreSpec::Redis("redis+cluster://a:1,b:2".into())
         );
         assert!(refused("redis+cluster://a:1/3").contains("database 0"));
-        assert!(refused("rediss+sentinel://a:1/m").contains("Sentinel over TLS"));
+        assert!(StoreSpec::parse("rediss+sentinel://a:1,b:2/m").is_ok());
         assert!(StoreSpec::parse("rediss://cache.example:6380/0").is_ok());
         assert!(refused("").contains("empty"));
         assert!(refused("file:").contains("needs a path"));

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `redis://[user:pass@]host[:port][/db]`, `rediss://…` | one server (TLS with `rediss`) |
 //! | `redis+unix:///path/to.sock[?db=N]` | one server on a unix socket |
-//! | `redis+sentinel://[user:pass@]s1:port,s2:port/MASTER[/db]` | the master the sentinels name |
+//! | `redis+sentinel://[user:pass@]s1:port,s2:port/MASTER[/db]`, `rediss+sentinel://…` | the master the sentinels name (TLS to sentinels and master with `rediss`) |
 //! | `redis+cluster://[user:pass@]h1:port,h2:port`, `rediss+cluster://…` | a Redis Cluster, from these seed nodes |
 //!
 //! Credentials and the database are parsed by redis-rs (percent-decoding and all) from a
@@ -22,7 +22,7 @@ use crate::store::OpenError;
 /// A parsed Redis store address.
 #[derive(Debug, Clone)]
 pub(crate) struct Address {
-    /// Whether every connection (to servers, not sentinels) is TLS.
+    /// Whether every connection is TLS (to servers and to sentinels alike).
     pub tls: bool,
     /// Where the servers are.
     pub servers: Servers,
@@ -43,7 +43,7 @@ pub(crate) enum Servers {
 
 /// The schemes this build accepts, for messages.
 pub(crate) const SCHEMES: &str = "redis://, rediss://, redis+unix://, redis+sentinel://, \
-                                  redis+cluster://, rediss+cluster://";
+                                  rediss+sentinel://, redis+cluster://, rediss+cluster://";
 
 /// Whether `url` starts with one of the Redis schemes (parsed by [`parse`]).
 pub(crate) fn is_redis_url(url: &str) -> bool {
@@ -71,13 +71,9 @@ pub(crate) fn parse(url: &str) -> Result<Address, OpenError> {
         "rediss" => (true, ""),
         "redis+unix" => (false, "unix"),
         "redis+sentinel" => (false, "sentinel"),
+        "rediss+sentinel" => (true, "sentinel"),
         "redis+cluster" => (false, "cluster"),
         "rediss+cluster" => (true, "cluster"),
-        "rediss+sentinel" => {
-            return Err(invalid(
-                "Sentinel over TLS is not built into this agent-memory (redis+sentinel:// is)",
-            ));
-        }
         _ => return Err(invalid(&format!("expected one of {SCHEMES}"))),
     };
     let rest = without_fragment(rest, tls, url)?;
@@ -315,7 +311,11 @@ mod tests {
             Err(OpenError::Tls(_))
         ));
         assert!(parse("redis://h:1#x").is_err());
-        assert!(parse("rediss+sentinel://a:1/m").is_err());
+        assert!(parse("rediss+sentinel://a:1/m").unwrap().tls);
+        assert!(matches!(
+            parse("rediss+sentinel://a:1/m#insecure"),
+            Err(OpenError::Tls(_))
+        ));
         assert!(matches!(
             parse("redis+unix:///tmp/r.sock").unwrap().servers,
             Servers::One(ConnectionAddr::Unix(_))

@@ -240,7 +240,9 @@ impl Node {
 
     /// Ask the sentinels where the master is, connect there, and make sure it is a master.
     async fn open_sentinel_master(&self, sentinels: &Sentinels) -> Result<Arc<Live>, String> {
-        let (host, port) = sentinels.master_address(self.options.connect).await?;
+        let (host, port) = sentinels
+            .master_address(self.options.connect, self.tls.as_ref())
+            .await?;
         let stream = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|error| {
@@ -250,7 +252,16 @@ impl Node {
                 )
             })?;
         let _ = stream.set_nodelay(true);
-        let live = self.handshake(stream).await?;
+        let live = match &self.tls {
+            Some(tls) => {
+                let stream = tls
+                    .connect(&host, stream)
+                    .await
+                    .map_err(|error| format!("master {host}:{port}: {error}"))?;
+                self.handshake(stream).await?
+            }
+            None => self.handshake(stream).await?,
+        };
         let mut connection = live.connection.clone();
         if !sentinel::is_master(&mut connection).await? {
             live.driver.abort();

@@ -1,6 +1,9 @@
 //! `redis+sentinel://` addresses: the master is found through Redis Sentinel, on every connect.
 //!
-//! `redis+sentinel://[user:pass@]sentinel1:port,sentinel2:port/MASTER_NAME[/db]`. Each new
+//! `redis+sentinel://[user:pass@]sentinel1:port,sentinel2:port/MASTER_NAME[/db]`
+//! (`rediss+sentinel://` for TLS: the sentinels and the master are both reached over TLS,
+//! verified with the same trust and client certificate, as a deployment with
+//! `tls-replication yes` serves them). Each new
 //! connection asks the sentinels in turn (`SENTINEL get-master-addr-by-name`) where the master
 //! is now, connects there, and checks with `ROLE` that it really is a master (during a failover
 //! a sentinel can still name the old one). The store retires its connection when it breaks and
@@ -14,6 +17,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
 
 use super::slots::NodeAddress;
+use super::tls::Tls;
 
 /// The sentinels to ask, and the master they watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,12 +34,17 @@ impl Sentinels {
         Self { addresses, master }
     }
 
-    /// Where the master is now, by the first sentinel that answers with an address.
-    pub(super) async fn master_address(&self, timeout: Duration) -> Result<(String, u16), String> {
+    /// Where the master is now, by the first sentinel that answers with an address (each
+    /// asked over TLS when `tls` is given).
+    pub(super) async fn master_address(
+        &self,
+        timeout: Duration,
+        tls: Option<&Tls>,
+    ) -> Result<(String, u16), String> {
         let mut failures = Vec::new();
         for sentinel in &self.addresses {
             let (host, port) = (&sentinel.host, sentinel.port);
-            match tokio::time::timeout(timeout, self.ask(host, port)).await {
+            match tokio::time::timeout(timeout, self.ask(host, port, tls)).await {
                 Ok(Ok(Some(address))) => return Ok(address),
                 Ok(Ok(None)) => failures.push(format!(
                     "{host}:{port} does not know master {}",
@@ -51,18 +60,21 @@ impl Sentinels {
         ))
     }
 
-    async fn ask(&self, host: &str, port: u16) -> Result<Option<(String, u16)>, String> {
+    async fn ask(
+        &self,
+        host: &str,
+        port: u16,
+        tls: Option<&Tls>,
+    ) -> Result<Option<(String, u16)>, String> {
         let stream = tokio::net::TcpStream::connect((host, port))
             .await
             .map_err(|error| error.to_string())?;
-        let reply: Value = one_request(
-            stream,
-            redis::cmd("SENTINEL")
-                .arg("get-master-addr-by-name")
-                .arg(&self.master)
-                .clone(),
-        )
-        .await?;
+        let mut command = redis::cmd("SENTINEL");
+        command.arg("get-master-addr-by-name").arg(&self.master);
+        let reply = match tls {
+            Some(tls) => one_request(tls.connect(host, stream).await?, command).await?,
+            None => one_request(stream, command).await?,
+        };
         match reply {
             Value::Nil => Ok(None),
             Value::Array(items) => match items.as_slice() {
@@ -92,7 +104,10 @@ impl Sentinels {
 }
 
 /// Send one command on a fresh connection over `stream` and return its reply.
-async fn one_request(stream: tokio::net::TcpStream, command: redis::Cmd) -> Result<Value, String> {
+async fn one_request<S>(stream: S, command: redis::Cmd) -> Result<Value, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut connection, driver) = MultiplexedConnection::new_with_config(
         &RedisConnectionInfo::default(),
         stream,
