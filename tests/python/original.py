@@ -24,7 +24,7 @@ import argparse
 import json
 import logging
 import sys
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
@@ -90,8 +90,9 @@ def client_from_url(url, **options):
     its constructor, such as ``max_connections``):
 
     - ``redis[s]+cluster://h:p,h:p[?ssl_ca_certs=FILE]``: ``RedisCluster`` over the seed nodes;
-    - ``redis[s]+sentinel://h:p,h:p/MASTER[?ssl_ca_certs=FILE]``:
-      ``Sentinel(...).master_for(MASTER)`` (TLS to the sentinels and the master with ``rediss``);
+    - ``redis[s]+sentinel://[user:pass@]h:p,h:p/MASTER[?ssl_ca_certs=FILE]``:
+      ``Sentinel(...).master_for(MASTER)`` (TLS to the sentinels and the master with ``rediss``;
+      the password for both, as the Rust host offers it to sentinels that require one);
     - anything else: ``Redis.from_url`` (``redis://``, ``rediss://...?ssl_ca_certs=...``).
     """
     scheme, _, rest = url.partition("://")
@@ -106,12 +107,19 @@ def client_from_url(url, **options):
         return RedisCluster(startup_nodes=nodes, **tls, **options)
     if scheme in ("redis+sentinel", "rediss+sentinel"):
         hosts, _, master = rest.partition("/")
+        userinfo, _, hosts = hosts.rpartition("@")
+        auth = {}
+        if userinfo:
+            user, _, password = userinfo.partition(":")
+            auth = {"username": unquote(user) or None, "password": unquote(password)}
         sentinel = Sentinel(
             [_host_port(host) for host in hosts.split(",")],
             socket_timeout=2,
-            sentinel_kwargs={"socket_timeout": 2, **tls},
+            sentinel_kwargs={"socket_timeout": 2, **tls, **auth},
         )
-        return sentinel.master_for(master.split("/")[0], socket_timeout=2, **tls, **options)
+        return sentinel.master_for(
+            master.split("/")[0], socket_timeout=2, **tls, **auth, **options
+        )
     return redis.Redis.from_url(url, **options)
 
 

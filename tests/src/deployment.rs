@@ -40,7 +40,7 @@ enum Parts {
     Sentinel {
         master: RedisServer,
         _replica: RedisServer,
-        _sentinels: Sentinels,
+        _sentinels: Box<Sentinels>,
     },
     Cluster(RedisCluster),
 }
@@ -85,7 +85,7 @@ impl Deployment {
                     parts: Parts::Sentinel {
                         master,
                         _replica: replica,
-                        _sentinels: sentinels,
+                        _sentinels: Box::new(sentinels),
                     },
                 }
             }
@@ -108,7 +108,7 @@ impl Deployment {
                     parts: Parts::Sentinel {
                         master,
                         _replica: replica,
-                        _sentinels: sentinels,
+                        _sentinels: Box::new(sentinels),
                     },
                 }
             }

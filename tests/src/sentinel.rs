@@ -16,6 +16,8 @@ pub struct Sentinels {
     ports: Vec<u16>,
     /// For sentinels serving TLS, each one's TLS port (what the store address names).
     tls_ports: Option<Vec<u16>>,
+    /// The password the sentinels require (`requirepass`), if any.
+    password: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -23,22 +25,39 @@ impl Sentinels {
     /// Start `count` sentinels for `master`, and wait until each knows the master, its
     /// `replicas` replicas and the other sentinels (which a failover needs).
     pub fn start(master: &RedisServer, count: usize, replicas: usize) -> Self {
-        Self::start_with(master.port(), None, count, replicas)
+        Self::start_with(master.port(), None, None, count, replicas)
+    }
+
+    /// The same, for a `master` started with `--requirepass`: the sentinels authenticate to it
+    /// with its password (`sentinel auth-pass`) and require the same one from their own clients
+    /// (`requirepass`), as many deployments configure them.
+    pub fn start_with_password(master: &RedisServer, count: usize, replicas: usize) -> Self {
+        let password = master
+            .password()
+            .expect("a master started with --requirepass");
+        Self::start_with(master.port(), None, Some(password), count, replicas)
     }
 
     /// The same for a master serving TLS on `master_tls_port`: each sentinel serves TLS too
     /// (with `pki`'s server certificate, on a port of its own) and reaches the master, its
     /// replicas and the other sentinels over TLS (`tls-replication yes`).
     pub fn start_tls(master_tls_port: u16, pki: &TestPki, count: usize, replicas: usize) -> Self {
-        Self::start_with(master_tls_port, Some(pki), count, replicas)
+        Self::start_with(master_tls_port, Some(pki), None, count, replicas)
     }
 
-    fn start_with(master_port: u16, pki: Option<&TestPki>, count: usize, replicas: usize) -> Self {
+    fn start_with(
+        master_port: u16,
+        pki: Option<&TestPki>,
+        password: Option<&str>,
+        count: usize,
+        replicas: usize,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir for sentinels");
         let mut sentinels = Self {
             children: Vec::new(),
             ports: Vec::new(),
             tls_ports: pki.map(|_| Vec::new()),
+            password: password.map(String::from),
             _dir: tempfile::tempdir().expect("a temp dir"),
         };
         for index in 0..count {
@@ -57,6 +76,12 @@ impl Sentinels {
                 }
                 _ => String::new(),
             };
+            let auth = match password {
+                Some(password) => {
+                    format!("requirepass {password}\nsentinel auth-pass {MASTER_NAME} {password}\n")
+                }
+                None => String::new(),
+            };
             let config = dir.path().join(format!("sentinel-{index}.conf"));
             std::fs::write(
                 &config,
@@ -65,7 +90,7 @@ impl Sentinels {
                      {tls}\
                      sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
                      sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
-                     sentinel failover-timeout {MASTER_NAME} 10000\n",
+                     sentinel failover-timeout {MASTER_NAME} 10000\n{auth}",
                     dir = dir.path().display(),
                 ),
             )
@@ -86,7 +111,7 @@ impl Sentinels {
         for port in &sentinels.ports {
             loop {
                 let known = |what: &str| -> usize {
-                    query(*port, &["SENTINEL", what, MASTER_NAME])
+                    query(*port, password, &["SENTINEL", what, MASTER_NAME])
                         .and_then(|value| match value {
                             redis::Value::Array(items) => Some(items.len()),
                             _ => None,
@@ -106,8 +131,8 @@ impl Sentinels {
         sentinels
     }
 
-    /// The store address: every sentinel, then the master name (`rediss+sentinel://` and
-    /// the TLS ports for sentinels serving TLS).
+    /// The store address: the password if any, every sentinel, then the master name
+    /// (`rediss+sentinel://` and the TLS ports for sentinels serving TLS).
     pub fn url(&self) -> String {
         let (scheme, ports) = match &self.tls_ports {
             Some(tls_ports) => ("rediss+sentinel", tls_ports),
@@ -117,13 +142,18 @@ impl Sentinels {
             .iter()
             .map(|port| format!("127.0.0.1:{port}"))
             .collect();
-        format!("{scheme}://{}/{MASTER_NAME}", hosts.join(","))
+        let auth = self
+            .password
+            .as_ref()
+            .map_or(String::new(), |password| format!(":{password}@"));
+        format!("{scheme}://{auth}{}/{MASTER_NAME}", hosts.join(","))
     }
 
     /// The master's port as the first sentinel sees it now.
     pub fn master_port(&self) -> Option<u16> {
         match query(
             self.ports[0],
+            self.password.as_deref(),
             &["SENTINEL", "get-master-addr-by-name", MASTER_NAME],
         )? {
             redis::Value::Array(items) => {
@@ -135,8 +165,9 @@ impl Sentinels {
     }
 }
 
-fn query(port: u16, args: &[&str]) -> Option<redis::Value> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+fn query(port: u16, password: Option<&str>, args: &[&str]) -> Option<redis::Value> {
+    let auth = password.map_or(String::new(), |password| format!(":{password}@"));
+    let client = redis::Client::open(format!("redis://{auth}127.0.0.1:{port}")).ok()?;
     let mut connection = client
         .get_connection_with_timeout(Duration::from_millis(500))
         .ok()?;

@@ -1,5 +1,6 @@
 //! `redis+sentinel://`: the master found through real sentinels (a master, a replica, three
-//! sentinels on loopback), and a failover followed without restarting the host.
+//! sentinels on loopback), a failover followed without restarting the host, and sentinels that
+//! require a password.
 
 use std::time::{Duration, Instant};
 
@@ -130,4 +131,67 @@ async fn a_sentinel_failover_gives_typed_errors_then_recovers_with_every_replica
     // The Python original reads the promoted replica.
     let python = PythonOriginal::new(&replica.url()).get("s");
     assert_eq!(python.as_array().map(Vec::len), Some(after.len()));
+}
+
+/// Sentinels with `requirepass` (here the master's password, as many deployments set them):
+/// asked with the address's credentials once they answer `NOAUTH`; without credentials, or
+/// with the wrong ones, every call is `unavailable` with the reason and never the password.
+#[tokio::test]
+async fn sentinels_that_require_a_password_are_asked_with_the_address_credentials() {
+    const PASSWORD: &str = "sentinel-pw-42";
+    let master = RedisServer::start_with(&["--requirepass", PASSWORD]);
+    let _replica = RedisServer::start_replica_on(
+        master.port(),
+        &["--masterauth", PASSWORD, "--requirepass", PASSWORD],
+    );
+    let sentinels = Sentinels::start_with_password(&master, 3, 1);
+    let url = sentinels.url();
+    assert!(
+        url.contains(PASSWORD),
+        "the fixture's address carries the password"
+    );
+    let memory = |url: &str| {
+        Memory::builder()
+            .store(StoreSpec::parse(url).unwrap())
+            .redis_options(RedisOptions {
+                connect: Duration::from_secs(2),
+                response: Duration::from_secs(2),
+                ..RedisOptions::default()
+            })
+            .build()
+            .unwrap()
+    };
+
+    expect_stored(
+        memory(&url)
+            .add_message("s", Message::user("through guarded sentinels"))
+            .await
+            .unwrap(),
+    );
+    let python = PythonOriginal::new(&url);
+    assert_eq!(
+        python.get("s"),
+        serde_json::json!([{"role": "user", "content": "through guarded sentinels"}])
+    );
+
+    let without = url.replacen(&format!(":{PASSWORD}@"), "", 1);
+    let wrong = url.replacen(PASSWORD, "not-the-password", 1);
+    for (url, reason) in [(without, "requires a password"), (wrong, "")] {
+        let outcome = memory(&url)
+            .add_message("s", Message::user("refused"))
+            .await
+            .unwrap();
+        let WriteOutcome::Failed(error) = outcome else {
+            panic!("{url}: stored without the sentinels' password");
+        };
+        let message = error.to_string();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{message}");
+        assert!(message.contains(reason), "{message}");
+        assert!(!message.contains("not-the-password"), "{message}");
+    }
+    assert_eq!(
+        python.get("s"),
+        serde_json::json!([{"role": "user", "content": "through guarded sentinels"}]),
+        "nothing was written by the refused calls"
+    );
 }

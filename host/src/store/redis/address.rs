@@ -108,7 +108,7 @@ pub(crate) fn parse(url: &str) -> Result<Address, OpenError> {
                 let settings =
                     settings(&format!("redis://{credentials}sentinel-master{db}{query}"))
                         .map_err(|reason| invalid(&reason))?;
-                let sentinels = Sentinels::new(hosts, first.to_string());
+                let sentinels = Sentinels::new(hosts, first.to_string(), &settings);
                 return Ok(Address {
                     tls,
                     servers: Servers::Sentinel(sentinels),

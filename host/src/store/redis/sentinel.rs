@@ -8,8 +8,10 @@
 //! is now, connects there, and checks with `ROLE` that it really is a master (during a failover
 //! a sentinel can still name the old one). The store retires its connection when it breaks and
 //! when a server answers `READONLY` (a demoted master), so the next call finds the promoted
-//! replica without restarting the host. The user and password are the master's; the sentinels
-//! are asked without credentials.
+//! replica without restarting the host. The user and password are the master's; a sentinel is
+//! asked without them first, and again with them only if it answers `NOAUTH` (sentinels with
+//! `requirepass`, commonly set to the master's password), so a sentinel without a password,
+//! which refuses any `AUTH`, is asked as before.
 
 use std::time::Duration;
 
@@ -20,18 +22,37 @@ use super::slots::NodeAddress;
 use super::tls::Tls;
 
 /// The sentinels to ask, and the master they watch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Sentinels {
     /// Sentinel addresses, asked in this order.
     addresses: Vec<NodeAddress>,
     /// The master's name in the sentinels' configuration.
     master: String,
+    /// The address's user and password (no database: a sentinel has none), for sentinels
+    /// that require them. Its `Debug` redacts the password.
+    credentials: Option<RedisConnectionInfo>,
 }
 
 impl Sentinels {
-    /// The sentinels at `addresses`, watching the master they call `master`.
-    pub(crate) fn new(addresses: Vec<NodeAddress>, master: String) -> Self {
-        Self { addresses, master }
+    /// The sentinels at `addresses`, watching the master they call `master`; `settings` are
+    /// the master's, whose user and password are offered to a sentinel that asks for them.
+    pub(crate) fn new(
+        addresses: Vec<NodeAddress>,
+        master: String,
+        settings: &RedisConnectionInfo,
+    ) -> Self {
+        let credentials = settings.password().map(|password| {
+            let info = RedisConnectionInfo::default().set_password(password);
+            match settings.username() {
+                Some(user) => info.set_username(user),
+                None => info,
+            }
+        });
+        Self {
+            addresses,
+            master,
+            credentials,
+        }
     }
 
     /// Where the master is now, by the first sentinel that answers with an address (each
@@ -66,15 +87,17 @@ impl Sentinels {
         port: u16,
         tls: Option<&Tls>,
     ) -> Result<Option<(String, u16)>, String> {
-        let stream = tokio::net::TcpStream::connect((host, port))
-            .await
-            .map_err(|error| error.to_string())?;
-        let mut command = redis::cmd("SENTINEL");
-        command.arg("get-master-addr-by-name").arg(&self.master);
-        let reply = match tls {
-            Some(tls) => one_request(tls.connect(host, stream).await?, command).await?,
-            None => one_request(stream, command).await?,
-        };
+        let anonymous = RedisConnectionInfo::default();
+        let reply = match self.query(host, port, tls, &anonymous).await {
+            Err(Refusal::NoAuth(reason)) => match &self.credentials {
+                Some(credentials) => self.query(host, port, tls, credentials).await,
+                None => Err(Refusal::NoAuth(format!(
+                    "{reason} (the sentinel requires a password and the address has none)"
+                ))),
+            },
+            reply => reply,
+        }
+        .map_err(Refusal::into_reason)?;
         match reply {
             Value::Nil => Ok(None),
             Value::Array(items) => match items.as_slice() {
@@ -92,6 +115,29 @@ impl Sentinels {
         }
     }
 
+    /// `SENTINEL get-master-addr-by-name` on a new connection to one sentinel, authenticated
+    /// with `settings`.
+    async fn query(
+        &self,
+        host: &str,
+        port: u16,
+        tls: Option<&Tls>,
+        settings: &RedisConnectionInfo,
+    ) -> Result<Value, Refusal> {
+        let stream = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|error| Refusal::Other(error.to_string()))?;
+        let mut command = redis::cmd("SENTINEL");
+        command.arg("get-master-addr-by-name").arg(&self.master);
+        match tls {
+            Some(tls) => {
+                let stream = tls.connect(host, stream).await.map_err(Refusal::Other)?;
+                one_request(stream, command, settings).await
+            }
+            None => one_request(stream, command, settings).await,
+        }
+    }
+
     /// For descriptions: the master's name and the sentinels.
     pub(super) fn describe(&self) -> String {
         let sentinels: Vec<String> = self.addresses.iter().map(ToString::to_string).collect();
@@ -103,23 +149,45 @@ impl Sentinels {
     }
 }
 
-/// Send one command on a fresh connection over `stream` and return its reply.
-async fn one_request<S>(stream: S, command: redis::Cmd) -> Result<Value, String>
+/// Why a sentinel gave no answer: it wants a password, or anything else.
+enum Refusal {
+    /// `NOAUTH`: the sentinel requires a password.
+    NoAuth(String),
+    /// Unreachable, a TLS failure, a wrong password, any other error.
+    Other(String),
+}
+
+impl Refusal {
+    fn into_reason(self) -> String {
+        match self {
+            Self::NoAuth(reason) | Self::Other(reason) => reason,
+        }
+    }
+}
+
+/// Send one command on a fresh connection over `stream` (authenticated with `settings`) and
+/// return its reply.
+async fn one_request<S>(
+    stream: S,
+    command: redis::Cmd,
+    settings: &RedisConnectionInfo,
+) -> Result<Value, Refusal>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut connection, driver) = MultiplexedConnection::new_with_config(
-        &RedisConnectionInfo::default(),
-        stream,
-        AsyncConnectionConfig::new(),
-    )
-    .await
-    .map_err(|error| error.to_string())?;
+    let refusal = |error: redis::RedisError| match error.code() {
+        Some("NOAUTH") => Refusal::NoAuth(error.to_string()),
+        _ => Refusal::Other(error.to_string()),
+    };
+    let (mut connection, driver) =
+        MultiplexedConnection::new_with_config(settings, stream, AsyncConnectionConfig::new())
+            .await
+            .map_err(refusal)?;
     let driver = tokio::spawn(driver);
     let reply = command
         .query_async::<Value>(&mut connection)
         .await
-        .map_err(|error| error.to_string());
+        .map_err(refusal);
     driver.abort();
     reply
 }
