@@ -1,17 +1,17 @@
 //! `redis+sentinel://` addresses: the master is found through Redis Sentinel, on every connect.
 //!
-//! `redis+sentinel://[user:pass@]sentinel1:port,sentinel2:port/MASTER_NAME[/db]`
-//! (`rediss+sentinel://` for TLS: the sentinels and the master are both reached over TLS,
-//! verified with the same trust and client certificate, as a deployment with
-//! `tls-replication yes` serves them). Each new
-//! connection asks the sentinels in turn (`SENTINEL get-master-addr-by-name`) where the master
-//! is now, connects there, and checks with `ROLE` that it really is a master (during a failover
-//! a sentinel can still name the old one). The store retires its connection when it breaks and
-//! when a server answers `READONLY` (a demoted master), so the next call finds the promoted
-//! replica without restarting the host. The user and password are the master's; a sentinel is
-//! asked without them first, and again with them only if it answers `NOAUTH` (sentinels with
-//! `requirepass`, commonly set to the master's password), so a sentinel without a password,
-//! which refuses any `AUTH`, is asked as before.
+//! `redis+sentinel://[user:pass@]sentinel1:port,sentinel2:port/MASTER_NAME[/db]`, and
+//! `rediss+sentinel://…` for TLS: the sentinels and the master both reached over TLS and
+//! verified with the same trust and client certificate (a deployment with `tls-replication yes`
+//! serves them so). Each new connection asks the sentinels in turn
+//! (`SENTINEL get-master-addr-by-name`) where the master is now, connects there, and checks
+//! with `ROLE` that it really is a master (during a failover a sentinel can still name the old
+//! one). The store retires its connection when it breaks and when a server answers `READONLY`
+//! (a demoted master), so the next call finds the promoted replica without restarting the
+//! host. The user and password are the master's; a sentinel is asked without them first, and
+//! again with them only if it answers `NOAUTH` (sentinels with `requirepass`, commonly set to
+//! the master's password), so a sentinel without a password, which refuses any `AUTH`, is
+//! asked as before.
 
 use std::time::Duration;
 
