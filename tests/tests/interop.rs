@@ -1,5 +1,8 @@
 //! Interop with the Python original (tests/python/original.py, redis-py, `json.dumps`): both
 //! read and write the same sessions on the same Redis, and every member survives either way.
+//! The two basic directions (what Python writes we read; what we write is what `json.dumps`
+//! writes, byte for byte, and Python reads it) are checks of the behaviour suite
+//! (`redis_behaviour.rs`), which runs them on every kind of deployment, this one server too.
 
 use agent_memory::{EntryProblem, Memory, Message, SkippedEntry, StoreSpec};
 use agent_memory_tests::{PythonOriginal, RedisServer, expect_stored, tricky_messages};
@@ -11,72 +14,6 @@ fn memory(server: &RedisServer) -> Memory {
         .store(StoreSpec::parse(&server.url()).unwrap())
         .build()
         .unwrap()
-}
-
-#[tokio::test]
-async fn what_python_writes_we_read_with_every_member_intact() {
-    let server = RedisServer::start();
-    let python = PythonOriginal::new(&server.url());
-    let written: Vec<String> = tricky_messages().iter().map(Value::to_string).collect();
-    let args: Vec<&str> = written.iter().map(String::as_str).collect();
-    python.add("py", &args);
-
-    let context = memory(&server).get_context("py").await.unwrap();
-    assert_eq!(context.skipped, []);
-    assert_eq!(context.degraded, None);
-    let read: Vec<Value> = context
-        .messages
-        .iter()
-        .map(|message| message.to_json().unwrap())
-        .collect();
-    assert_eq!(read, tricky_messages());
-    // And what Python reads back of its own writes agrees.
-    assert_eq!(python.get("py"), Value::Array(tricky_messages()));
-}
-
-#[tokio::test]
-async fn what_we_write_python_loads_to_equal_dicts() {
-    let server = RedisServer::start();
-    let memory = memory(&server);
-    let messages: Vec<Message> = tricky_messages()
-        .into_iter()
-        .map(|value| Message::from_json(&value).unwrap())
-        .collect();
-    expect_stored(memory.add_messages("rs", messages).await.unwrap());
-
-    let python = PythonOriginal::new(&server.url());
-    // json.loads gives dicts equal (==, member order aside) to what was written.
-    assert_eq!(python.get("rs"), Value::Array(tricky_messages()));
-    let equal = python.eval_on_entries(
-        "rs",
-        "[json.loads(e) for e in entries] == json.loads(arg)",
-        &Value::Array(tricky_messages()).to_string(),
-    );
-    assert_eq!(equal, "True");
-}
-
-#[tokio::test]
-async fn our_entries_are_byte_for_byte_what_python_json_dumps_writes() {
-    let server = RedisServer::start();
-    let memory = memory(&server);
-    // Messages in the member order the original's dict literals produce (role, content, ...).
-    let messages: Vec<Message> = tricky_messages()
-        .into_iter()
-        .filter(|value| {
-            value.as_object().unwrap().keys().next().map(String::as_str) == Some("role")
-        })
-        .map(|value| Message::from_json(&value).unwrap())
-        .collect();
-    let expected_count = messages.len();
-    assert!(expected_count >= 6);
-    expect_stored(memory.add_messages("bytes", messages).await.unwrap());
-    let python = PythonOriginal::new(&server.url());
-    let identical = python.eval_on_entries(
-        "bytes",
-        "len(entries) == int(arg) and all(json.dumps(json.loads(e)).encode() == e for e in entries)",
-        &expected_count.to_string(),
-    );
-    assert_eq!(identical, "True");
 }
 
 #[tokio::test]

@@ -648,6 +648,8 @@ async fn what_python_writes_we_read_with_every_member_intact(d: &Deployment) {
         .map(|message| message.to_json().unwrap())
         .collect();
     assert_eq!(read, tricky_messages());
+    // And what Python reads back of its own writes agrees.
+    assert_eq!(python.get("from-python"), Value::Array(tricky_messages()));
 }
 
 async fn our_entries_are_what_python_json_dumps_writes_and_python_reads_them(d: &Deployment) {
@@ -658,8 +660,15 @@ async fn our_entries_are_what_python_json_dumps_writes_and_python_reads_them(d: 
     let memory = d.memory(Settings::default());
     stored(memory.add_messages("to-python", messages).await.unwrap());
     let python = d.python();
-    // json.loads gives dicts equal to what was written, every member intact.
+    // json.loads gives dicts equal (==, member order aside) to what was written, every member
+    // intact: as the original returns them, and entry by entry.
     assert_eq!(python.get("to-python"), Value::Array(tricky_messages()));
+    let equal = python.eval_on_entries(
+        "to-python",
+        "[json.loads(e) for e in entries] == json.loads(arg)",
+        &Value::Array(tricky_messages()).to_string(),
+    );
+    assert_eq!(equal, "True");
     // Byte for byte what json.dumps writes, for messages in the member order a dict literal
     // gives (role, content, ...): ours writes role and content first.
     let role_first: Vec<Message> = tricky_messages()
@@ -670,6 +679,7 @@ async fn our_entries_are_what_python_json_dumps_writes_and_python_reads_them(d: 
         .map(|value| Message::from_json(&value).unwrap())
         .collect();
     let count = role_first.len();
+    assert!(count >= 6);
     stored(
         memory
             .add_messages("to-python-bytes", role_first)
