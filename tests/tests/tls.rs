@@ -25,6 +25,23 @@ fn memory(url: &str, options: RedisOptions) -> Memory {
         .unwrap()
 }
 
+/// Write one message through `url` and expect it refused as `unavailable` (nothing sent);
+/// the reason, for the caller's checks.
+async fn write_is_unavailable(url: &str, options: RedisOptions) -> String {
+    let outcome = memory(url, options)
+        .add_message("s", Message::user("x"))
+        .await
+        .unwrap();
+    let agent_memory::WriteOutcome::Failed(error) = outcome else {
+        panic!("{url}: stored over an unverified or plain connection");
+    };
+    assert!(
+        matches!(error, agent_memory::StoreError::Unavailable(_)),
+        "{url}: {error}"
+    );
+    error.to_string()
+}
+
 #[tokio::test]
 async fn sessions_go_over_verified_tls_and_the_python_original_reads_them_there() {
     let pki = TestPki::generate();
@@ -70,16 +87,9 @@ async fn a_server_the_ca_did_not_sign_is_refused_and_nothing_is_sent() {
     let (server, port) = pki.start_server(false);
     // Trusting another CA, or the public roots: the server's certificate does not verify.
     for ca in [Some(pki.path("other-ca.pem")), None] {
-        let memory = memory(&format!("rediss://127.0.0.1:{port}"), options(ca, None));
-        let outcome = memory.add_message("s", Message::user("x")).await.unwrap();
-        let agent_memory::WriteOutcome::Failed(error) = outcome else {
-            panic!("stored over an unverified connection");
-        };
-        assert!(
-            matches!(error, agent_memory::StoreError::Unavailable(_)),
-            "{error}"
-        );
-        assert!(error.to_string().contains("certificate"), "{error}");
+        let url = format!("rediss://127.0.0.1:{port}");
+        let error = write_is_unavailable(&url, options(ca, None)).await;
+        assert!(error.contains("certificate"), "{error}");
     }
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("*")
@@ -99,24 +109,13 @@ async fn a_server_the_ca_did_not_sign_is_refused_and_nothing_is_sent() {
 async fn sentinels_and_their_master_over_tls_are_verified_or_refused_with_nothing_sent() {
     let deployment = Deployment::start(Kind::TlsSentinel);
     let pki = deployment.pki().expect("a TLS deployment");
-    let refused = |url: String, ca: Option<std::path::PathBuf>| async move {
-        let memory = memory(&url, options(ca, None));
-        let outcome = memory.add_message("s", Message::user("x")).await.unwrap();
-        let agent_memory::WriteOutcome::Failed(error) = outcome else {
-            panic!("{url}: stored over an unverified or plain connection");
-        };
-        assert!(
-            matches!(error, agent_memory::StoreError::Unavailable(_)),
-            "{url}: {error}"
-        );
-        error.to_string()
-    };
     // Trusting another CA: no sentinel's certificate verifies, so no master is named.
-    let error = refused(deployment.url().to_string(), Some(pki.path("other-ca.pem"))).await;
+    let untrusted = options(Some(pki.path("other-ca.pem")), None);
+    let error = write_is_unavailable(deployment.url(), untrusted).await;
     assert!(error.contains("certificate"), "{error}");
     // Plain sentinel queries to the TLS ports get no answer a client could use.
     let plain = deployment.url().replacen("rediss+", "redis+", 1);
-    refused(plain, Some(pki.path("ca.pem"))).await;
+    write_is_unavailable(&plain, options(Some(pki.path("ca.pem")), None)).await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("*")
         .query(&mut deployment.masters()[0].connection())
