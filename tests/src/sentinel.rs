@@ -52,13 +52,15 @@ impl Sentinels {
         count: usize,
         replicas: usize,
     ) -> Self {
-        let dir = tempfile::tempdir().expect("a temp dir for sentinels");
+        let temp_dir = tempfile::tempdir().expect("a temp dir for sentinels");
+        let dir = temp_dir.path().to_path_buf();
+        // Built before the processes start, so a panic while starting them kills those started.
         let mut sentinels = Self {
             children: Vec::new(),
             ports: Vec::new(),
             tls_ports: pki.map(|_| Vec::new()),
             password: password.map(String::from),
-            _dir: tempfile::tempdir().expect("a temp dir"),
+            _dir: temp_dir,
         };
         for index in 0..count {
             let port = free_port();
@@ -82,7 +84,7 @@ impl Sentinels {
                 }
                 None => String::new(),
             };
-            let config = dir.path().join(format!("sentinel-{index}.conf"));
+            let config = dir.join(format!("sentinel-{index}.conf"));
             std::fs::write(
                 &config,
                 format!(
@@ -91,7 +93,7 @@ impl Sentinels {
                      sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
                      sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
                      sentinel failover-timeout {MASTER_NAME} 10000\n{auth}",
-                    dir = dir.path().display(),
+                    dir = dir.display(),
                 ),
             )
             .expect("writing a sentinel configuration");
@@ -106,7 +108,6 @@ impl Sentinels {
             sentinels.children.push(child);
             sentinels.ports.push(port);
         }
-        sentinels._dir = dir;
         let deadline = Instant::now() + Duration::from_secs(30);
         for port in &sentinels.ports {
             loop {
