@@ -1,14 +1,19 @@
 //! Stored entries <-> messages: the bytes of one list entry, as the Python original writes it.
 //!
 //! An entry is `json.dumps` of a dict with a string `role`, usually a `content`, and any other
-//! members (`tool_calls`, `tool_call_id`, `name`, ...). Decoding accepts everything
-//! `json.loads` does (member order, escapes, compact or spaced, `NaN`, integers of any size) and
-//! names what makes an entry not a message. Encoding writes exactly what `json.dumps` would:
-//! `role`, then `content`, then the other members in their order — the order of the original's
-//! `{"role": ..., "content": ...}` literal.
+//! members (`tool_calls`, `tool_call_id`, `name`, ...), **in the caller's order**: `json.dumps`
+//! keeps a dict's insertion order, so `{"role": "tool", "tool_call_id": "c1", "content": "x"}`
+//! is stored with `content` last, and so do we. Member order is data: Python tools match
+//! entries by their bytes (LREM by value, dedupe, hashes).
 //!
-//! Member values travel as JSON text in the canonical form [`crate::json::dumps`] writes, so a
-//! value read from an entry and written back is the same bytes.
+//! Decoding accepts everything `json.loads` does (any member order, escapes, compact or spaced,
+//! `NaN`, integers of any size, a repeated member keeping its first position and last value as
+//! a dict does) and names what makes an entry not a message. Encoding writes exactly what
+//! `json.dumps` would of the same dict: every member where it stands.
+//!
+//! Member values travel as JSON text in the canonical form [`crate::json::dumps`] writes (or, for
+//! strings, as the text itself), so a value read from an entry and written back is the same
+//! bytes.
 
 use crate::json::{self, ParseError, Value};
 
@@ -17,6 +22,12 @@ use crate::json::{self, ParseError, Value};
 /// service (a `RecursionError` there is not caught by the original and takes the request down),
 /// so writes stay at half of that. Reads take up to [`json::MAX_READ_DEPTH`].
 pub const MAX_WRITE_DEPTH: usize = 500;
+
+/// The member every message has: who spoke. Its value is a string.
+pub const ROLE: &str = "role";
+
+/// The member that holds what was said, when there is one.
+pub const CONTENT: &str = "content";
 
 /// Why a stored entry is not a message. It is skipped and counted, never fatal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,24 +58,50 @@ impl NotAMessage {
     }
 }
 
-/// The content of a decoded message.
+/// The value of one member of a decoded message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Content {
-    /// The member is a string.
+pub enum Member {
+    /// A string.
     Text(String),
-    /// Any other JSON value, as canonical JSON text.
+    /// Any other JSON value (never a string), as canonical JSON text.
     Json(String),
 }
 
-/// A decoded entry.
+impl Member {
+    /// The member's value as a borrowed [`MemberRef`], to encode it again.
+    pub fn as_ref(&self) -> MemberRef<'_> {
+        match self {
+            Self::Text(text) => MemberRef::Text(text),
+            Self::Json(text) => MemberRef::Json(text),
+        }
+    }
+}
+
+/// A decoded entry: every member of the object, in its order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
-    /// The `role` member.
-    pub role: String,
-    /// The `content` member; `None` when the object has none (not the same as `null`).
-    pub content: Option<Content>,
-    /// Every other member, in order, with its value as canonical JSON text.
-    pub members: Vec<(String, String)>,
+    /// Every member, in order; names are unique, and one is a [`ROLE`] with a [`Member::Text`]
+    /// value.
+    pub members: Vec<(String, Member)>,
+}
+
+impl Decoded {
+    /// The value of the member called `name`, if the message has one.
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|(known, _)| known == name)
+            .map(|(_, value)| value)
+    }
+
+    /// The `role` (every decoded message has a string one).
+    pub fn role(&self) -> &str {
+        match self.member(ROLE) {
+            Some(Member::Text(role)) => role,
+            // `decode` refuses any other entry.
+            _ => "",
+        }
+    }
 }
 
 /// Decode one stored entry.
@@ -73,31 +110,34 @@ pub fn decode(entry: &[u8]) -> Result<Decoded, NotAMessage> {
     let Value::Object(object) = value else {
         return Err(NotAMessage::NotAnObject);
     };
-    let mut role = None;
-    let mut content = None;
-    let mut members = Vec::with_capacity(object.len().saturating_sub(2));
-    for (name, member) in object {
-        match (name.as_str(), member) {
-            ("role", Value::Str(text)) => role = Some(text),
-            ("role", _) => return Err(NotAMessage::NoRole),
-            ("content", Value::Str(text)) => content = Some(Content::Text(text)),
-            ("content", other) => content = Some(Content::Json(json::dumps(&other))),
-            (_, other) => members.push((name, json::dumps(&other))),
+    let mut has_role = false;
+    let mut members = Vec::with_capacity(object.len());
+    for (name, value) in object {
+        let member = match value {
+            Value::Str(text) => Member::Text(text),
+            other => Member::Json(json::dumps(&other)),
+        };
+        if name == ROLE {
+            if !matches!(member, Member::Text(_)) {
+                return Err(NotAMessage::NoRole);
+            }
+            has_role = true;
         }
+        members.push((name, member));
     }
-    Ok(Decoded {
-        role: role.ok_or(NotAMessage::NoRole)?,
-        content,
-        members,
-    })
+    if !has_role {
+        return Err(NotAMessage::NoRole);
+    }
+    Ok(Decoded { members })
 }
 
-/// The content of a message to encode.
+/// The value of one member of a message to encode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContentRef<'a> {
+pub enum MemberRef<'a> {
     /// A string.
     Text(&'a str),
-    /// Any JSON value, as JSON text (Python's grammar, any layout).
+    /// Any JSON value, as JSON text (Python's grammar, any layout). A JSON string here is the
+    /// same as [`MemberRef::Text`] of its text.
     Json(&'a str),
 }
 
@@ -111,11 +151,13 @@ pub enum EncodeError {
         /// The limit.
         limit: u64,
     },
-    /// A member is named `role` or `content`, or appears twice.
+    /// A member name appears twice.
     DuplicateMember(String),
+    /// There is no `role` member, or its value is not a string.
+    NoRole,
     /// A member's JSON text is not JSON Python would load, or holds a lone surrogate.
     InvalidJson {
-        /// The member (`content` for the content).
+        /// The member.
         member: String,
         /// Why.
         reason: ParseError,
@@ -134,6 +176,7 @@ impl std::fmt::Display for EncodeError {
                 write!(f, "message is {actual} bytes encoded; the limit is {limit}")
             }
             Self::DuplicateMember(name) => write!(f, "member `{name}` appears twice"),
+            Self::NoRole => f.write_str("a message needs a `role` member whose value is a string"),
             Self::InvalidJson { member, reason } => {
                 write!(f, "member `{member}` is not valid JSON: {reason}")
             }
@@ -148,42 +191,75 @@ impl std::fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
-/// Encode one message as `json.dumps` would, refusing it if it is over `max_bytes`.
+/// Names already written, to refuse a repeated one: a short list is searched linearly, a long
+/// one (a hostile message with thousands of members) through an index.
+#[derive(Default)]
+struct SeenNames<'a> {
+    list: Vec<&'a str>,
+    index: Option<std::collections::BTreeSet<&'a str>>,
+}
+
+impl<'a> SeenNames<'a> {
+    const LINEAR_SEARCH_MAX: usize = 16;
+
+    /// Record `name`; false when it was seen before.
+    fn insert(&mut self, name: &'a str) -> bool {
+        if let Some(index) = &mut self.index {
+            return index.insert(name);
+        }
+        if self.list.contains(&name) {
+            return false;
+        }
+        self.list.push(name);
+        if self.list.len() > Self::LINEAR_SEARCH_MAX {
+            self.index = Some(self.list.drain(..).collect());
+        }
+        true
+    }
+}
+
+/// Encode one message as `json.dumps` would write the dict with these members, in this order,
+/// refusing it if it is over `max_bytes`, has no string `role`, or names a member twice.
 ///
-/// Member texts are parsed and written again, so any valid JSON layout goes in and the
-/// canonical one comes out; what another writer sent cannot smuggle bytes past the check.
+/// JSON texts are parsed and written again, so any valid JSON layout goes in and the canonical
+/// one comes out; what another writer sent cannot smuggle bytes past the check.
 pub fn encode<'a>(
-    role: &str,
-    content: Option<ContentRef<'_>>,
-    members: impl IntoIterator<Item = (&'a str, &'a str)>,
+    members: impl IntoIterator<Item = (&'a str, MemberRef<'a>)>,
     max_bytes: u32,
 ) -> Result<Vec<u8>, EncodeError> {
     let mut out = String::with_capacity(64);
-    out.push_str("{\"role\": ");
-    json::write_str(&mut out, role);
-    match content {
-        None => {}
-        Some(ContentRef::Text(text)) => {
-            out.push_str(", \"content\": ");
-            json::write_str(&mut out, text);
-        }
-        Some(ContentRef::Json(text)) => {
-            let value = parse_member("content", text)?;
-            out.push_str(", \"content\": ");
-            json::write_value(&mut out, &value);
-        }
-    }
-    let mut seen: Vec<&str> = Vec::new();
-    for (name, text) in members {
-        if name == "role" || name == "content" || seen.contains(&name) {
+    out.push('{');
+    let mut seen = SeenNames::default();
+    let mut has_role = false;
+    for (name, value) in members {
+        if !seen.insert(name) {
             return Err(EncodeError::DuplicateMember(name.to_string()));
         }
-        seen.push(name);
-        let value = parse_member(name, text)?;
-        out.push_str(", ");
+        if out.len() > 1 {
+            out.push_str(", ");
+        }
         json::write_str(&mut out, name);
         out.push_str(": ");
-        json::write_value(&mut out, &value);
+        let is_text = match value {
+            MemberRef::Text(text) => {
+                json::write_str(&mut out, text);
+                true
+            }
+            MemberRef::Json(text) => {
+                let value = parse_member(name, text)?;
+                json::write_value(&mut out, &value);
+                matches!(value, Value::Str(_))
+            }
+        };
+        if name == ROLE {
+            if !is_text {
+                return Err(EncodeError::NoRole);
+            }
+            has_role = true;
+        }
+    }
+    if !has_role {
+        return Err(EncodeError::NoRole);
     }
     out.push('}');
     let actual = out.len() as u64;
@@ -212,22 +288,20 @@ fn parse_member(member: &str, text: &str) -> Result<Value, EncodeError> {
 /// The length [`encode`] gives a message whose JSON texts are already canonical (as
 /// [`json::dumps`] writes them), computed without encoding: lets a caller refuse an oversized
 /// message before handing it to anyone.
-pub fn encoded_len<'a>(
-    role: &str,
-    content: Option<ContentRef<'_>>,
-    members: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> u64 {
-    // {"role": R}
-    let mut len = 10 + json::escaped_len(role) as u64;
-    len += match content {
-        None => 0,
-        // , "content": C
-        Some(ContentRef::Text(text)) => 13 + json::escaped_len(text) as u64,
-        Some(ContentRef::Json(text)) => 13 + text.len() as u64,
-    };
-    for (name, text) in members {
-        // , "name": value
-        len += 4 + json::escaped_len(name) as u64 + text.len() as u64;
+pub fn encoded_len<'a>(members: impl IntoIterator<Item = (&'a str, MemberRef<'a>)>) -> u64 {
+    // {} around, ", " between, "name": value for each.
+    let mut len = 2u64;
+    let mut first = true;
+    for (name, value) in members {
+        if !first {
+            len += 2;
+        }
+        first = false;
+        len += 2 + json::escaped_len(name) as u64;
+        len += match value {
+            MemberRef::Text(text) => json::escaped_len(text) as u64,
+            MemberRef::Json(text) => text.len() as u64,
+        };
     }
     len
 }
@@ -236,34 +310,66 @@ pub fn encoded_len<'a>(
 mod tests {
     use super::*;
 
-    fn encode_str(
-        role: &str,
-        content: Option<ContentRef<'_>>,
-        members: &[(&str, &str)],
-    ) -> Result<String, EncodeError> {
-        encode(role, content, members.iter().copied(), u32::MAX)
+    fn text(role: &str, content: &str) -> Vec<(String, Member)> {
+        vec![
+            (ROLE.to_string(), Member::Text(role.to_string())),
+            (CONTENT.to_string(), Member::Text(content.to_string())),
+        ]
+    }
+
+    fn encode_str(members: &[(&str, MemberRef<'_>)]) -> Result<String, EncodeError> {
+        encode(members.iter().copied(), u32::MAX)
             .map(|bytes| String::from_utf8(bytes).expect("ASCII"))
+    }
+
+    fn encode_decoded(decoded: &Decoded) -> String {
+        let members = decoded
+            .members
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_ref()));
+        String::from_utf8(encode(members, u32::MAX).unwrap()).unwrap()
     }
 
     #[test]
     fn a_text_message_encodes_exactly_like_python_json_dumps() {
         // python3 -c 'import json; print(json.dumps({"role": "user", "content": "héllo"}))'
         assert_eq!(
-            encode_str("user", Some(ContentRef::Text("héllo")), &[]).unwrap(),
+            encode_str(&[
+                ("role", MemberRef::Text("user")),
+                ("content", MemberRef::Text("héllo"))
+            ])
+            .unwrap(),
             r#"{"role": "user", "content": "h\u00e9llo"}"#
         );
     }
 
     #[test]
-    fn members_keep_their_order_and_any_layout_comes_out_canonical() {
-        let encoded = encode_str(
-            "assistant",
-            Some(ContentRef::Json("null")),
-            &[(
+    fn every_member_keeps_its_place_role_and_content_included() {
+        // What json.dumps writes for OpenAI's tool result, and for dicts built in other orders.
+        for python in [
+            r#"{"role": "tool", "tool_call_id": "call_1", "content": "18 C"}"#,
+            r#"{"content": "first", "role": "user"}"#,
+            r#"{"role": "user", "name": "alice", "content": "hi"}"#,
+            r#"{"role": "assistant", "tool_calls": [{"id": "c1", "type": "function"}], "refusal": null, "content": "checking"}"#,
+            r#"{"tool_calls": [], "role": "assistant"}"#,
+        ] {
+            let decoded = decode(python.as_bytes()).unwrap();
+            assert_eq!(encode_decoded(&decoded), python);
+        }
+    }
+
+    #[test]
+    fn any_layout_comes_out_canonical_in_the_same_order() {
+        let encoded = encode_str(&[
+            ("role", MemberRef::Text("assistant")),
+            ("content", MemberRef::Json("null")),
+            (
                 "tool_calls",
-                r#"[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]"#,
-            )],
-        )
+                MemberRef::Json(
+                    r#"[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]"#,
+                ),
+            ),
+        ])
         .unwrap();
         assert_eq!(
             encoded,
@@ -273,42 +379,35 @@ mod tests {
 
     #[test]
     fn absent_content_stays_absent() {
-        let encoded = encode_str("assistant", None, &[("name", r#""x""#)]).unwrap();
+        let encoded = encode_str(&[
+            ("role", MemberRef::Text("assistant")),
+            ("name", MemberRef::Json(r#""x""#)),
+        ])
+        .unwrap();
         assert_eq!(encoded, r#"{"role": "assistant", "name": "x"}"#);
         let decoded = decode(encoded.as_bytes()).unwrap();
-        assert_eq!(decoded.content, None);
-        assert_eq!(decoded.members, vec![("name".into(), "\"x\"".into())]);
+        assert_eq!(decoded.member(CONTENT), None);
+        assert_eq!(decoded.member("name"), Some(&Member::Text("x".into())));
     }
 
     #[test]
     fn decode_then_encode_is_the_identity_on_python_output() {
         let python = r#"{"role": "tool", "content": [{"type": "text", "text": "\u65e5"}], "tool_call_id": "c1", "x": {"n": 1.5, "big": 123456789012345678901234567890, "nan": NaN}}"#;
-        let decoded = decode(python.as_bytes()).unwrap();
-        let Some(Content::Json(content)) = &decoded.content else {
-            panic!("JSON content");
-        };
-        let members = decoded
-            .members
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()));
-        let again = encode(
-            &decoded.role,
-            Some(ContentRef::Json(content)),
-            members,
-            u32::MAX,
-        )
-        .unwrap();
-        assert_eq!(String::from_utf8(again).unwrap(), python);
+        assert_eq!(encode_decoded(&decode(python.as_bytes()).unwrap()), python);
     }
 
     #[test]
-    fn decode_takes_any_member_order_and_layout() {
-        let decoded = decode(br#"{"content":"hi","role":"user","z":1,"a":[true]}"#).unwrap();
-        assert_eq!(decoded.role, "user");
-        assert_eq!(decoded.content, Some(Content::Text("hi".into())));
+    fn decode_takes_any_member_order_and_layout_and_keeps_the_order() {
+        let decoded = decode(br#"{"content":"hi","z":1,"role":"user","a":[true]}"#).unwrap();
+        assert_eq!(decoded.role(), "user");
         assert_eq!(
             decoded.members,
-            vec![("z".into(), "1".into()), ("a".into(), "[true]".into())]
+            vec![
+                ("content".into(), Member::Text("hi".into())),
+                ("z".into(), Member::Json("1".into())),
+                ("role".into(), Member::Text("user".into())),
+                ("a".into(), Member::Json("[true]".into())),
+            ]
         );
     }
 
@@ -330,37 +429,78 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_role_takes_the_last_value_as_python_does() {
+    fn a_repeated_member_keeps_its_first_place_and_last_value_as_a_dict_does() {
+        // python3 -c 'import json; print(json.dumps(json.loads(
+        //     """{"role": "user", "content": "x", "role": "assistant"}""")))'
         let decoded = decode(br#"{"role": "user", "content": "x", "role": "assistant"}"#).unwrap();
-        assert_eq!(decoded.role, "assistant");
+        assert_eq!(decoded.role(), "assistant");
+        assert_eq!(
+            encode_decoded(&decoded),
+            r#"{"role": "assistant", "content": "x"}"#
+        );
+        // A string role replaced by a number is no role at all.
+        assert_eq!(
+            decode(br#"{"role": "user", "role": 1}"#),
+            Err(NotAMessage::NoRole)
+        );
     }
 
     #[test]
-    fn members_named_like_typed_members_or_repeated_are_refused() {
-        for members in [
-            &[("role", "\"x\"")][..],
-            &[("content", "1")],
-            &[("a", "1"), ("a", "2")],
-        ] {
-            assert!(matches!(
-                encode_str("user", None, members),
-                Err(EncodeError::DuplicateMember(_))
-            ));
-        }
+    fn repeated_names_and_missing_or_non_string_roles_are_refused() {
+        let text = MemberRef::Text;
+        assert_eq!(
+            encode_str(&[("role", text("u")), ("a", text("1")), ("a", text("2"))]),
+            Err(EncodeError::DuplicateMember("a".into()))
+        );
+        assert_eq!(
+            encode_str(&[("role", text("u")), ("role", text("v"))]),
+            Err(EncodeError::DuplicateMember("role".into()))
+        );
+        assert_eq!(
+            encode_str(&[("content", text("x"))]),
+            Err(EncodeError::NoRole)
+        );
+        assert_eq!(
+            encode_str(&[("role", MemberRef::Json("1"))]),
+            Err(EncodeError::NoRole)
+        );
+        // A role given as a JSON string is a string.
+        assert_eq!(
+            encode_str(&[("role", MemberRef::Json(r#""user""#))]).unwrap(),
+            r#"{"role": "user"}"#
+        );
+    }
+
+    #[test]
+    fn a_thousand_members_are_checked_for_repeats_without_quadratic_work() {
+        let names: Vec<String> = (0..5000).map(|at| format!("m{at}")).collect();
+        let mut members: Vec<(&str, MemberRef<'_>)> = vec![("role", MemberRef::Text("u"))];
+        members.extend(
+            names
+                .iter()
+                .map(|name| (name.as_str(), MemberRef::Json("1"))),
+        );
+        assert!(encode_str(&members).is_ok());
+        members.push(("m4321", MemberRef::Json("2")));
+        assert_eq!(
+            encode_str(&members),
+            Err(EncodeError::DuplicateMember("m4321".into()))
+        );
     }
 
     #[test]
     fn invalid_or_unholdable_json_is_refused_with_the_member_named() {
+        let role = ("role", MemberRef::Text("user"));
         assert!(matches!(
-            encode_str("user", None, &[("a", "{nope")]),
+            encode_str(&[role, ("a", MemberRef::Json("{nope"))]),
             Err(EncodeError::InvalidJson { member, .. }) if member == "a"
         ));
         assert!(matches!(
-            encode_str("user", Some(ContentRef::Json("[1,")), &[]),
+            encode_str(&[role, ("content", MemberRef::Json("[1,"))]),
             Err(EncodeError::InvalidJson { member, .. }) if member == "content"
         ));
         assert!(matches!(
-            encode_str("user", None, &[("a", r#""\udc00""#)]),
+            encode_str(&[role, ("a", MemberRef::Json(r#""\udc00""#))]),
             Err(EncodeError::InvalidJson {
                 reason: ParseError::LoneSurrogate,
                 ..
@@ -371,26 +511,27 @@ mod tests {
     #[test]
     fn writes_stay_within_the_depth_python_readers_take() {
         let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
-        assert!(encode_str("user", None, &[("a", &nested(MAX_WRITE_DEPTH - 1))]).is_ok());
+        let role = ("role", MemberRef::Text("user"));
+        let ok = nested(MAX_WRITE_DEPTH - 1);
+        assert!(encode_str(&[role, ("a", MemberRef::Json(&ok))]).is_ok());
+        let deep = nested(MAX_WRITE_DEPTH);
         assert_eq!(
-            encode_str("user", None, &[("a", &nested(MAX_WRITE_DEPTH))]),
+            encode_str(&[role, ("a", MemberRef::Json(&deep))]),
             Err(EncodeError::TooDeep { member: "a".into() })
         );
     }
 
     #[test]
     fn a_message_over_the_byte_limit_is_refused_with_its_size() {
-        let size = encode_str("user", Some(ContentRef::Text("0123456789")), &[])
-            .unwrap()
-            .len() as u64;
-        let refused = encode(
-            "user",
-            Some(ContentRef::Text("0123456789")),
-            [],
-            (size - 1) as u32,
-        );
+        let members = text("user", "0123456789");
+        let refs = || {
+            members
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_ref()))
+        };
+        let size = encode(refs(), u32::MAX).unwrap().len() as u64;
         assert_eq!(
-            refused,
+            encode(refs(), (size - 1) as u32),
             Err(EncodeError::TooLarge {
                 actual: size,
                 limit: size - 1
@@ -400,27 +541,32 @@ mod tests {
 
     #[test]
     fn encoded_len_predicts_the_encoding_of_canonical_members() {
-        type Case<'a> = (&'a str, Option<ContentRef<'a>>, &'a [(&'a str, &'a str)]);
-        let cases: [Case<'_>; 4] = [
-            ("user", Some(ContentRef::Text("héllo \"x\" 😀\n")), &[]),
-            (
-                "assistant",
-                None,
-                &[("tool_calls", "[{\"id\": \"c\\u00e9\"}]")],
-            ),
-            (
-                "tool",
-                Some(ContentRef::Json("[1, 2.5, null]")),
-                &[("n", "1"), ("é", "{}")],
-            ),
-            ("", Some(ContentRef::Json("null")), &[]),
+        let cases: [&[(&str, MemberRef<'_>)]; 4] = [
+            &[
+                ("role", MemberRef::Text("user")),
+                ("content", MemberRef::Text("héllo \"x\" 😀\n")),
+            ],
+            &[
+                ("tool_calls", MemberRef::Json("[{\"id\": \"c\\u00e9\"}]")),
+                ("role", MemberRef::Text("assistant")),
+            ],
+            &[
+                ("role", MemberRef::Text("tool")),
+                ("n", MemberRef::Json("1")),
+                ("content", MemberRef::Json("[1, 2.5, null]")),
+                ("é", MemberRef::Json("{}")),
+            ],
+            &[
+                ("content", MemberRef::Json("null")),
+                ("role", MemberRef::Text("")),
+            ],
         ];
-        for (role, content, members) in cases {
-            let encoded = encode(role, content, members.iter().copied(), u32::MAX).unwrap();
+        for members in cases {
+            let encoded = encode(members.iter().copied(), u32::MAX).unwrap();
             assert_eq!(
-                encoded_len(role, content, members.iter().copied()),
+                encoded_len(members.iter().copied()),
                 encoded.len() as u64,
-                "{role} {content:?} {members:?}"
+                "{members:?}"
             );
         }
     }

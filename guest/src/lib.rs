@@ -59,13 +59,16 @@ pub mod types {
     pub use crate::bindings::agent_memory::policy::log::Level;
     pub use crate::bindings::agent_memory::policy::store::{Applied, ListOp, Range};
     pub use crate::bindings::agent_memory::policy::types::{
-        Content, Context, EntryProblem, InvalidMessage, MemoryError, Message, Replication,
-        Settings, SizeLimit, SkippedEntry, StoreError, Stored, Turn, WriteOutcome,
+        Context, EntryProblem, IntegerRange, InvalidMessage, Member, MemberValue, MemoryError,
+        Message, Replication, SettingKind, SettingSpec, Settings, SizeLimit, SkippedEntry,
+        StoreError, Stored, Turn, WindowLimit, WindowOverflow, WindowRefusal, WriteOutcome,
     };
 }
 
 use bindings::agent_memory::policy::{config, log, store};
+use bindings::exports::agent_memory::policy::describe::Guest as Describe;
 use bindings::exports::agent_memory::policy::memory::Guest;
+use types::SettingSpec;
 use types::{Applied, Context, Level, ListOp, MemoryError, Message, Range, Settings, StoreError};
 use types::{Turn, WriteOutcome};
 
@@ -123,6 +126,19 @@ impl Guest for DefaultPolicy {
 
     fn clear(session_id: String) -> Result<WriteOutcome, MemoryError> {
         Ok(policy::clear(&Imports, &session_id))
+    }
+}
+
+impl Describe for DefaultPolicy {
+    fn settings() -> Vec<SettingSpec> {
+        // The original's window needs nothing beyond the common settings.
+        Vec::new()
+    }
+}
+
+impl Describe for ToolSafePolicy {
+    fn settings() -> Vec<SettingSpec> {
+        tool_safe::settings()
     }
 }
 

@@ -200,22 +200,18 @@ fn write(host: &impl Host, key: &str, ops: &[ListOp]) -> Result<Applied, StoreEr
 mod tests {
     use super::*;
     use crate::fake_host::FakeHost;
-    use crate::types::{Content, EntryProblem, InvalidMessage};
+    use crate::types::{EntryProblem, InvalidMessage, MemberValue};
 
     fn user(content: &str) -> Message {
-        Message {
-            role: "user".to_string(),
-            content: Some(Content::Text(content.to_string())),
-            extra: Vec::new(),
-        }
+        codec::text_message("user", content)
     }
 
     fn contents(context: &Context) -> Vec<String> {
         context
             .messages
             .iter()
-            .map(|message| match &message.content {
-                Some(Content::Text(text)) => text.clone(),
+            .map(|message| match codec::member(message, "content") {
+                Some(MemberValue::Text(text)) => text.clone(),
                 other => format!("{other:?}"),
             })
             .collect()

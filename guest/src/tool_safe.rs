@@ -1,17 +1,28 @@
-//! The tool-call-safe policy: a window that never splits a tool call from its results.
+//! The tool-call-safe policy: a window that never splits a tool call from its results, and
+//! never loses history to make room.
 //!
-//! Trimming the newest N messages, as the original does, can keep a `tool` result whose
-//! assistant `tool_calls` message was trimmed away, and the next LLM call then fails (every
-//! provider rejects a tool result that answers no call). This policy keeps a window that is
-//! always valid to send:
-//! - the window starts at a *safe start*: not a `tool` message, and no `tool` message inside
-//!   the window answers a call outside it. Trimming only ever removes entries from the head,
-//!   so an assistant message with `tool_calls` that is kept keeps every result stored after it;
-//! - the first message stays pinned when it is a `system` message (it counts toward the window);
-//! - the window holds at most `max-messages` messages and, with the `max-tokens` setting, at
-//!   most that many approximate tokens (encoded bytes / 4, rounded up); a pinned system message
-//!   is kept even when it alone is over the budget. A message over the budget on its own is
-//!   stored and trimmed at once (reported as trimmed): the budget is a ceiling, not a wish;
+//! Trimming the newest N messages, as the original does, can keep a tool result whose call was
+//! trimmed away, and the next LLM call then fails (every provider rejects a tool result that
+//! answers no call). This policy keeps the stored list itself a window that is always valid to
+//! send, whoever reads it (our reads, the Python original's LRANGE, a reader polling during
+//! concurrent writes):
+//! - no tool result without its call before it; a kept call keeps every result stored after
+//!   it (trimming only removes entries from the head); the window never starts at a result.
+//!   Tool calls are recognised in OpenAI's format (`tool_calls` / `tool` messages with
+//!   `tool_call_id`) and Anthropic's (`tool_use` / `tool_result` content blocks, several in one
+//!   message): see [`shape`];
+//! - the first message stays pinned when it is a `system` message (it counts toward the
+//!   window);
+//! - at most `max-messages` messages and, with the `max-tokens` setting, at most that many
+//!   approximate tokens (encoded bytes / 4, rounded up). A pinned system message already
+//!   stored is kept even when it alone is over the budget; while it is, writes are refused
+//!   (the window has no room left), never stored by dropping the pin;
+//! - a write keeps every older message that still fits beside what it stores, and the message
+//!   it stores is in the window it leaves. A message that no valid window within the limits can
+//!   hold — alone over the budget, a call whose results can never fit beside it, a result whose
+//!   call is no longer stored — is refused with `memory-error::does-not-fit` and the reason,
+//!   and nothing is written (see [`window`]). A batch larger than the window keeps its newest
+//!   messages, as the original does, and reports the others as trimmed;
 //! - with `report-evicted=true`, a write reports the messages it evicted, for a runtime to
 //!   summarise or archive.
 //!
@@ -26,20 +37,25 @@
 //! list is unchanged, atomically, like Redis `WATCH` (a Lua script there). A concurrent write
 //! makes it fail with `conflict`, and the policy reads again and plans anew, up to
 //! [`MAX_ATTEMPTS`] times; then the write is reported failed with `conflict` (nothing was
-//! applied). No interleaving can leave a split pair, and no message is written twice.
-//!
-//! Reads apply the same window to what they read, without writing: a session the default
-//! policy wrote (which may start with an orphaned tool result) reads as a valid window.
+//! applied). No interleaving of tool-safe writers can leave an invalid list, and no message is
+//! written twice. (Writers that trim blind, such as the default policy or the Python original,
+//! can: reads then show the valid window of what they left, and the next tool-safe write
+//! stores that window.)
+
+mod shape;
+pub mod window;
+
+pub use shape::Shape;
+pub use window::{Limits, Refusal, Window};
 
 use crate::codec;
 use crate::policy::{self, Host};
 use crate::resilience::{self, Access};
 use crate::types::{
-    Context, EntryProblem, Level, ListOp, MemoryError, Message, Range, Settings, SkippedEntry,
-    StoreError, Stored, Turn, WriteOutcome,
+    Context, EntryProblem, IntegerRange, Level, ListOp, MemoryError, Message, Range, SettingKind,
+    SettingSpec, Settings, SkippedEntry, StoreError, Stored, Turn, WriteOutcome,
 };
 use crate::window::saturating_u32;
-use agent_memory_format::json::{self, Value};
 
 /// Attempts of read-plan-write before a write that keeps meeting concurrent writers is
 /// reported as a `conflict`. Each attempt is two store calls; the host's default cap is 8.
@@ -54,31 +70,54 @@ pub const REPORT_EVICTED: &str = "report-evicted";
 /// The whole list, head to tail: what a write must see to plan its window and to expect.
 const WHOLE_LIST: Range = Range { start: 0, stop: -1 };
 
+/// The settings this policy reads, as it declares them to the host (`describe.settings`).
+pub fn settings() -> Vec<SettingSpec> {
+    vec![
+        SettingSpec {
+            name: MAX_TOKENS.to_string(),
+            accepts: SettingKind::Integer(IntegerRange {
+                min: 1,
+                max: i64::MAX,
+            }),
+            description: "most approximate tokens (encoded bytes / 4) the window holds, the \
+                          pinned system message included"
+                .to_string(),
+        },
+        SettingSpec {
+            name: REPORT_EVICTED.to_string(),
+            accepts: SettingKind::Boolean,
+            description: "whether a write reports the messages it evicted (to summarise or \
+                          archive them)"
+                .to_string(),
+        },
+    ]
+}
+
 /// This policy's own settings, from `settings.extra`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
-    /// Most messages the window holds (`settings.max-messages`).
-    pub max_messages: u32,
-    /// Most approximate tokens the window holds, if set.
-    pub max_tokens: Option<u64>,
+    /// The window's limits.
+    pub limits: Limits,
     /// Whether writes report what they evicted.
     pub report_evicted: bool,
 }
 
 impl Options {
-    /// The options in `settings`. A value that does not parse is logged and ignored (the
-    /// window then falls back to the message count alone), since a memory call must not fail
-    /// over its configuration; unknown names are logged too.
+    /// The options in `settings`. The host checks them against [`settings`] before any call;
+    /// should one still not parse, it is logged and ignored (the window then keeps to the
+    /// message count), since a memory call must not fail over its configuration.
     pub fn from_settings(host: &impl Host, settings: &Settings) -> Self {
         let mut options = Self {
-            max_messages: settings.max_messages,
-            max_tokens: None,
+            limits: Limits {
+                max_messages: settings.max_messages,
+                max_tokens: None,
+            },
             report_evicted: false,
         };
         for (name, value) in &settings.extra {
             match name.as_str() {
                 MAX_TOKENS => match value.trim().parse::<u64>() {
-                    Ok(tokens) if tokens > 0 => options.max_tokens = Some(tokens),
+                    Ok(tokens) if tokens > 0 => options.limits.max_tokens = Some(tokens),
                     _ => host.log(
                         Level::Error,
                         &format!(
@@ -103,204 +142,11 @@ impl Options {
     }
 }
 
-/// What the window needs to know about one stored entry.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Shape {
-    /// A message with role `system`.
-    pub system: bool,
-    /// A message with role `tool`.
-    pub tool: bool,
-    /// Its `tool_call_id`, for a tool message that has a string one.
-    pub answers: Option<String>,
-    /// The ids of its `tool_calls`, for an assistant message that calls tools.
-    pub calls: Vec<String>,
-    /// Approximate tokens: encoded bytes / 4, rounded up.
-    pub tokens: u64,
-}
-
-impl Shape {
-    /// The shape of a stored entry; an entry that is not a message is neutral (it may start a
-    /// window, and only its size counts).
-    pub fn of_entry(entry: &[u8]) -> Self {
-        Self::of_decoded(&codec::decode(entry), entry.len())
-    }
-
-    /// The shape of an entry of `len` bytes already decoded (for callers that keep the
-    /// messages, so that each entry is decoded once).
-    pub fn of_decoded(decoded: &Result<Message, EntryProblem>, len: usize) -> Self {
-        let tokens = tokens(len);
-        match decoded {
-            Ok(message) => Self {
-                tokens,
-                ..Self::of_message(message)
-            },
-            Err(_) => Self {
-                tokens,
-                ..Self::default()
-            },
-        }
-    }
-
-    /// The shape of a message (its `tokens` left at 0: they come from the encoded entry).
-    pub fn of_message(message: &Message) -> Self {
-        let member = |name: &str| {
-            message
-                .extra
-                .iter()
-                .find(|(member, _)| member == name)
-                .and_then(|(_, text)| json::loads_str(text, json::MAX_READ_DEPTH).ok())
-        };
-        let tool = message.role == "tool";
-        Self {
-            system: message.role == "system",
-            tool,
-            answers: tool
-                .then(|| member("tool_call_id"))
-                .flatten()
-                .and_then(|value| match value {
-                    Value::Str(id) => Some(id),
-                    _ => None,
-                }),
-            calls: if message.role == "assistant" {
-                member("tool_calls").map(call_ids).unwrap_or_default()
-            } else {
-                Vec::new()
-            },
-            tokens: 0,
-        }
-    }
-}
-
-/// The `id`s of a `tool_calls` array.
-fn call_ids(calls: Value) -> Vec<String> {
-    let Value::Array(calls) = calls else {
-        return Vec::new();
-    };
-    calls
-        .into_iter()
-        .filter_map(|call| match call {
-            Value::Object(members) => members.into_iter().find_map(|(name, value)| match value {
-                Value::Str(id) if name == "id" => Some(id),
-                _ => None,
-            }),
-            _ => None,
-        })
-        .collect()
-}
-
-fn tokens(bytes: usize) -> u64 {
-    (bytes as u64).div_ceil(4)
-}
-
-/// The window over a list of `n` entries: the pinned head, if any, and the tail kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    /// Whether entry 0 (a system message) is kept in front of the tail.
-    pub pinned: bool,
-    /// The first entry of the kept tail; entries `start..` are kept. Entries from the pin (or
-    /// 0) up to `start` are evicted.
-    pub start: usize,
-}
-
-impl Window {
-    /// Entries the window holds.
-    pub fn len(&self, n: usize) -> usize {
-        usize::from(self.pinned) + (n - self.start)
-    }
-
-    /// Whether the window holds nothing.
-    pub fn is_empty(&self, n: usize) -> bool {
-        self.len(n) == 0
-    }
-
-    /// The evicted entries' indexes.
-    pub fn evicted(&self) -> std::ops::Range<usize> {
-        usize::from(self.pinned)..self.start
-    }
-}
-
-/// The largest valid window over `shapes` (oldest first) within `options`.
-pub fn window(shapes: &[Shape], options: &Options) -> Window {
-    let n = shapes.len();
-    if options.max_messages == 0 {
-        return Window {
-            pinned: false,
-            start: n,
-        };
-    }
-    let pinned = shapes.first().is_some_and(|first| first.system);
-    let first = usize::from(pinned);
-    // The pinned message counts toward both limits.
-    let mut messages_left = options.max_messages as usize - usize::from(pinned);
-    let mut tokens_left = options
-        .max_tokens
-        .map(|budget| budget.saturating_sub(if pinned { shapes[0].tokens } else { 0 }));
-    // The oldest start the limits allow: walk back from the tail while both still fit.
-    let mut start = n;
-    while start > first && messages_left > 0 {
-        let tokens = shapes[start - 1].tokens;
-        match &mut tokens_left {
-            Some(left) if *left < tokens => break,
-            Some(left) => *left -= tokens,
-            None => {}
-        }
-        messages_left -= 1;
-        start -= 1;
-    }
-    let unsafe_starts = unsafe_starts(shapes);
-    while start < n && unsafe_starts[start] {
-        start += 1;
-    }
-    Window { pinned, start }
-}
-
-/// For each index, whether a window may not start there: it is a `tool` message, or a `tool`
-/// message at or after it answers a call made before it.
-fn unsafe_starts(shapes: &[Shape]) -> Vec<bool> {
-    let n = shapes.len();
-    // A difference array: +1 where an unsafe interval opens, -1 past where it closes.
-    let mut delta = vec![0i64; n + 1];
-    let mut mark = |from: usize, to: usize| {
-        delta[from] += 1;
-        delta[to + 1] -= 1;
-    };
-    // The newest assistant message declaring each call id, as the scan reaches it.
-    let mut declared: Vec<(&str, usize)> = Vec::new();
-    for (index, shape) in shapes.iter().enumerate() {
-        if shape.tool {
-            let call = shape.answers.as_deref().and_then(|id| {
-                declared
-                    .iter()
-                    .rev()
-                    .find(|(declared_id, _)| *declared_id == id)
-                    .map(|(_, at)| *at)
-            });
-            match call {
-                // Starting anywhere after the call, up to this result, would orphan it.
-                Some(call) => mark(call + 1, index),
-                // An orphan already: it can never start a window.
-                None => mark(index, index),
-            }
-        }
-        for id in &shape.calls {
-            declared.push((id.as_str(), index));
-        }
-    }
-    let mut depth = 0;
-    delta[..n]
-        .iter()
-        .map(|change| {
-            depth += change;
-            depth > 0
-        })
-        .collect()
-}
-
 /// `memory.get-context`: the session's valid window, read without writing.
 pub fn get_context(host: &impl Host, session_id: &str) -> Context {
     let settings = host.settings();
     let options = Options::from_settings(host, &settings);
-    if options.max_messages == 0 {
+    if options.limits.max_messages == 0 {
         return empty_context();
     }
     let key = policy::session_key(&settings, session_id);
@@ -342,7 +188,7 @@ fn windowed_context(host: &impl Host, entries: &[Vec<u8>], options: &Options) ->
         .zip(entries)
         .map(|(decoded, entry)| Shape::of_decoded(decoded, entry.len()))
         .collect();
-    let window = window(&shapes, options);
+    let window = window::read_window(&shapes, &options.limits);
     let pinned = usize::from(window.pinned);
     let mut context = empty_context();
     for (position, decoded) in decoded.into_iter().enumerate() {
@@ -373,8 +219,8 @@ pub struct WritePlan {
     pub ops: Vec<ListOp>,
     /// Messages of the request that end up stored.
     pub appended: u32,
-    /// Entries that leave the session (stored ones trimmed, and messages of the request that
-    /// fall outside the window at once).
+    /// Entries that leave the session (stored ones trimmed, and older messages of the request
+    /// that a batch larger than the window leaves out).
     pub trimmed: u32,
     /// Entries the session holds afterwards.
     pub length: u32,
@@ -382,24 +228,28 @@ pub struct WritePlan {
     pub evicted: std::ops::Range<usize>,
 }
 
-/// Plan appending `new` (encoded) to a list that holds `stored`.
+/// Plan appending `new` (encoded) to a list that holds `stored`, or say why the window cannot
+/// take the newest message (its index is then into `new`).
 pub fn plan_write(
     stored: &[Vec<u8>],
     new: &[Vec<u8>],
     options: &Options,
     ttl_seconds: u32,
-) -> WritePlan {
+) -> Result<WritePlan, Refusal> {
     let m = stored.len();
     let all: Vec<&Vec<u8>> = stored.iter().chain(new).collect();
     let n = all.len();
     let shapes: Vec<Shape> = all.iter().map(|entry| Shape::of_entry(entry)).collect();
-    let window = window(&shapes, options);
-    let kept: Vec<usize> = (0..usize::from(window.pinned))
-        .chain(window.start..n)
-        .collect();
+    let window = window::write_window(&shapes, m, &options.limits).map_err(|refusal| Refusal {
+        // Refusals only ever name a message of the request.
+        index: refusal.index.saturating_sub(m),
+        ..refusal
+    })?;
+    let kept: Vec<usize> = window.kept(n).collect();
     let appended = kept.iter().filter(|&&index| index >= m).count();
     let mut ops = vec![ListOp::Expect(stored.to_vec())];
     if kept.is_empty() {
+        // A window of 0 messages: the session is not kept at all (by configuration).
         ops.push(ListOp::Delete);
     } else if window.start == usize::from(window.pinned) {
         // Nothing leaves: append.
@@ -418,21 +268,20 @@ pub fn plan_write(
         }
         ops.push(ListOp::Expire(ttl_seconds));
     } else {
-        // Part of the request itself falls outside the window: write the window whole.
+        // The request itself is larger than the window: write the window whole.
         ops.push(ListOp::Delete);
         ops.push(ListOp::Push(
             kept.iter().map(|&index| all[index].clone()).collect(),
         ));
         ops.push(ListOp::Expire(ttl_seconds));
     }
-    let evicted = window.evicted();
-    WritePlan {
+    Ok(WritePlan {
         ops,
         appended: saturating_u32(appended),
         trimmed: saturating_u32(n - kept.len()),
         length: saturating_u32(kept.len()),
-        evicted,
-    }
+        evicted: window.evicted(),
+    })
 }
 
 /// `memory.add-messages` (and `add-message`).
@@ -478,7 +327,19 @@ fn write(
             Ok(stored) => stored,
             Err(error) => return Ok((WriteOutcome::Failed(error), None)),
         };
-        let mut plan = plan_write(&stored, &encoded, &options, settings.ttl_seconds);
+        let mut plan = match plan_write(&stored, &encoded, &options, settings.ttl_seconds) {
+            Ok(plan) => plan,
+            Err(refusal) => {
+                host.log(
+                    Level::Info,
+                    &format!("message {} refused: {:?}", refusal.index, refusal.reason),
+                );
+                return Err(MemoryError::DoesNotFit((
+                    saturating_u32(refusal.index),
+                    refusal.reason,
+                )));
+            }
+        };
         if read_back && plan.length > 0 {
             plan.ops.push(ListOp::Read(WHOLE_LIST));
         }

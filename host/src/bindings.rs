@@ -40,8 +40,9 @@ pub(crate) use self::policy::{Policy, PolicyPre};
 pub use self::policy::agent_memory::policy::log::Level;
 pub use self::policy::agent_memory::policy::store::{Applied, ListOp, Range};
 pub use self::policy::agent_memory::policy::types::{
-    Content, Context, EntryProblem, InvalidMessage, MemoryError, Message, Replication, Settings,
-    SizeLimit, SkippedEntry, StoreError, Stored, Turn, WriteOutcome,
+    Context, EntryProblem, InvalidMessage, Member, MemberValue, MemoryError, Message, Replication,
+    SettingKind, SettingSpec, Settings, SizeLimit, SkippedEntry, StoreError, Stored, Turn,
+    WindowLimit, WindowOverflow, WindowRefusal, WriteOutcome,
 };
 
 /// The generated modules an embedder's own `bindgen!` maps the `agent-memory:policy` imports

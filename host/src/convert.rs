@@ -12,10 +12,13 @@
 use agent_memory_format::json::{self as pyjson, Value as PyValue};
 
 use crate::bindings as wit;
+use crate::declared::{SettingKind, SettingSpec};
 use crate::error::{MemoryError, PolicyError};
 use crate::json::Json;
-use crate::message::{Content, EntryProblem, Message};
-use crate::report::{Context, InvalidMessage, SkippedEntry, Stored, Turn, WriteOutcome};
+use crate::message::{EntryProblem, MemberValue, Message};
+use crate::report::{
+    Context, InvalidMessage, SkippedEntry, Stored, Turn, WindowLimit, WindowRefusal, WriteOutcome,
+};
 use crate::settings::Settings;
 use crate::store::{Applied, ListOp, StoreError};
 
@@ -24,16 +27,16 @@ use crate::store::{Applied, ListOp, StoreError};
 impl From<Message> for wit::Message {
     fn from(message: Message) -> Self {
         Self {
-            role: message.role,
-            content: match message.content {
-                Content::Text(text) => Some(wit::Content::Text(text)),
-                Content::Json(json) => Some(wit::Content::Json(json.into_string())),
-                Content::Absent => None,
-            },
-            extra: message
-                .members
+            members: message
+                .into_members()
                 .into_iter()
-                .map(|(name, value)| (name, value.into_string()))
+                .map(|(name, value)| wit::Member {
+                    name,
+                    value: match value {
+                        MemberValue::Text(text) => wit::MemberValue::Text(text),
+                        MemberValue::Json(json) => wit::MemberValue::Json(json.into_string()),
+                    },
+                })
                 .collect(),
         }
     }
@@ -134,6 +137,10 @@ impl From<&MemoryError> for wit::MemoryError {
                 actual: *actual,
                 limit: *limit,
             }),
+            MemoryError::DoesNotFit { index, reason } => Self::DoesNotFit((
+                u32::try_from(*index).unwrap_or(u32::MAX),
+                window_refusal_to_wit(reason),
+            )),
             MemoryError::Policy(error) => Self::PolicyFailed(error.to_string()),
             // Agent calls are async: this cannot happen on their path, but is a value anyway.
             MemoryError::BlockingInAsync => Self::PolicyFailed(error.to_string()),
@@ -151,12 +158,50 @@ fn invalid_message_to_wit(reason: &InvalidMessage) -> wit::InvalidMessage {
             })
         }
         InvalidMessage::DuplicateMember(name) => wit::InvalidMessage::DuplicateMember(name.clone()),
+        InvalidMessage::NoRole => wit::InvalidMessage::NoRole,
         InvalidMessage::InvalidJson(reason) => wit::InvalidMessage::InvalidJson(reason.clone()),
         InvalidMessage::TooDeep(member) => wit::InvalidMessage::TooDeep(member.clone()),
     }
 }
 
+fn window_refusal_to_wit(reason: &WindowRefusal) -> wit::WindowRefusal {
+    match reason {
+        WindowRefusal::Overflow {
+            limit,
+            needed,
+            allowed,
+        } => wit::WindowRefusal::Overflow(wit::WindowOverflow {
+            limit: match limit {
+                WindowLimit::Messages => wit::WindowLimit::Messages,
+                WindowLimit::Tokens => wit::WindowLimit::Tokens,
+            },
+            needed: *needed,
+            allowed: *allowed,
+        }),
+        WindowRefusal::OrphanResult(call) => wit::WindowRefusal::OrphanResult(call.clone()),
+        WindowRefusal::PolicyRule(rule) => wit::WindowRefusal::PolicyRule(rule.clone()),
+    }
+}
+
 // --- out of a policy ---------------------------------------------------------------------------
+
+impl From<wit::SettingSpec> for SettingSpec {
+    fn from(spec: wit::SettingSpec) -> Self {
+        Self {
+            name: spec.name,
+            accepts: match spec.accepts {
+                wit::SettingKind::Boolean => SettingKind::Boolean,
+                wit::SettingKind::Integer(range) => SettingKind::Integer {
+                    min: range.min,
+                    max: range.max,
+                },
+                wit::SettingKind::OneOf(words) => SettingKind::OneOf(words),
+                wit::SettingKind::Text => SettingKind::Text,
+            },
+            description: spec.description,
+        }
+    }
+}
 
 impl From<wit::StoreError> for StoreError {
     fn from(error: wit::StoreError) -> Self {
@@ -209,64 +254,110 @@ impl From<wit::InvalidMessage> for InvalidMessage {
                 limit: limit.limit,
             },
             wit::InvalidMessage::DuplicateMember(name) => Self::DuplicateMember(name),
+            wit::InvalidMessage::NoRole => Self::NoRole,
             wit::InvalidMessage::InvalidJson(reason) => Self::InvalidJson(reason),
             wit::InvalidMessage::TooDeep(member) => Self::TooDeep(member),
         }
     }
 }
 
-/// A message the policy returned. Its JSON texts come from the policy, so they are parsed
-/// strictly: an invalid one means the policy misbehaved. Valid ones are made canonical.
-pub(crate) fn message_from_policy(message: wit::Message) -> Result<Message, String> {
-    check_members(&message)?;
-    let parse = |member: &str, text: &str| parse_member(member, text);
-    let content = match message.content {
-        Some(wit::Content::Text(text)) => Content::Text(text),
-        Some(wit::Content::Json(text)) => match parse("content", &text)? {
-            PyValue::Str(text) => Content::Text(text),
-            other => Content::Json(Json::from_py(&other)),
-        },
-        None => Content::Absent,
-    };
-    let mut members = Vec::with_capacity(message.extra.len());
-    for (name, text) in message.extra {
-        let value = Json::from_py(&parse(&name, &text)?);
-        members.push((name, value));
+impl From<wit::WindowRefusal> for WindowRefusal {
+    fn from(reason: wit::WindowRefusal) -> Self {
+        match reason {
+            wit::WindowRefusal::Overflow(overflow) => Self::Overflow {
+                limit: match overflow.limit {
+                    wit::WindowLimit::Messages => WindowLimit::Messages,
+                    wit::WindowLimit::Tokens => WindowLimit::Tokens,
+                },
+                needed: overflow.needed,
+                allowed: overflow.allowed,
+            },
+            wit::WindowRefusal::OrphanResult(call) => Self::OrphanResult(call),
+            wit::WindowRefusal::PolicyRule(rule) => Self::PolicyRule(rule),
+        }
     }
-    Ok(Message {
-        role: message.role,
-        content,
-        members,
-    })
+}
+
+/// A message in the contract's type (from an agent component, or a policy's answer an agent
+/// got), checked as the host checks a policy's output: unique names, a string `role`, valid
+/// JSON; made canonical, order kept.
+impl TryFrom<wit::Message> for Message {
+    type Error = String;
+
+    fn try_from(message: wit::Message) -> Result<Self, String> {
+        message_from_policy(message)
+    }
+}
+
+/// A message the policy returned. Its JSON texts come from the policy, so they are parsed
+/// strictly: an invalid one means the policy misbehaved. Valid ones are made canonical (a
+/// string given as JSON becomes text), and the order of the members is kept.
+pub(crate) fn message_from_policy(message: wit::Message) -> Result<Message, String> {
+    check_names(&message)?;
+    let mut members = Vec::with_capacity(message.members.len());
+    for member in message.members {
+        let value = match member.value {
+            wit::MemberValue::Text(text) => MemberValue::Text(text),
+            wit::MemberValue::Json(text) => match parse_member(&member.name, &text)? {
+                PyValue::Str(text) => MemberValue::Text(text),
+                other => MemberValue::Json(Json::from_py(&other)),
+            },
+        };
+        members.push((member.name, value));
+    }
+    let message = Message::from_members(members);
+    match message.member("role") {
+        Some(MemberValue::Text(_)) => Ok(message),
+        _ => Err("a message without a string `role`".to_string()),
+    }
 }
 
 /// Whether a message the policy returned is one the contract allows, without converting it.
 fn check_message(message: &wit::Message) -> Result<(), String> {
-    check_members(message)?;
-    if let Some(wit::Content::Json(text)) = &message.content {
-        parse_member("content", text)?;
+    check_names(message)?;
+    let mut role = false;
+    for member in &message.members {
+        let is_text = match &member.value {
+            wit::MemberValue::Text(_) => true,
+            wit::MemberValue::Json(text) => {
+                matches!(parse_member(&member.name, text)?, PyValue::Str(_))
+            }
+        };
+        role |= member.name == "role" && is_text;
     }
-    for (name, text) in &message.extra {
-        parse_member(name, text)?;
+    if !role {
+        return Err("a message without a string `role`".to_string());
     }
     Ok(())
 }
 
-fn check_members(message: &wit::Message) -> Result<(), String> {
-    for (position, (name, _)) in message.extra.iter().enumerate() {
-        let repeated = message.extra[..position]
-            .iter()
-            .any(|(seen, _)| seen == name);
-        if name == "role" || name == "content" || repeated {
-            return Err(format!("member `{name}` returned twice by the policy"));
-        }
+/// No member name twice. Names are few, so a quadratic look suffices up to a point; a
+/// hostile policy returning thousands of members gets a sorted check.
+fn check_names(message: &wit::Message) -> Result<(), String> {
+    let repeated = if message.members.len() <= 16 {
+        message.members.iter().enumerate().find_map(|(at, member)| {
+            message.members[..at]
+                .iter()
+                .any(|seen| seen.name == member.name)
+                .then_some(&member.name)
+        })
+    } else {
+        let mut names: Vec<&String> = message.members.iter().map(|m| &m.name).collect();
+        names.sort_unstable();
+        names
+            .windows(2)
+            .find(|pair| pair[0] == pair[1])
+            .map(|pair| pair[0])
+    };
+    match repeated {
+        Some(name) => Err(format!("member `{name}` appears twice")),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn parse_member(member: &str, text: &str) -> Result<PyValue, String> {
     pyjson::loads_str(text, pyjson::MAX_READ_DEPTH)
-        .map_err(|error| format!("member `{member}` returned by the policy is not JSON: {error}"))
+        .map_err(|error| format!("member `{member}` is not JSON: {error}"))
 }
 
 /// A context the policy returned, checked and converted.
@@ -345,6 +436,10 @@ pub(crate) fn memory_error_from_policy(error: wit::MemoryError) -> MemoryError {
             actual: limit.actual,
             limit: limit.limit,
         },
+        wit::MemoryError::DoesNotFit((index, reason)) => MemoryError::DoesNotFit {
+            index: index as usize,
+            reason: reason.into(),
+        },
         wit::MemoryError::PolicyFailed(reason) => MemoryError::Policy(PolicyError::InvalidOutput(
             format!("returned `policy-failed`, which only the host reports: {reason}"),
         )),
@@ -365,19 +460,50 @@ mod tests {
 
     #[test]
     fn invalid_or_repeated_members_from_a_policy_are_reported_not_trusted() {
-        for extra in [
-            vec![("x".to_string(), "{oops".to_string())],
-            vec![("x".into(), "1".into()), ("x".into(), "2".into())],
-            vec![("role".into(), "\"user\"".into())],
+        let member = |name: &str, value: wit::MemberValue| wit::Member {
+            name: name.to_string(),
+            value,
+        };
+        let role = || member("role", wit::MemberValue::Text("user".into()));
+        for members in [
+            vec![role(), member("x", wit::MemberValue::Json("{oops".into()))],
+            vec![
+                role(),
+                member("x", wit::MemberValue::Json("1".into())),
+                member("x", wit::MemberValue::Json("2".into())),
+            ],
+            vec![
+                role(),
+                member("role", wit::MemberValue::Text("user".into())),
+            ],
+            vec![member("content", wit::MemberValue::Text("no role".into()))],
+            vec![member("role", wit::MemberValue::Json("7".into()))],
         ] {
-            let wit = wit::Message {
-                role: "user".into(),
-                content: None,
-                extra,
-            };
-            assert!(check_message(&wit).is_err());
+            let wit = wit::Message { members };
+            assert!(check_message(&wit).is_err(), "{wit:?}");
             assert!(message_from_policy(wit).is_err());
         }
+    }
+
+    #[test]
+    fn the_order_a_policy_returns_is_kept_and_strings_given_as_json_become_text() {
+        let wit = wit::Message {
+            members: vec![
+                wit::Member {
+                    name: "tool_call_id".into(),
+                    value: wit::MemberValue::Json(r#""c1""#.into()),
+                },
+                wit::Member {
+                    name: "role".into(),
+                    value: wit::MemberValue::Text("tool".into()),
+                },
+            ],
+        };
+        let message = message_from_policy(wit).unwrap();
+        assert_eq!(
+            message.to_json_string(),
+            r#"{"tool_call_id": "c1", "role": "tool"}"#
+        );
     }
 
     #[test]

@@ -28,6 +28,16 @@ pub enum MemoryError {
         /// Why.
         reason: InvalidMessage,
     },
+    /// The policy cannot store message `index` under its window rules (the tool-safe policy:
+    /// a tool result whose call is gone, a message over the token budget, a call whose
+    /// results could never fit beside it). Nothing was written; the session is unchanged.
+    #[error("message {index} does not fit the window: {reason}")]
+    DoesNotFit {
+        /// Its position in the request.
+        index: usize,
+        /// Why.
+        reason: crate::report::WindowRefusal,
+    },
     /// A write request held no message.
     #[error("no messages to add")]
     NoMessages,
@@ -104,7 +114,7 @@ pub enum LoadError {
     Compile(String),
     /// The component imports something the host does not provide (WASI, another contract
     /// version, ...) or does not export the `memory` interface with the right types.
-    #[error("component does not fit the agent-memory:policy@0.2.0 world: {0}")]
+    #[error("component does not fit the agent-memory:policy@0.3.0 world: {0}")]
     Contract(String),
     /// The component failed its trial instantiation.
     #[error("component failed its trial instantiation: {0}")]
@@ -113,6 +123,10 @@ pub enum LoadError {
     /// before it takes a new policy (write, read back, clear, against a store in memory).
     #[error("component failed the memory contract's self-check: {0}")]
     SelfCheck(String),
+    /// The component does not read the settings the handle has (an extra setting it does not
+    /// declare, or a value it does not accept).
+    #[error("component cannot serve this handle's settings")]
+    Settings(#[source] SettingsError),
     /// The embedder's engine lacks something a policy needs.
     #[error("the engine cannot run policies: {0}")]
     Engine(String),

@@ -48,6 +48,7 @@ mod bindings;
 mod blocking;
 mod call_state;
 mod convert;
+mod declared;
 mod engine;
 mod error;
 mod follow;
@@ -65,16 +66,19 @@ mod swap;
 
 pub use bindings::public as wit;
 pub use blocking::BlockingMemory;
+pub use declared::{SettingKind, SettingSpec};
 pub use engine::{MAX_CONCURRENT_CALLS, MAX_POLICY_MEMORY_BYTES};
 pub use error::{BuildError, LoadError, MemoryError, PolicyError};
 pub use follow::{FollowStatus, PolicyFollower, UNREADABLE_AFTER};
 pub use json::{Json, JsonError, NotStandardJson};
 pub use memory::{Memory, MemoryBuilder};
-pub use message::{Content, EntryProblem, Message, MessageJsonError};
+pub use message::{EntryProblem, MemberValue, Message, MessageJsonError};
 pub use policy::{
     DEFAULT_POLICY_WASM, MAX_POLICY_BYTES, Policy, TOOL_SAFE_POLICY_WASM, read_policy_file,
 };
-pub use report::{Context, InvalidMessage, SkippedEntry, Stored, Turn, WriteOutcome};
+pub use report::{
+    Context, InvalidMessage, SkippedEntry, Stored, Turn, WindowLimit, WindowRefusal, WriteOutcome,
+};
 pub use session::{MAX_SESSION_ID_BYTES, SessionId, SessionIdError};
 pub use settings::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_FUEL_BASE, DEFAULT_FUEL_PER_BYTE, DEFAULT_KEY_PREFIX,

@@ -127,6 +127,7 @@ impl MemoryBuilder {
             Some(policy) => policy,
             None => Policy::default_policy()?,
         };
+        policy.check_settings(&self.settings)?;
         // The policy was tried with the default limits when it was loaded; these may be
         // tighter (less memory, less fuel).
         policy.trial_instantiation(&self.limits)?;
@@ -349,7 +350,11 @@ impl Memory {
 
     /// Read the component file at `path` (see [`crate::read_policy_file`]) and replace the
     /// policy with it, as [`Memory::replace_policy_bytes`] does.
-    pub async fn replace_policy_file(&self, path: &std::path::Path) -> Result<Policy, LoadError> {
+    pub async fn replace_policy_file(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Policy, LoadError> {
+        let path = path.as_ref();
         let owned = path.to_path_buf();
         let bytes = tokio::task::spawn_blocking(move || read_policy_file(&owned))
             .await

@@ -1,11 +1,15 @@
 //! Conversation messages as agents hand them to memory and get them back.
 //!
-//! A message is the JSON object the Python original stores: a string `role`, a `content`, and
-//! any other members (`tool_calls`, `tool_call_id`, `name`, ...), which are kept in order and
-//! never touched. Nothing is ever added: LLM APIs reject unknown message fields. Member values
-//! are [`Json`]: exact, as Python reads and writes them.
+//! A message is the JSON object the Python original stores: `json.dumps` of a dict with a
+//! string `role`, usually a `content`, and any other members (`tool_calls`, `tool_call_id`,
+//! `name`, ...). **Member order is data**: `json.dumps` keeps a dict's order, Python tools match
+//! stored entries by their bytes, and OpenAI's own tool result puts `content` last
+//! (`{"role": "tool", "tool_call_id": "c1", "content": "18 C"}`). So a [`Message`] is its
+//! members in order, `role` and `content` among them wherever they stand; nothing is ever added
+//! (LLM APIs reject unknown message fields) and nothing moves. Member values are exact, as
+//! Python reads and writes them ([`MemberValue`], [`Json`]).
 
-use agent_memory_format::entry::{self, ContentRef, NotAMessage};
+use agent_memory_format::entry::{self, CONTENT, MemberRef, NotAMessage, ROLE};
 use agent_memory_format::json::{self as pyjson, Value as PyValue};
 use serde_json::Value;
 
@@ -33,27 +37,134 @@ pub enum EntryProblem {
     NoRole,
 }
 
-/// One conversation message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// Who spoke: `system`, `user`, `assistant`, `tool`, ...
-    pub role: String,
-    /// What was said.
-    pub content: Content,
-    /// Every other member, in order. Names are unique: [`Message::with`] replaces.
-    pub(crate) members: Vec<(String, Json)>,
+impl From<NotAMessage> for EntryProblem {
+    fn from(reason: NotAMessage) -> Self {
+        match reason {
+            NotAMessage::NotJson => Self::NotJson,
+            NotAMessage::TooDeep => Self::TooDeep,
+            NotAMessage::LoneSurrogate => Self::LoneSurrogate,
+            NotAMessage::NotAnObject => Self::NotAnObject,
+            NotAMessage::NoRole => Self::NoRole,
+        }
+    }
 }
 
-/// The `content` of a message.
+/// The value of one member of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Content {
-    /// A string.
+pub enum MemberValue {
+    /// A JSON string: the text itself.
     Text(String),
-    /// Any other JSON value: `null`, or a list of content parts. (A string given here is
-    /// stored as a string, and reads back as [`Content::Text`].)
+    /// Any other JSON value (`null`, a number, a list of content parts, an object), exact.
+    /// Never a string: a string given as [`Json`] is kept as [`MemberValue::Text`].
     Json(Json),
-    /// No `content` member at all (not the same as `"content": null`).
-    Absent,
+}
+
+impl MemberValue {
+    /// The text, when the value is a string.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::Text(text) => Some(text),
+            Self::Json(_) => None,
+        }
+    }
+
+    /// The value as canonical JSON text (a string quoted and escaped as `json.dumps` does).
+    pub fn to_json_string(&self) -> String {
+        match self {
+            Self::Text(text) => {
+                let mut out = String::with_capacity(text.len() + 2);
+                pyjson::write_str(&mut out, text);
+                out
+            }
+            Self::Json(json) => json.as_str().to_string(),
+        }
+    }
+
+    /// The value as a `serde_json::Value`, or why it cannot hold it exactly (see
+    /// [`Json::to_value`]).
+    pub fn to_value(&self) -> Result<Value, NotStandardJson> {
+        match self {
+            Self::Text(text) => Ok(Value::String(text.clone())),
+            Self::Json(json) => json.to_value(),
+        }
+    }
+
+    fn from_py(value: &PyValue) -> Self {
+        match value {
+            PyValue::Str(text) => Self::Text(text.clone()),
+            other => Self::Json(Json::from_py(other)),
+        }
+    }
+
+    fn as_member_ref(&self) -> MemberRef<'_> {
+        match self {
+            Self::Text(text) => MemberRef::Text(text),
+            Self::Json(json) => MemberRef::Json(json.as_str()),
+        }
+    }
+}
+
+impl From<Json> for MemberValue {
+    fn from(json: Json) -> Self {
+        if json.as_str().starts_with('"') {
+            // A string: its canonical text always parses.
+            if let Ok(PyValue::Str(text)) = pyjson::loads_str(json.as_str(), pyjson::MAX_READ_DEPTH)
+            {
+                return Self::Text(text);
+            }
+        }
+        Self::Json(json)
+    }
+}
+
+impl From<Value> for MemberValue {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::String(text) => Self::Text(text),
+            other => Self::Json(Json::from(other)),
+        }
+    }
+}
+
+impl From<&str> for MemberValue {
+    fn from(text: &str) -> Self {
+        Self::Text(text.to_string())
+    }
+}
+
+impl From<String> for MemberValue {
+    fn from(text: String) -> Self {
+        Self::Text(text)
+    }
+}
+
+/// One conversation message: a JSON object's members, in order.
+///
+/// Built in Rust, a message has the original's usual order: [`Message::new`] gives `role`
+/// then `content`, and [`Message::with`] appends a new member (or replaces one in its place, as
+/// assigning to a dict does). Read from JSON or from a store, it keeps the order it came in.
+///
+/// ```
+/// use agent_memory::{Message, MemberValue};
+///
+/// let result = Message::from_json_str(
+///     r#"{"role": "tool", "tool_call_id": "call_1", "content": "18 C"}"#,
+/// )?;
+/// assert_eq!(result.role(), "tool");
+/// assert_eq!(result.text(), Some("18 C"));
+/// assert_eq!(result.member("tool_call_id"), Some(&MemberValue::Text("call_1".into())));
+/// // Exactly what Python's json.dumps writes for that dict: content stays last.
+/// assert_eq!(
+///     result.to_json_string(),
+///     r#"{"role": "tool", "tool_call_id": "call_1", "content": "18 C"}"#
+/// );
+/// # Ok::<(), agent_memory::MessageJsonError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Every member, in order. Names are unique; one is `role` (a [`MemberValue::Text`]
+    /// unless [`Message::with`] set it to something else, which makes the message invalid).
+    members: Vec<(String, MemberValue)>,
 }
 
 /// Why JSON is not a message.
@@ -71,12 +182,13 @@ pub enum MessageJsonError {
 }
 
 impl Message {
-    /// A message with text content.
+    /// A message of `role` with text content: `{"role": ..., "content": ...}`, in that order.
     pub fn new(role: impl Into<String>, text: impl Into<String>) -> Self {
         Self {
-            role: role.into(),
-            content: Content::Text(text.into()),
-            members: Vec::new(),
+            members: vec![
+                (ROLE.to_string(), MemberValue::Text(role.into())),
+                (CONTENT.to_string(), MemberValue::Text(text.into())),
+            ],
         }
     }
 
@@ -95,10 +207,54 @@ impl Message {
         Self::new("system", text)
     }
 
-    /// Set another member (`tool_calls`, `name`, ...), replacing one of the same name. A
-    /// member named `role` or `content` is refused when the message is written
-    /// ([`crate::InvalidMessage::DuplicateMember`]): set those fields instead.
-    pub fn with(mut self, name: impl Into<String>, value: impl Into<Json>) -> Self {
+    /// Who spoke: `system`, `user`, `assistant`, `tool`, ... (empty only for a message whose
+    /// `role` [`Message::with`] set to something other than a string: such a message is
+    /// refused when written, [`crate::InvalidMessage::NoRole`]).
+    pub fn role(&self) -> &str {
+        self.member(ROLE)
+            .and_then(MemberValue::as_text)
+            .unwrap_or_default()
+    }
+
+    /// The `content` member; `None` when the message has none (not the same as
+    /// `"content": null`, which is `Some(MemberValue::Json(null))`).
+    pub fn content(&self) -> Option<&MemberValue> {
+        self.member(CONTENT)
+    }
+
+    /// The content, if it is text.
+    pub fn text(&self) -> Option<&str> {
+        self.content().and_then(MemberValue::as_text)
+    }
+
+    /// The member called `name`, if there is one (`role` and `content` included).
+    pub fn member(&self, name: &str) -> Option<&MemberValue> {
+        self.members
+            .iter()
+            .find(|(known, _)| known == name)
+            .map(|(_, value)| value)
+    }
+
+    /// Every member, in order, `role` and `content` included.
+    pub fn members(&self) -> impl ExactSizeIterator<Item = (&str, &MemberValue)> {
+        self.members
+            .iter()
+            .map(|(name, value)| (name.as_str(), value))
+    }
+
+    /// Set a member, as assigning to a Python dict does: one of the same name is replaced in
+    /// its place, a new one goes last. Works for `role` and `content` too (a `role` that is
+    /// not a string makes the message invalid: writing it is refused).
+    ///
+    /// ```
+    /// # use agent_memory::Message;
+    /// let message = Message::assistant("checking").with("name", "bot");
+    /// assert_eq!(
+    ///     message.to_json_string(),
+    ///     r#"{"role": "assistant", "content": "checking", "name": "bot"}"#
+    /// );
+    /// ```
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<MemberValue>) -> Self {
         let name = name.into();
         let value = value.into();
         match self.members.iter_mut().find(|(known, _)| *known == name) {
@@ -108,38 +264,32 @@ impl Message {
         self
     }
 
-    /// The member called `name`, if there is one.
-    pub fn member(&self, name: &str) -> Option<&Json> {
-        self.members
-            .iter()
-            .find(|(known, _)| known == name)
-            .map(|(_, value)| value)
+    /// Remove the member called `name`, if there is one (as `del` on a dict); the others keep
+    /// their order. Removing `role` makes the message invalid.
+    pub fn without(mut self, name: &str) -> Self {
+        self.members.retain(|(known, _)| known != name);
+        self
     }
 
-    /// Every member besides `role` and `content`, in order.
-    pub fn members(&self) -> impl ExactSizeIterator<Item = (&str, &Json)> {
-        self.members
-            .iter()
-            .map(|(name, value)| (name.as_str(), value))
-    }
-
-    /// The text content, if the content is text.
-    pub fn text(&self) -> Option<&str> {
-        match &self.content {
-            Content::Text(text) => Some(text),
-            Content::Json(_) | Content::Absent => None,
-        }
-    }
-
-    /// A message from a JSON object such as `{"role": "user", "content": "hi"}`.
+    /// A message from a JSON object such as `{"role": "user", "content": "hi"}`, members in
+    /// the object's order.
     pub fn from_json(value: &Value) -> Result<Self, MessageJsonError> {
         Self::from_py(json::py_value_of(value))
     }
 
-    /// A message from JSON text, read as Python's `json.loads` reads it (so `NaN` and integers
-    /// of any size are kept exactly).
+    /// A message from JSON text, read as Python's `json.loads` reads a `str` (so `NaN` and
+    /// integers of any size are kept exactly, and a repeated member keeps its first place and
+    /// last value, as a dict does).
     pub fn from_json_str(text: &str) -> Result<Self, MessageJsonError> {
         let value = pyjson::loads_str(text, pyjson::MAX_READ_DEPTH)
+            .map_err(|error| MessageJsonError::NotJson(JsonError::from(error)))?;
+        Self::from_py(value)
+    }
+
+    /// A message from JSON bytes, read as Python's `json.loads` reads `bytes`: UTF-8 with or
+    /// without a byte-order mark, UTF-16 or UTF-32 (the encodings stored entries are read in).
+    pub fn from_json_bytes(bytes: &[u8]) -> Result<Self, MessageJsonError> {
+        let value = pyjson::loads(bytes)
             .map_err(|error| MessageJsonError::NotJson(JsonError::from(error)))?;
         Self::from_py(value)
     }
@@ -147,24 +297,18 @@ impl Message {
     /// Decode one stored entry exactly as the default policy does: what it returns, or why it
     /// skips the entry. For tools that inspect stores (`agent-memory doctor`).
     pub fn from_entry(bytes: &[u8]) -> Result<Self, EntryProblem> {
-        let decoded = entry::decode(bytes).map_err(|reason| match reason {
-            NotAMessage::NotJson => EntryProblem::NotJson,
-            NotAMessage::TooDeep => EntryProblem::TooDeep,
-            NotAMessage::LoneSurrogate => EntryProblem::LoneSurrogate,
-            NotAMessage::NotAnObject => EntryProblem::NotAnObject,
-            NotAMessage::NoRole => EntryProblem::NoRole,
-        })?;
+        let decoded = entry::decode(bytes)?;
         Ok(Self {
-            role: decoded.role,
-            content: match decoded.content {
-                None => Content::Absent,
-                Some(entry::Content::Text(text)) => Content::Text(text),
-                Some(entry::Content::Json(text)) => Content::Json(Json::from_canonical(text)),
-            },
             members: decoded
                 .members
                 .into_iter()
-                .map(|(name, text)| (name, Json::from_canonical(text)))
+                .map(|(name, value)| {
+                    let value = match value {
+                        entry::Member::Text(text) => MemberValue::Text(text),
+                        entry::Member::Json(text) => MemberValue::Json(Json::from_canonical(text)),
+                    };
+                    (name, value)
+                })
                 .collect(),
         })
     }
@@ -173,84 +317,77 @@ impl Message {
         let PyValue::Object(object) = value else {
             return Err(MessageJsonError::NotAnObject);
         };
-        let mut role = None;
-        let mut content = Content::Absent;
-        let mut members = Vec::with_capacity(object.len().saturating_sub(2));
-        for (name, member) in object {
-            match (name.as_str(), member) {
-                ("role", PyValue::Str(text)) => role = Some(text),
-                ("role", _) => return Err(MessageJsonError::NoRole),
-                ("content", PyValue::Str(text)) => content = Content::Text(text),
-                ("content", other) => content = Content::Json(Json::from_py(&other)),
-                (_, other) => members.push((name, Json::from_py(&other))),
-            }
+        let members: Vec<(String, MemberValue)> = object
+            .iter()
+            .map(|(name, value)| (name.clone(), MemberValue::from_py(value)))
+            .collect();
+        let message = Self { members };
+        match message.member(ROLE) {
+            Some(MemberValue::Text(_)) => Ok(message),
+            _ => Err(MessageJsonError::NoRole),
         }
-        Ok(Self {
-            role: role.ok_or(MessageJsonError::NoRole)?,
-            content,
-            members,
-        })
     }
 
-    /// The message as a JSON object (`role`, `content` unless absent, then the other members),
-    /// or why `serde_json` cannot hold it exactly (see [`Json::to_value`]).
+    /// The message as a JSON object, members in order, or why `serde_json` cannot hold it
+    /// exactly (see [`Json::to_value`]).
     pub fn to_json(&self) -> Result<Value, NotStandardJson> {
-        let mut object = serde_json::Map::with_capacity(self.members.len() + 2);
-        object.insert("role".to_string(), Value::String(self.role.clone()));
-        match &self.content {
-            Content::Text(text) => {
-                object.insert("content".to_string(), Value::String(text.clone()));
-            }
-            Content::Json(json) => {
-                object.insert("content".to_string(), json.to_value()?);
-            }
-            Content::Absent => {}
-        }
+        let mut object = serde_json::Map::with_capacity(self.members.len());
         for (name, value) in &self.members {
             object.insert(name.clone(), value.to_value()?);
         }
         Ok(Value::Object(object))
     }
 
-    /// The message as `json.dumps` writes it: exactly the bytes the default policy stores.
+    /// The message as `json.dumps` writes the dict: exactly the bytes the built-in policies
+    /// store.
     pub fn to_json_string(&self) -> String {
-        let mut out = String::from("{\"role\": ");
-        pyjson::write_str(&mut out, &self.role);
-        match &self.content {
-            Content::Text(text) => {
-                out.push_str(", \"content\": ");
-                pyjson::write_str(&mut out, text);
+        let mut out = String::from("{");
+        for (index, (name, value)) in self.members.iter().enumerate() {
+            if index > 0 {
+                out.push_str(", ");
             }
-            Content::Json(json) => {
-                out.push_str(", \"content\": ");
-                out.push_str(json.as_str());
-            }
-            Content::Absent => {}
-        }
-        for (name, value) in &self.members {
-            out.push_str(", ");
             pyjson::write_str(&mut out, name);
             out.push_str(": ");
-            out.push_str(value.as_str());
+            match value {
+                MemberValue::Text(text) => pyjson::write_str(&mut out, text),
+                MemberValue::Json(json) => out.push_str(json.as_str()),
+            }
         }
         out.push('}');
         out
     }
+
+    /// The members, for the conversions into the contract.
+    pub(crate) fn into_members(self) -> Vec<(String, MemberValue)> {
+        self.members
+    }
+
+    /// A message of these members, as they are (checked by whoever writes it).
+    pub(crate) fn from_members(members: Vec<(String, MemberValue)>) -> Self {
+        Self { members }
+    }
+
+    /// The size of the message's stored entry (its [`Message::to_json_string`]).
+    pub fn encoded_len(&self) -> u64 {
+        entry::encoded_len(
+            self.members
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_member_ref())),
+        )
+    }
 }
 
-/// The size of a message's stored entry (its [`Message::to_json_string`]), computed without
-/// building it: what the host checks against `max_message_bytes` before any policy runs. Exact
-/// when the message's JSON texts are canonical (as every [`Message`]'s are).
+/// The size of a message's stored entry, computed without building it: what the host checks
+/// against `max_message_bytes` before any policy runs. Exact when the message's JSON texts are
+/// canonical (as every [`Message`]'s are).
 pub(crate) fn encoded_len(message: &wit::Message) -> u64 {
-    let content = message.content.as_ref().map(|content| match content {
-        wit::Content::Text(text) => ContentRef::Text(text),
-        wit::Content::Json(json) => ContentRef::Json(json),
-    });
-    let members = message
-        .extra
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_str()));
-    entry::encoded_len(&message.role, content, members)
+    entry::encoded_len(message.members.iter().map(|member| {
+        let value = match &member.value {
+            wit::MemberValue::Text(text) => MemberRef::Text(text),
+            wit::MemberValue::Json(json) => MemberRef::Json(json),
+        };
+        (member.name.as_str(), value)
+    }))
 }
 
 #[cfg(test)]
@@ -259,30 +396,39 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn json_round_trips_with_every_member_in_order() {
+    fn json_round_trips_with_every_member_in_its_place() {
         let value = json!({
             "role": "assistant",
-            "content": null,
             "tool_calls": [{"id": "c1", "type": "function"}],
-            "name": "bot"
+            "refusal": null,
+            "content": "checking"
         });
         let message = Message::from_json(&value).unwrap();
-        assert_eq!(message.content, Content::Json(Json::null()));
+        assert_eq!(message.text(), Some("checking"));
         assert_eq!(message.to_json(), Ok(value));
         assert_eq!(
             message.to_json_string(),
-            r#"{"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function"}], "name": "bot"}"#
+            r#"{"role": "assistant", "tool_calls": [{"id": "c1", "type": "function"}], "refusal": null, "content": "checking"}"#
         );
+    }
+
+    #[test]
+    fn role_and_content_stay_wherever_they_stand() {
+        for text in [
+            r#"{"content": "first", "role": "user"}"#,
+            r#"{"role": "user", "name": "alice", "content": "hi"}"#,
+            r#"{"name": "x", "role": "tool", "tool_call_id": "c", "content": null}"#,
+        ] {
+            assert_eq!(Message::from_json_str(text).unwrap().to_json_string(), text);
+        }
     }
 
     #[test]
     fn absent_content_is_not_null_content() {
         let message = Message::from_json(&json!({"role": "assistant", "tool_calls": []})).unwrap();
-        assert_eq!(message.content, Content::Absent);
-        assert_eq!(
-            message.to_json(),
-            Ok(json!({"role": "assistant", "tool_calls": []}))
-        );
+        assert_eq!(message.content(), None);
+        let null = Message::from_json(&json!({"role": "assistant", "content": null})).unwrap();
+        assert_eq!(null.content(), Some(&MemberValue::Json(Json::null())));
     }
 
     #[test]
@@ -317,12 +463,45 @@ mod tests {
     }
 
     #[test]
-    fn with_replaces_a_member_of_the_same_name() {
-        let message = Message::user("hi")
-            .with("name", json!("a"))
-            .with("name", json!("b"));
-        assert_eq!(message.members().len(), 1);
-        assert_eq!(message.member("name").map(Json::as_str), Some("\"b\""));
+    fn json_bytes_are_read_in_every_encoding_python_detects() {
+        let text = r#"{"role": "user", "content": "h\u00e9"}"#;
+        let utf16: Vec<u8> = "{\"role\": \"user\", \"content\": \"hé\"}"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let mut bom = b"\xef\xbb\xbf".to_vec();
+        bom.extend_from_slice(text.as_bytes());
+        for bytes in [text.as_bytes().to_vec(), bom, utf16] {
+            let message = Message::from_json_bytes(&bytes).unwrap();
+            assert_eq!(message.to_json_string(), text);
+        }
+    }
+
+    #[test]
+    fn with_replaces_a_member_in_its_place_and_appends_a_new_one() {
+        let message = Message::from_json_str(r#"{"name": "a", "role": "user", "content": "x"}"#)
+            .unwrap()
+            .with("name", json!("b"))
+            .with("content", "y")
+            .with("z", json!(1));
+        assert_eq!(
+            message.to_json_string(),
+            r#"{"name": "b", "role": "user", "content": "y", "z": 1}"#
+        );
+        assert_eq!(message.member("name"), Some(&MemberValue::Text("b".into())));
+        assert_eq!(
+            message.without("name").to_json_string(),
+            r#"{"role": "user", "content": "y", "z": 1}"#
+        );
+    }
+
+    #[test]
+    fn a_string_given_as_json_is_text() {
+        let message = Message::user("x").with("tool_call_id", Json::parse(r#""c1""#).unwrap());
+        assert_eq!(
+            message.member("tool_call_id"),
+            Some(&MemberValue::Text("c1".into()))
+        );
     }
 
     #[test]
@@ -332,12 +511,11 @@ mod tests {
             Message::assistant("")
                 .with("tool_calls", json!([{"id": "c", "f": 0.1}]))
                 .with("é", json!(null)),
-            Message::from_json(&json!({"role": "tool", "content": [1, {"a": "ß"}]})).unwrap(),
+            Message::from_json(&json!({"content": [1, {"a": "ß"}], "role": "tool"})).unwrap(),
         ] {
-            assert_eq!(
-                encoded_len(&message.clone().into()),
-                message.to_json_string().len() as u64
-            );
+            let json = message.to_json_string();
+            assert_eq!(message.encoded_len(), json.len() as u64);
+            assert_eq!(encoded_len(&message.clone().into()), json.len() as u64);
         }
     }
 }

@@ -14,9 +14,10 @@ use wasmtime::component::{Component, ComponentExportIndex, Linker};
 
 use crate::bindings::{Policy as PolicyBindings, PolicyPre};
 use crate::call_state::{self, CallState};
+use crate::declared::{self, SettingSpec, check_declaration};
 use crate::engine;
 use crate::error::LoadError;
-use crate::settings::Limits;
+use crate::settings::{Limits, Settings, SettingsError};
 
 /// The default policy's component, built from `guest/` by the build script.
 pub const DEFAULT_POLICY_WASM: &[u8] =
@@ -78,6 +79,8 @@ pub(crate) struct Loaded {
     /// Where each function of the `memory` export is, found once: an instance of the same
     /// component has them at the same places.
     pub(crate) exports: MemoryExports,
+    /// The settings it declares it reads.
+    settings: Vec<SettingSpec>,
     digest: String,
     origin: String,
 }
@@ -108,7 +111,7 @@ impl MemoryExports {
 }
 
 /// The exported interface a policy must provide.
-const MEMORY_INTERFACE: &str = "agent-memory:policy/memory@0.2.0";
+const MEMORY_INTERFACE: &str = "agent-memory:policy/memory@0.3.0";
 
 impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -237,37 +240,36 @@ impl Policy {
                 "no `{MEMORY_INTERFACE}` export with every function"
             ))
         })?;
-        let policy = Self {
+        let declared = trial(&pre, &Limits::default())?;
+        let settings: Vec<SettingSpec> = declared.into_iter().map(Into::into).collect();
+        check_declaration(&settings)
+            .map_err(|problem| LoadError::Contract(format!("its `describe.settings` {problem}")))?;
+        Ok(Self {
             inner: Arc::new(Loaded {
                 pre,
                 exports,
+                settings,
                 digest,
                 origin: origin.to_string(),
             }),
-        };
-        policy.trial_instantiation(&Limits::default())?;
-        Ok(policy)
+        })
     }
 
-    /// `PolicyPre::new` checks export names only; instantiating once runs the component's
-    /// start code and resolves every typed export — checking each function's type against the
-    /// contract, which calls then rely on (see `sandbox`) — so a broken component fails here.
-    /// Done at load with the default limits, and again with a handle's own limits before the
-    /// handle takes the policy.
+    /// Instantiate the policy once with `limits` (see [`trial`]): done at load with the
+    /// default limits, and again with a handle's own limits before the handle takes it.
     pub(crate) fn trial_instantiation(&self, limits: &Limits) -> Result<(), LoadError> {
-        let check = async {
-            let mut store = call_state::trial_store(self.inner.engine(), limits);
-            let instance = self
-                .inner
-                .pre
-                .instance_pre()
-                .instantiate_async(&mut store)
-                .await?;
-            PolicyBindings::new(&mut store, &instance).map(|_| ())
-        };
-        // The trial touches no store and never waits on I/O, so it completes on first poll
-        // unless the component's start code runs past its CPU budget, which yields.
-        futures_lite_block_on(check).map_err(|error| LoadError::Trial(format!("{error:#}")))
+        trial(&self.inner.pre, limits).map(|_| ())
+    }
+
+    /// The settings the policy reads from [`crate::Settings::extra`], as it declares them.
+    pub fn settings(&self) -> &[SettingSpec] {
+        &self.inner.settings
+    }
+
+    /// Whether `settings` suit this policy: every extra setting one it declares, with a value
+    /// the declaration accepts. [`crate::MemoryBuilder::build`] and every swap check it.
+    pub fn check_settings(&self, settings: &Settings) -> Result<(), SettingsError> {
+        declared::check(&self.inner.settings, &settings.extra, self.origin())
     }
 
     /// SHA-256 of the component bytes, hex: what identifies a policy version in logs.
@@ -285,7 +287,7 @@ impl Policy {
         &self.inner.origin
     }
 
-    /// The interfaces the component imports, such as `agent-memory:policy/store@0.2.0`.
+    /// The interfaces the component imports, such as `agent-memory:policy/store@0.3.0`.
     pub fn imports(&self) -> Vec<String> {
         let component = self.inner.pre.instance_pre().component().component_type();
         names(component.imports(self.inner.engine()))
@@ -355,6 +357,30 @@ fn write_cache(component: &Component, path: &Path) -> anyhow::Result<()> {
     std::fs::write(&partial, bytes)?;
     std::fs::rename(&partial, path)?;
     Ok(())
+}
+
+/// `PolicyPre::new` checks export names only; instantiating once runs the component's start
+/// code and resolves every typed export — checking each function's type against the contract,
+/// which calls then rely on (see `sandbox`) — so a broken component fails here. The trial also
+/// asks the policy which settings it reads (`describe.settings`, which may not touch the store:
+/// a trial has none).
+fn trial(
+    pre: &PolicyPre<CallState>,
+    limits: &Limits,
+) -> Result<Vec<crate::bindings::SettingSpec>, LoadError> {
+    let check = async {
+        let engine = pre.instance_pre().component().engine();
+        let mut store = call_state::trial_store(engine, limits);
+        let instance = pre.instance_pre().instantiate_async(&mut store).await?;
+        let bindings = PolicyBindings::new(&mut store, &instance)?;
+        bindings
+            .agent_memory_policy_describe()
+            .call_settings(&mut store)
+            .await
+    };
+    // The trial touches no store and never waits on I/O, so it completes on first poll
+    // unless the component's start code runs past its CPU budget, which yields.
+    futures_lite_block_on(check).map_err(|error| LoadError::Trial(format!("{error:#}")))
 }
 
 /// Drive a future that never waits on I/O to completion on the current thread.

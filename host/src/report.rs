@@ -86,13 +86,61 @@ pub enum InvalidMessage {
         /// The limit.
         limit: u64,
     },
-    /// An extra member is named `role` or `content`, or appears twice.
+    /// A member name appears twice.
     #[error("member `{0}` appears twice")]
     DuplicateMember(String),
+    /// There is no `role` member whose value is a string.
+    #[error("a message needs a `role` member whose value is a string")]
+    NoRole,
     /// A member is not valid JSON.
     #[error("{0}")]
     InvalidJson(String),
     /// A member nests deeper than Python readers can take (an entry may nest 500 levels).
     #[error("member `{0}` nests too deeply for Python readers")]
     TooDeep(String),
+}
+
+/// Which limit of a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowLimit {
+    /// The most messages the window holds (`Settings::max_messages`).
+    Messages,
+    /// The most approximate tokens it holds (a policy's token budget, such as the tool-safe
+    /// policy's `max-tokens`).
+    Tokens,
+}
+
+impl std::fmt::Display for WindowLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Messages => "messages",
+            Self::Tokens => "tokens",
+        })
+    }
+}
+
+/// Why a policy cannot store a message under its window rules. Nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowRefusal {
+    /// Even with every message that may go trimmed, the window could not hold the message
+    /// together with what must stay with it (the tool call it answers and that call's other
+    /// results, a pinned system message).
+    #[error(
+        "it needs a window of {needed} {limit} with what must stay with it; the window holds {allowed}"
+    )]
+    Overflow {
+        /// The limit it would break.
+        limit: WindowLimit,
+        /// What it needs.
+        needed: u64,
+        /// What the window allows.
+        allowed: u64,
+    },
+    /// A tool result whose call is not in the session (trimmed away, or never stored): kept,
+    /// it would be an orphan, which LLM APIs reject. Carries the call id.
+    #[error("it answers tool call `{0}`, which is not in the session (trimmed, or never stored)")]
+    OrphanResult(String),
+    /// A rule of the policy's own.
+    #[error("{0}")]
+    PolicyRule(String),
 }

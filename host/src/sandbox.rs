@@ -129,22 +129,17 @@ where
     Ok(typed.call_async(store, params).await?.0)
 }
 
-/// Bytes of message data handed to the policy (roles, contents and members): what its compute
+/// Bytes of message data handed to the policy (member names and values): what its compute
 /// budget grows with.
 fn message_bytes(messages: &[bindings::Message]) -> u64 {
     messages
         .iter()
-        .map(|message| {
-            let content = match &message.content {
-                Some(bindings::Content::Text(text) | bindings::Content::Json(text)) => text.len(),
-                None => 0,
+        .flat_map(|message| &message.members)
+        .map(|member| {
+            let value = match &member.value {
+                bindings::MemberValue::Text(text) | bindings::MemberValue::Json(text) => text,
             };
-            let members: usize = message
-                .extra
-                .iter()
-                .map(|(name, value)| name.len() + value.len())
-                .sum();
-            (message.role.len() + content + members) as u64
+            (member.name.len() + value.len()) as u64
         })
         .sum()
 }

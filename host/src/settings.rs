@@ -88,6 +88,14 @@ pub struct Settings {
     pub extra: Vec<(String, String)>,
 }
 
+fn known_settings(known: &[String]) -> String {
+    if known.is_empty() {
+        "it reads none".to_string()
+    } else {
+        format!("it reads: {}", known.join(", "))
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -122,6 +130,29 @@ pub enum SettingsError {
         /// The most the engine allows.
         ceiling: u64,
     },
+    /// An extra setting names something the policy does not read.
+    #[error("policy {policy} reads no setting `{name}`; {}", known_settings(known))]
+    UnknownSetting {
+        /// The setting.
+        name: String,
+        /// The policy (its origin).
+        policy: String,
+        /// The settings it reads.
+        known: Vec<String>,
+    },
+    /// An extra setting's value is not one its declaration accepts.
+    #[error("setting `{name}` = {value:?} is not accepted: it takes {accepts}")]
+    InvalidSetting {
+        /// The setting.
+        name: String,
+        /// The value given.
+        value: String,
+        /// What it accepts.
+        accepts: String,
+    },
+    /// An extra setting is given twice.
+    #[error("setting `{0}` is given twice")]
+    RepeatedSetting(String),
     /// The settings ask for more than the limits let a call do: every such call would fail.
     #[error("{setting} = {value} cannot work with {limit} = {allowed}: {why}")]
     Conflict {

@@ -24,6 +24,9 @@ pub(crate) async fn admit(
     settings: &Settings,
     limits: &Limits,
 ) -> Result<(), LoadError> {
+    policy
+        .check_settings(settings)
+        .map_err(LoadError::Settings)?;
     policy.trial_instantiation(limits)?;
     self_check(policy, settings, limits)
         .await
@@ -77,11 +80,7 @@ async fn self_check(policy: &Policy, settings: &Settings, limits: &Limits) -> Re
 }
 
 fn text_message(role: &str, text: &str) -> wit::Message {
-    wit::Message {
-        role: role.to_string(),
-        content: Some(wit::Content::Text(text.to_string())),
-        extra: Vec::new(),
-    }
+    crate::Message::new(role, text).into()
 }
 
 /// The policy's answer to one call of the self-check, or why there is none.

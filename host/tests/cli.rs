@@ -80,13 +80,47 @@ fn json_messages_from_stdin_keep_every_member_and_get_json_prints_them() {
     let got = home.run(&["get", "t", "--json"]);
     let printed: Value = serde_json::from_str(&stdout(&got)).expect("get --json prints JSON");
     assert_eq!(printed, messages);
-    // Exactly what the Python original's `json.dumps(get_context(...))` prints.
+    // Exactly what the Python original's `json.dumps(get_context(...))` prints: every member
+    // in its place (OpenAI's tool result keeps `content` last).
     assert_eq!(
         stdout(&got),
         "[{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\", \"type\": \
          \"function\", \"function\": {\"name\": \"f\", \"arguments\": \"{}\"}}]}, {\"role\": \"tool\", \
-         \"content\": \"42\", \"tool_call_id\": \"c1\"}]\n"
+         \"tool_call_id\": \"c1\", \"content\": \"42\"}]\n"
     );
+}
+
+#[test]
+fn add_json_reads_stdin_in_every_encoding_stored_entries_are_read_in() {
+    let home = agent_memory();
+    let text = r#"{"content": "h\u00e9 \ud83d\ude00", "role": "user"}"#;
+    let raw = "{\"content\": \"hé 😀\", \"role\": \"user\"}";
+    let utf16le: Vec<u8> = std::iter::once(0xfeffu16)
+        .chain(raw.encode_utf16())
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let utf16be: Vec<u8> = raw.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let utf32le: Vec<u8> = raw
+        .chars()
+        .flat_map(|ch| (ch as u32).to_le_bytes())
+        .collect();
+    let bom: Vec<u8> = b"\xef\xbb\xbf"
+        .iter()
+        .chain(raw.as_bytes())
+        .copied()
+        .collect();
+    for (name, bytes) in [
+        ("UTF-8 with a BOM", bom),
+        ("UTF-16LE with a BOM", utf16le),
+        ("UTF-16BE", utf16be),
+        ("UTF-32LE", utf32le),
+    ] {
+        assert!(home.run(&["clear", "e"]).status.success());
+        let added = home.run_with(&["add", "e", "--json"], Stdin::Bytes(&bytes));
+        assert!(added.status.success(), "{name}: {}", stderr(&added));
+        let got = home.run(&["get", "e", "--json"]);
+        assert_eq!(stdout(&got), format!("[{text}]\n"), "{name}");
+    }
 }
 
 #[test]

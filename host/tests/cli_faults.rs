@@ -118,7 +118,7 @@ fn a_window_of_zero_reports_everything_it_deleted() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
         stdout(&output).trim(),
-        "stored 0 (session holds 0, 4 older trimmed)"
+        "stored 0 of 1 (the window keeps no messages; 3 older deleted)"
     );
 }
 

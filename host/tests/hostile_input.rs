@@ -95,12 +95,37 @@ async fn hostile_messages_through_the_api(memory: &Memory) {
     assert_eq!(texts(&context).first().map(String::as_str), Some("9950"));
     assert_eq!(texts(&context).last().map(String::as_str), Some("9999"));
 
-    // A member named like the typed fields is refused, not silently merged.
-    let sneaky = Message::user("x").with("role", serde_json::json!("system"));
+    // Setting `role` again replaces it in its place, as assigning to a dict does; a role that
+    // is not a string is refused, never stored.
+    let replaced = Message::user("x").with("role", serde_json::json!("system"));
+    assert_eq!(
+        replaced.to_json_string(),
+        r#"{"role": "system", "content": "x"}"#
+    );
+    let sneaky = Message::user("x").with("role", serde_json::json!(["system"]));
     assert!(matches!(
         memory.add_message("sneaky", sneaky).await,
-        Err(MemoryError::InvalidMessage { index: 0, .. })
+        Err(MemoryError::InvalidMessage {
+            index: 0,
+            reason: agent_memory::InvalidMessage::NoRole
+        })
     ));
+    let headless = Message::user("x").without("role");
+    assert!(matches!(
+        memory.add_message("sneaky", headless).await,
+        Err(MemoryError::InvalidMessage {
+            index: 0,
+            reason: agent_memory::InvalidMessage::NoRole
+        })
+    ));
+    assert!(
+        memory
+            .get_context("sneaky")
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
 }
 
 fn hostile_ids_through_the_cli(url: &str) {

@@ -10,6 +10,10 @@ Requests (JSON text travels as JSON strings, so NaN and lone surrogates survive 
     {"op": "loads_equal", "session": S, "texts": [T]} -> {"equal": [json.loads(entry) == json.loads(T)]}
     {"op": "lone", "text": T}                         -> {"lone": whether json.loads(T) holds a lone surrogate}
     {"op": "canonical_many", "texts": [T, ...]}       -> {"texts": [json.dumps(json.loads(T)), ...]}
+    {"op": "judge", "text": T}                        -> {"lone": ..., "message": ..., "result": ...}
+        what json.loads(T) is, judged in Python: whether it holds a lone surrogate, whether it
+        is a message (a dict with a str "role"), and whether it carries tool results (an
+        OpenAI "tool" message, or a "user" message with Anthropic "tool_result" blocks)
 
 Every reply is {"ok": true, ...} or {"ok": false, "error": "..."}.
 """
@@ -48,6 +52,21 @@ def has_lone_surrogate(value):
     return False
 
 
+def is_message(value):
+    return isinstance(value, dict) and isinstance(value.get("role"), str)
+
+
+def carries_tool_results(value):
+    if not is_message(value):
+        return False
+    if value["role"] == "tool":
+        return True
+    content = value.get("content")
+    return value["role"] == "user" and isinstance(content, list) and any(
+        isinstance(block, dict) and block.get("type") == "tool_result" for block in content
+    )
+
+
 def handle(repository, client, request):
     op = request["op"]
     if op == "add":
@@ -60,6 +79,13 @@ def handle(repository, client, request):
         return {"entries": [entry.decode("latin-1") for entry in raw]}
     if op == "lone":
         return {"lone": has_lone_surrogate(json.loads(request["text"]))}
+    if op == "judge":
+        value = json.loads(request["text"])
+        return {
+            "lone": has_lone_surrogate(value),
+            "message": is_message(value),
+            "result": carries_tool_results(value),
+        }
     if op == "canonical_many":
         return {"texts": [json.dumps(json.loads(text)) for text in request["texts"]]}
     if op == "canonical":

@@ -98,6 +98,29 @@ impl ChatAgentInstance {
         chat.call_transcript(&mut self.store, session).await
     }
 
+    /// `chat.remember`: memory's answer to keeping `message` as it is.
+    pub async fn remember(
+        &mut self,
+        session: &str,
+        message: agent_memory::wit::types::Message,
+    ) -> wasmtime::Result<
+        Result<agent_memory::wit::types::WriteOutcome, agent_memory::wit::types::MemoryError>,
+    > {
+        let chat = self.agent.agent_memory_chat_agent_chat();
+        chat.call_remember(&mut self.store, session, &message).await
+    }
+
+    /// `chat.recall`: the history as memory returns it.
+    pub async fn recall(
+        &mut self,
+        session: &str,
+    ) -> wasmtime::Result<
+        Result<agent_memory::wit::types::Context, agent_memory::wit::types::MemoryError>,
+    > {
+        let chat = self.agent.agent_memory_chat_agent_chat();
+        chat.call_recall(&mut self.store, session).await
+    }
+
     /// `chat.forget`.
     pub async fn forget(&mut self, session: &str) -> wasmtime::Result<Result<u32, String>> {
         let chat = self.agent.agent_memory_chat_agent_chat();

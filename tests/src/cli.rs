@@ -11,6 +11,8 @@ pub enum Stdin<'a> {
     Empty,
     /// This text.
     Text(&'a str),
+    /// These bytes (text in another encoding, say).
+    Bytes(&'a [u8]),
     /// This file (a device such as `/dev/zero`, say).
     File(&'a Path),
 }
@@ -57,16 +59,21 @@ impl Cli {
             Stdin::File(path) => {
                 command.stdin(std::fs::File::open(path).expect("opening the stdin file"));
             }
-            Stdin::Empty | Stdin::Text(_) => {
+            Stdin::Empty | Stdin::Text(_) | Stdin::Bytes(_) => {
                 command.stdin(Stdio::piped());
             }
         }
         let mut child = command.spawn().expect("running agent-memory");
+        let bytes = match stdin {
+            Stdin::Text(text) => Some(text.as_bytes()),
+            Stdin::Bytes(bytes) => Some(bytes),
+            Stdin::Empty | Stdin::File(_) => None,
+        };
         if let Some(mut input) = child.stdin.take()
-            && let Stdin::Text(text) = stdin
+            && let Some(bytes) = bytes
         {
             // The binary may refuse early and close its end; that is its answer.
-            let _ = input.write_all(text.as_bytes());
+            let _ = input.write_all(bytes);
         }
         child.wait_with_output().expect("agent-memory output")
     }

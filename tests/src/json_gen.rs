@@ -3,14 +3,20 @@
 //! `\/`), with numbers at the edges (integers beyond 64 bits, `-0`, floats that need correct
 //! rounding, overflowing exponents, `NaN` and the infinities), nested values, repeated object
 //! members, and sometimes a lone surrogate escape (which Python loads and Rust cannot hold).
+//!
+//! Members come **in any order**: `role` anywhere, `content` anywhere or absent, names repeated
+//! (`role` and `content` too, with values of any type, as a Python dict resolves them: first
+//! place, last value), beside the shapes agent frameworks really write (OpenAI's tool result
+//! with `content` last, assistant tool calls with `refusal`, Anthropic's content blocks, a
+//! Responses API item without a role). Whether a text is a message at all is for Python to
+//! judge (the worker's `judge`), never for this generator to assume.
 
 use proptest::prelude::*;
 
 /// One generated message: its JSON text, and whether a string in it holds a lone surrogate.
 #[derive(Debug, Clone)]
 pub struct GeneratedMessage {
-    /// The JSON text of the message object: `role` first, then `content` if present, then
-    /// other members (the order the original's dict literals give).
+    /// The JSON text of the object, members in any order.
     pub text: String,
     /// Whether the text holds a lone surrogate escape.
     pub has_lone_surrogate: bool,
@@ -102,24 +108,36 @@ fn space() -> impl Strategy<Value = &'static str> {
     prop::sample::select(vec!["", "", " ", "\n  ", "\t", "\r\n"])
 }
 
-/// A message text (see [`GeneratedMessage`]).
+/// A member name: the names agent frameworks use (repeats likely, `role` and `content`
+/// among them), or any string.
+fn member_name() -> impl Strategy<Value = Vec<Piece>> {
+    prop_oneof![
+        1 => prop::sample::select(vec![
+            "name", "tool_call_id", "tool_calls", "refusal", "id", "type", "audio",
+            "annotations", "role", "content",
+        ])
+        .prop_map(pieces_of),
+        1 => string(),
+    ]
+}
+
+/// A role: the usual ones, any string, and now and then a value that is not a string.
+fn role_value() -> impl Strategy<Value = Node> {
+    prop_oneof![
+        6 => prop::sample::select(vec!["user", "assistant", "system", "tool", "developer"])
+            .prop_map(|role| Node::Str(pieces_of(role))),
+        3 => string().prop_map(Node::Str),
+        1 => node(),
+    ]
+}
+
+/// A message text (see [`GeneratedMessage`]): members in any order, or a framework's shape.
 pub fn message_text() -> impl Strategy<Value = GeneratedMessage> {
-    let content = prop_oneof![
-        2 => string().prop_map(|text| Some(Node::Str(text))),
-        2 => node().prop_map(Some),
-        1 => Just(None),
-    ];
-    let member = (string(), node()).prop_filter("not role or content", |(name, _)| {
-        let name = plain(name);
-        name != "role" && name != "content"
-    });
     (
-        string(),
-        content,
-        prop::collection::vec(member, 0..4),
+        prop_oneof![3 => any_order_members(), 1 => framework_shape()],
         space(),
     )
-        .prop_map(|(role, content, members, space)| {
+        .prop_map(|(members, space)| {
             let mut out = Layout {
                 text: String::new(),
                 space,
@@ -127,18 +145,11 @@ pub fn message_text() -> impl Strategy<Value = GeneratedMessage> {
             };
             out.text.push('{');
             out.text.push_str(space);
-            out.text.push_str("\"role\":");
-            out.text.push_str(space);
-            out.string(&role);
-            if let Some(content) = content {
-                out.text.push(',');
-                out.text.push_str(space);
-                out.text.push_str("\"content\":");
-                out.node(&content);
-            }
-            for (name, value) in &members {
-                out.text.push(',');
-                out.text.push_str(space);
+            for (index, (name, value)) in members.iter().enumerate() {
+                if index > 0 {
+                    out.text.push(',');
+                    out.text.push_str(space);
+                }
                 out.string(name);
                 out.text.push(':');
                 out.text.push_str(space);
@@ -153,13 +164,129 @@ pub fn message_text() -> impl Strategy<Value = GeneratedMessage> {
         })
 }
 
-/// The text a string's pieces spell (lone surrogates left out).
-fn plain(pieces: &[Piece]) -> String {
-    pieces
-        .iter()
-        .filter_map(|piece| match piece {
-            Piece::Char { ch, .. } => Some(*ch),
-            Piece::Lone(_) => None,
+type Members = Vec<(Vec<Piece>, Node)>;
+
+/// A role (most of the time), a content (or none), other members whose names may repeat any of
+/// them, all shuffled.
+fn any_order_members() -> impl Strategy<Value = Members> {
+    let content = prop_oneof![
+        2 => string().prop_map(|text| Some(Node::Str(text))),
+        2 => node().prop_map(Some),
+        1 => Just(None),
+    ];
+    let role = prop_oneof![12 => role_value().prop_map(Some), 1 => Just(None)];
+    (
+        role,
+        content,
+        prop::collection::vec((member_name(), node()), 0..5),
+    )
+        .prop_flat_map(|(role, content, others)| {
+            let mut members: Members = Vec::new();
+            members.extend(role.map(|role| (pieces_of("role"), role)));
+            members.extend(content.map(|content| (pieces_of("content"), content)));
+            members.extend(others);
+            Just(members).prop_shuffle()
+        })
+}
+
+/// What OpenAI, Anthropic and other frameworks write, in their own member order.
+fn framework_shape() -> impl Strategy<Value = Members> {
+    let id = "[a-zA-Z0-9_]{1,24}";
+    let text = || string().prop_map(Node::Str);
+    let plain = |value: &str| Node::Str(pieces_of(value));
+    prop_oneof![
+        // OpenAI's tool result: content last.
+        (id, text()).prop_map(move |(id, content)| vec![
+            (pieces_of("role"), plain("tool")),
+            (pieces_of("tool_call_id"), plain(&id)),
+            (pieces_of("content"), content),
+        ]),
+        // An OpenAI assistant message calling tools, as the SDK's model_dump writes it.
+        (id, text(), any::<bool>()).prop_map(move |(id, said, null_content)| vec![
+            (pieces_of("role"), plain("assistant")),
+            (
+                pieces_of("tool_calls"),
+                Node::Array(vec![Node::Object(vec![
+                    (pieces_of("id"), plain(&id)),
+                    (pieces_of("type"), plain("function")),
+                    (
+                        pieces_of("function"),
+                        Node::Object(vec![
+                            (pieces_of("name"), plain("get_weather")),
+                            (pieces_of("arguments"), plain("{\"city\": \"Paris\"}")),
+                        ])
+                    ),
+                ])])
+            ),
+            (pieces_of("refusal"), Node::Token("null".into())),
+            (
+                pieces_of("content"),
+                if null_content {
+                    Node::Token("null".into())
+                } else {
+                    said
+                }
+            ),
+        ]),
+        // A named user, and content before role.
+        (text(), text()).prop_map(move |(name, content)| vec![
+            (pieces_of("role"), plain("user")),
+            (pieces_of("name"), name),
+            (pieces_of("content"), content),
+        ]),
+        text().prop_map(move |content| vec![
+            (pieces_of("content"), content),
+            (pieces_of("role"), plain("user")),
+        ]),
+        // Anthropic: tool_use blocks, then tool_result blocks in a user message.
+        (id, text()).prop_map(move |(id, said)| vec![
+            (pieces_of("role"), plain("assistant")),
+            (
+                pieces_of("content"),
+                Node::Array(vec![
+                    Node::Object(vec![
+                        (pieces_of("type"), plain("text")),
+                        (pieces_of("text"), said),
+                    ]),
+                    Node::Object(vec![
+                        (pieces_of("type"), plain("tool_use")),
+                        (pieces_of("id"), plain(&id)),
+                        (pieces_of("name"), plain("get_weather")),
+                        (
+                            pieces_of("input"),
+                            Node::Object(vec![(pieces_of("city"), plain("Paris"))])
+                        ),
+                    ]),
+                ])
+            ),
+        ]),
+        (id, text()).prop_map(move |(id, result)| vec![
+            (pieces_of("role"), plain("user")),
+            (
+                pieces_of("content"),
+                Node::Array(vec![Node::Object(vec![
+                    (pieces_of("type"), plain("tool_result")),
+                    (pieces_of("tool_use_id"), plain(&id)),
+                    (pieces_of("content"), result),
+                ])])
+            ),
+        ]),
+        // A Responses API item: no role at all.
+        (id, text()).prop_map(move |(id, output)| vec![
+            (pieces_of("type"), plain("function_call_output")),
+            (pieces_of("call_id"), plain(&id)),
+            (pieces_of("output"), output),
+        ]),
+    ]
+}
+
+/// The pieces of a plain string, unescaped.
+fn pieces_of(text: &str) -> Vec<Piece> {
+    text.chars()
+        .map(|ch| Piece::Char {
+            ch,
+            escaped: false,
+            upper: false,
         })
         .collect()
 }

@@ -27,7 +27,7 @@ pub use deployment::{Deployment, Kind, Raw};
 pub use json_gen::{GeneratedMessage, message_text};
 pub use mount::Mount;
 pub use proxy::{FaultProxy, ProxyMode, SilentServer};
-pub use python::{PythonOriginal, PythonWorker, workspace_root};
+pub use python::{Judgement, PythonOriginal, PythonWorker, workspace_root};
 pub use sentinel::{MASTER_NAME, Sentinels};
 pub use server::{RedisServer, free_port};
 pub use tls::TestPki;

@@ -188,6 +188,17 @@ impl PythonWorker {
         reply["lone"].as_bool().expect("a bool")
     }
 
+    /// What `json.loads(text)` is, judged by Python itself (see [`Judgement`]).
+    pub fn judge(&mut self, text: &str) -> Judgement {
+        let reply = self.call(serde_json::json!({"op": "judge", "text": text}));
+        let flag = |name: &str| reply[name].as_bool().expect("a bool");
+        Judgement {
+            lone_surrogate: flag("lone"),
+            message: flag("message"),
+            tool_results: flag("result"),
+        }
+    }
+
     /// Whether `json.loads` of each stored entry equals `json.loads` of each of `texts` (NaN
     /// counted equal to NaN, -0.0 apart from 0.0).
     pub fn loads_equal(&mut self, session: &str, texts: &[&str]) -> Vec<bool> {
@@ -200,6 +211,18 @@ impl PythonWorker {
             .map(|flag| flag.as_bool().expect("a bool"))
             .collect()
     }
+}
+
+/// What Python makes of a JSON text (`PythonWorker::judge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Judgement {
+    /// A string in it (a name or a value) holds a lone surrogate.
+    pub lone_surrogate: bool,
+    /// It is a message: a dict with a `str` role.
+    pub message: bool,
+    /// It carries tool results: a `tool` message, or a `user` message with `tool_result`
+    /// blocks.
+    pub tool_results: bool,
 }
 
 impl Drop for PythonWorker {

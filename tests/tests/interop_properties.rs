@@ -1,18 +1,32 @@
 //! Exactness against the real Python original, as property tests over generated JSON (nested,
-//! unicode, numbers at the edges, any layout; see `agent_memory_tests::message_text`):
+//! unicode, numbers at the edges, any layout, **members in any order** — `role` anywhere,
+//! `content` anywhere or absent, repeated names — and the shapes agent frameworks write; see
+//! `agent_memory_tests::message_text`). Python itself judges what each text is
+//! (`PythonWorker::judge`): the generator assumes nothing the implementation does.
 //!
 //! - Python writes, we read: what we return is, byte for byte, what Python's own `json.dumps`
-//!   of what it reads back gives; an entry with a lone surrogate is skipped with its own reason.
+//!   of what it reads back gives; an entry with a lone surrogate, or that is not a message, is
+//!   skipped with its own reason.
 //! - We write, Python reads: our entry is byte-identical to `json.dumps(json.loads(text))` and
-//!   `json.loads` of it equals `json.loads(text)`; a lone surrogate is refused before writing.
+//!   `json.loads` of it equals `json.loads(text)`; a lone surrogate or a text that is not a
+//!   message is refused before writing.
 //!
-//! One Python worker process serves all cases (tests/python/worker.py).
+//! Each direction runs through three subjects: the Rust API with the default policy, the Rust
+//! API with the tool-safe policy (which also never shows or stores a tool result whose call is
+//! not in the session), and an agent component (examples/chat-agent) that hands messages to
+//! memory in the contract's own types. One Python worker process serves all cases
+//! (tests/python/worker.py).
 
-use agent_memory::{EntryProblem, Memory, Message, MessageJsonError, StoreSpec, WriteOutcome};
-use agent_memory_tests::{GeneratedMessage, PythonWorker, RedisServer, message_text};
+use agent_memory::wit::types as wit;
+use agent_memory::{
+    EntryProblem, Memory, MemoryError, Message, MessageJsonError, Policy, StoreSpec, WindowRefusal,
+    WriteOutcome,
+};
+use agent_memory_tests::agent::{ChatAgentInstance, ChatAgentRuntime};
+use agent_memory_tests::{GeneratedMessage, Judgement, PythonWorker, RedisServer, message_text};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-/// Cases per direction. Each case is a few Redis round trips and two Python calls.
+/// Cases per direction and subject. Each case is a few Redis round trips and two Python calls.
 const CASES: u32 = 1000;
 
 fn runner() -> TestRunner {
@@ -23,29 +37,71 @@ fn runner() -> TestRunner {
     })
 }
 
+/// Who hands messages to memory and reads them back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    /// `Memory` with the default policy.
+    Default,
+    /// `Memory` with the tool-safe policy.
+    ToolSafe,
+    /// The example agent component, over `Memory` with the default policy.
+    Agent,
+}
+
+/// What reading a session gave: the messages as JSON text, and the skipped entries.
+struct Read {
+    messages: Vec<String>,
+    skipped: Vec<EntryProblem>,
+}
+
+/// What writing a message gave.
+enum Wrote {
+    Stored,
+    DoesNotFit(WindowRefusal),
+}
+
 struct Fixture {
     _server: RedisServer,
     python: std::cell::RefCell<PythonWorker>,
     memory: Memory,
+    agent: std::cell::RefCell<ChatAgentInstance>,
     runtime: tokio::runtime::Runtime,
+    subject: Subject,
     case: std::cell::Cell<u64>,
+    counts: std::cell::RefCell<std::collections::BTreeMap<&'static str, u32>>,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    fn new(subject: Subject) -> Self {
         let server = RedisServer::start();
         let python = PythonWorker::start(&server.url());
         let runtime = tokio::runtime::Runtime::new().unwrap();
+        let policy = match subject {
+            Subject::ToolSafe => Policy::tool_safe().unwrap(),
+            Subject::Default | Subject::Agent => Policy::default_policy().unwrap(),
+        };
         let memory = Memory::builder()
             .store(StoreSpec::parse(&server.url()).unwrap())
+            .policy(policy)
             .build()
             .unwrap();
+        let agent = runtime.block_on(async {
+            let mut config = wasmtime::Config::new();
+            config.wasm_component_model(true);
+            let engine = wasmtime::Engine::new(&config).unwrap();
+            let agents = ChatAgentRuntime::new(&engine).unwrap();
+            // No namespace: the agent's session ids are the keys Python uses.
+            agents.instantiate(memory.clone(), "").await.unwrap()
+        });
         Self {
             _server: server,
             python: std::cell::RefCell::new(python),
             memory,
+            agent: std::cell::RefCell::new(agent),
             runtime,
+            subject,
             case: std::cell::Cell::new(0),
+            counts: Default::default(),
         }
     }
 
@@ -53,71 +109,164 @@ impl Fixture {
         self.case.set(self.case.get() + 1);
         format!("case-{}", self.case.get())
     }
+
+    fn count(&self, what: &'static str) {
+        *self.counts.borrow_mut().entry(what).or_default() += 1;
+    }
+
+    fn read(&self, session: &str) -> Read {
+        let mut agent = self.agent.borrow_mut();
+        self.runtime.block_on(async {
+            match self.subject {
+                Subject::Default | Subject::ToolSafe => {
+                    let context = self.memory.get_context(session).await.unwrap();
+                    Read {
+                        messages: context
+                            .messages
+                            .iter()
+                            .map(Message::to_json_string)
+                            .collect(),
+                        skipped: context.skipped.iter().map(|entry| entry.problem).collect(),
+                    }
+                }
+                Subject::Agent => {
+                    let context = agent
+                        .recall(session)
+                        .await
+                        .unwrap()
+                        .unwrap_or_else(|error| panic!("recall failed: {error:?}"));
+                    Read {
+                        messages: context
+                            .messages
+                            .into_iter()
+                            .map(|message| Message::try_from(message).unwrap().to_json_string())
+                            .collect(),
+                        skipped: context
+                            .skipped
+                            .iter()
+                            .map(|entry| match entry.problem {
+                                wit::EntryProblem::NotJson => EntryProblem::NotJson,
+                                wit::EntryProblem::TooDeep => EntryProblem::TooDeep,
+                                wit::EntryProblem::LoneSurrogate => EntryProblem::LoneSurrogate,
+                                wit::EntryProblem::NotAnObject => EntryProblem::NotAnObject,
+                                wit::EntryProblem::NoRole => EntryProblem::NoRole,
+                            })
+                            .collect(),
+                    }
+                }
+            }
+        })
+    }
+
+    fn write(&self, session: &str, message: Message) -> Wrote {
+        let mut agent = self.agent.borrow_mut();
+        self.runtime.block_on(async {
+            match self.subject {
+                Subject::Default | Subject::ToolSafe => {
+                    match self.memory.add_message(session, message).await {
+                        Ok(WriteOutcome::Stored(_)) => Wrote::Stored,
+                        Err(MemoryError::DoesNotFit { reason, .. }) => Wrote::DoesNotFit(reason),
+                        other => panic!("write failed: {other:?}"),
+                    }
+                }
+                Subject::Agent => {
+                    let answer = agent.remember(session, message.into()).await.unwrap();
+                    match answer {
+                        Ok(wit::WriteOutcome::Stored(_)) => Wrote::Stored,
+                        other => panic!("the agent's write failed: {other:?}"),
+                    }
+                }
+            }
+        })
+    }
+
+    fn report(&self, test: &str) {
+        println!(
+            "{test} ({:?}), {CASES} cases: {:?}",
+            self.subject,
+            self.counts.borrow()
+        );
+        let counts = self.counts.borrow();
+        for needed in ["lone surrogate", "not a message", "message"] {
+            assert!(
+                counts.get(needed).copied().unwrap_or(0) > 0,
+                "the generator never made a case of: {needed}"
+            );
+        }
+    }
 }
 
-#[test]
-fn what_python_writes_we_read_exactly() {
-    let fixture = Fixture::new();
-    let lone_surrogates = std::cell::Cell::new(0);
+fn what_python_writes_we_read_exactly(subject: Subject) {
+    let fixture = Fixture::new(subject);
     runner()
         .run(&message_text(), |generated: GeneratedMessage| {
             let session = fixture.session();
             let mut python = fixture.python.borrow_mut();
-            // Python is the judge of whether a lone surrogate survives into the value.
-            let lone = python.has_lone_surrogate(&generated.text);
+            let judged: Judgement = python.judge(&generated.text);
             python.add(&session, &[&generated.text]);
             let theirs = python.get(&session);
             let stored = python.entries(&session);
-            let context = fixture
-                .runtime
-                .block_on(fixture.memory.get_context(session.as_str()))
-                .unwrap();
-            if lone {
-                lone_surrogates.set(lone_surrogates.get() + 1);
-                prop_assert_eq(context.messages.len(), 0, &generated)?;
-                prop_assert_eq(context.skipped.len(), 1, &generated)?;
-                prop_assert_eq(
-                    context.skipped[0].problem,
-                    EntryProblem::LoneSurrogate,
-                    &generated,
-                )?;
+            drop(python);
+            let read = fixture.read(&session);
+            if judged.lone_surrogate {
+                fixture.count("lone surrogate");
+                prop_assert_eq(read.messages.len(), 0, &generated)?;
+                prop_assert_eq(read.skipped, vec![EntryProblem::LoneSurrogate], &generated)?;
                 return Ok(());
             }
-            prop_assert_eq(context.skipped.clone(), Vec::new(), &generated)?;
-            prop_assert_eq(context.messages.len(), 1, &generated)?;
-            let ours = context.messages[0].to_json_string();
+            if !judged.message {
+                fixture.count("not a message");
+                prop_assert_eq(read.messages.len(), 0, &generated)?;
+                prop_assert_eq(read.skipped.len(), 1, &generated)?;
+                return Ok(());
+            }
+            fixture.count("message");
+            if subject == Subject::ToolSafe && judged.tool_results {
+                // A tool result alone answers a call that is not in the session: never shown.
+                fixture.count("orphaned tool result");
+                prop_assert_eq(read.messages, Vec::<String>::new(), &generated)?;
+                return Ok(());
+            }
+            prop_assert_eq(read.skipped, Vec::new(), &generated)?;
+            prop_assert_eq(read.messages.len(), 1, &generated)?;
+            let ours = read.messages[0].clone();
             // What Python's json.dumps makes of its own reading, and the bytes it stored.
             prop_assert_eq(format!("[{ours}]"), theirs, &generated)?;
             prop_assert_eq(vec![ours], lossy(stored), &generated)?;
             Ok(())
         })
         .unwrap();
-    report_lone_surrogates(lone_surrogates.get());
+    fixture.report("Python writes, we read");
 }
 
-#[test]
-fn what_we_write_python_reads_exactly() {
-    let fixture = Fixture::new();
-    let lone_surrogates = std::cell::Cell::new(0);
+fn what_we_write_python_reads_exactly(subject: Subject) {
+    let fixture = Fixture::new(subject);
     runner()
         .run(&message_text(), |generated: GeneratedMessage| {
             let session = fixture.session();
-            let lone = fixture
-                .python
-                .borrow_mut()
-                .has_lone_surrogate(&generated.text);
+            let judged = fixture.python.borrow_mut().judge(&generated.text);
             let message = match Message::from_json_str(&generated.text) {
                 Ok(message) => {
-                    prop_assert_eq(lone, false, &generated)?;
+                    prop_assert_eq(
+                        (judged.lone_surrogate, judged.message),
+                        (false, true),
+                        &generated,
+                    )?;
                     message
                 }
-                Err(MessageJsonError::NotJson(error)) if lone => {
-                    lone_surrogates.set(lone_surrogates.get() + 1);
+                Err(MessageJsonError::NotJson(error)) if judged.lone_surrogate => {
+                    fixture.count("lone surrogate");
                     prop_assert_eq(
                         error.reason(),
                         agent_memory_format::json::ParseError::LoneSurrogate,
                         &generated,
                     )?;
+                    return Ok(());
+                }
+                Err(MessageJsonError::NoRole | MessageJsonError::NotAnObject)
+                    if !judged.message =>
+                {
+                    fixture.count("not a message");
                     return Ok(());
                 }
                 Err(error) => {
@@ -127,14 +276,19 @@ fn what_we_write_python_reads_exactly() {
                     )));
                 }
             };
-            let outcome = fixture
-                .runtime
-                .block_on(fixture.memory.add_message(session.as_str(), message))
-                .unwrap();
-            prop_assert_eq(matches!(outcome, WriteOutcome::Stored(_)), true, &generated)?;
+            fixture.count("message");
+            let wrote = fixture.write(&session, message);
             let mut python = fixture.python.borrow_mut();
-            let expected = python.canonical(&generated.text);
             let stored = python.entries(&session);
+            if subject == Subject::ToolSafe && judged.tool_results {
+                fixture.count("orphaned tool result");
+                let refused = matches!(wrote, Wrote::DoesNotFit(WindowRefusal::OrphanResult(_)));
+                prop_assert_eq(refused, true, &generated)?;
+                prop_assert_eq(stored, Vec::<Vec<u8>>::new(), &generated)?;
+                return Ok(());
+            }
+            prop_assert_eq(matches!(wrote, Wrote::Stored), true, &generated)?;
+            let expected = python.canonical(&generated.text);
             prop_assert_eq(lossy(stored), vec![expected], &generated)?;
             prop_assert_eq(
                 python.loads_equal(&session, &[&generated.text]),
@@ -144,7 +298,37 @@ fn what_we_write_python_reads_exactly() {
             Ok(())
         })
         .unwrap();
-    report_lone_surrogates(lone_surrogates.get());
+    fixture.report("we write, Python reads");
+}
+
+#[test]
+fn what_python_writes_the_default_policy_reads_exactly() {
+    what_python_writes_we_read_exactly(Subject::Default);
+}
+
+#[test]
+fn what_the_default_policy_writes_python_reads_exactly() {
+    what_we_write_python_reads_exactly(Subject::Default);
+}
+
+#[test]
+fn what_python_writes_the_tool_safe_policy_reads_exactly() {
+    what_python_writes_we_read_exactly(Subject::ToolSafe);
+}
+
+#[test]
+fn what_the_tool_safe_policy_writes_python_reads_exactly() {
+    what_we_write_python_reads_exactly(Subject::ToolSafe);
+}
+
+#[test]
+fn what_python_writes_an_agent_component_reads_exactly() {
+    what_python_writes_we_read_exactly(Subject::Agent);
+}
+
+#[test]
+fn what_an_agent_component_writes_python_reads_exactly() {
+    what_we_write_python_reads_exactly(Subject::Agent);
 }
 
 /// Floats in the forms most likely to differ between two shortest-digit algorithms: exact ties
@@ -186,7 +370,7 @@ fn float_texts() -> Vec<String> {
 
 #[test]
 fn every_float_is_written_as_python_repr_writes_it() {
-    let fixture = Fixture::new();
+    let fixture = Fixture::new(Subject::Default);
     let texts = float_texts();
     let expected = fixture.python.borrow_mut().canonical_many(&texts);
     let mut checked = 0;
@@ -198,12 +382,6 @@ fn every_float_is_written_as_python_repr_writes_it() {
         checked += 1;
     }
     println!("{checked} floats written exactly as Python writes them");
-}
-
-/// Say how many cases held a lone surrogate; none means that path went untested.
-fn report_lone_surrogates(count: u32) {
-    println!("{CASES} cases, {count} with a lone surrogate");
-    assert!(count > 0, "the generator never made a lone surrogate");
 }
 
 /// `assert_eq!` for a proptest case, naming the generated text.

@@ -11,15 +11,21 @@ fn the_built_in_policies_import_only_our_own_interfaces() {
         assert_eq!(
             imports,
             [
-                "agent-memory:policy/config@0.2.0",
-                "agent-memory:policy/log@0.2.0",
-                "agent-memory:policy/store@0.2.0",
-                "agent-memory:policy/types@0.2.0",
+                "agent-memory:policy/config@0.3.0",
+                "agent-memory:policy/log@0.3.0",
+                "agent-memory:policy/store@0.3.0",
+                "agent-memory:policy/types@0.3.0",
             ],
             "{}",
             policy.origin()
         );
-        assert_eq!(policy.exports(), ["agent-memory:policy/memory@0.2.0"]);
+        assert_eq!(
+            policy.exports(),
+            [
+                "agent-memory:policy/memory@0.3.0",
+                "agent-memory:policy/describe@0.3.0"
+            ]
+        );
     }
 }
 

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use agent_memory::{
-    Content, EntryProblem, InvalidMessage, MemoryError, Message, Policy, Settings, StoreError,
-    WriteOutcome,
+    EntryProblem, InvalidMessage, MemoryError, Message, Policy, Settings, StoreError, WriteOutcome,
 };
 use agent_memory_tests::{
     Deployment, Kind, RedisServer, expect_stored as stored, texts, tricky_messages,
@@ -446,7 +445,7 @@ async fn messages_with_tool_calls_and_null_or_absent_content_round_trip(d: &Depl
     stored(memory.add_messages("tools", all.clone()).await.unwrap());
     let context = memory.get_context("tools").await.unwrap();
     assert_eq!(context.messages, all);
-    assert_eq!(context.messages[2].content, Content::Absent);
+    assert_eq!(context.messages[2].content(), None);
 }
 
 async fn concurrent_writers_never_leave_a_list_over_the_window_or_without_a_ttl(d: &Deployment) {

@@ -214,7 +214,7 @@ async fn the_tool_safe_window_in_redis_is_what_the_python_original_reads() {
     // four, pinned system message first.
     PythonOriginal::new(&server.url()).add("s", &[r#"{"role": "user", "content": "from python"}"#]);
     let context = memory.get_context("s").await.unwrap();
-    let texts: Vec<_> = context.messages.iter().map(|m| m.role.as_str()).collect();
+    let texts: Vec<_> = context.messages.iter().map(|m| m.role()).collect();
     assert_eq!(texts, ["system", "assistant", "tool", "user"]);
     assert_eq!(context.messages[3].text(), Some("from python"));
 }

@@ -22,7 +22,9 @@ mod bindings {
 }
 
 use bindings::agent_memory::policy::memory;
-use bindings::agent_memory::policy::types::{Content, MemoryError, Message, WriteOutcome};
+use bindings::agent_memory::policy::types::{
+    Context, Member, MemberValue, MemoryError, Message, WriteOutcome,
+};
 use bindings::exports::agent_memory::chat_agent::chat::Guest;
 
 struct ChatAgent;
@@ -62,6 +64,14 @@ impl Guest for ChatAgent {
         Ok(context.messages.iter().map(line).collect())
     }
 
+    fn remember(session_id: String, message: Message) -> Result<WriteOutcome, MemoryError> {
+        memory::add_message(&session_id, &message)
+    }
+
+    fn recall(session_id: String) -> Result<Context, MemoryError> {
+        memory::get_context(&session_id)
+    }
+
     fn forget(session_id: String) -> Result<u32, String> {
         match memory::clear(&session_id).map_err(describe)? {
             WriteOutcome::Stored(stored) => Ok(stored.trimmed),
@@ -70,36 +80,50 @@ impl Guest for ChatAgent {
     }
 }
 
-fn message(role: &str, text: &str) -> Message {
-    Message {
-        role: role.to_string(),
-        content: Some(Content::Text(text.to_string())),
-        extra: Vec::new(),
+fn member(name: &str, value: MemberValue) -> Member {
+    Member {
+        name: name.to_string(),
+        value,
     }
 }
 
-/// An assistant message that calls the `measure` tool; members are JSON text.
+fn message(role: &str, text: &str) -> Message {
+    Message {
+        members: vec![
+            member("role", MemberValue::Text(role.to_string())),
+            member("content", MemberValue::Text(text.to_string())),
+        ],
+    }
+}
+
+/// An assistant message that calls the `measure` tool; members other than strings are JSON
+/// text.
 fn tool_call(id: &str, argument: &str) -> Message {
     let arguments = format!("{{\"text\": {}}}", json_string(argument));
     Message {
-        role: "assistant".to_string(),
-        content: Some(Content::Json("null".to_string())),
-        extra: vec![(
-            "tool_calls".to_string(),
-            format!(
-                "[{{\"id\": {}, \"type\": \"function\", \"function\": {{\"name\": \"measure\", \"arguments\": {}}}}}]",
-                json_string(id),
-                json_string(&arguments)
+        members: vec![
+            member("role", MemberValue::Text("assistant".to_string())),
+            member("content", MemberValue::Json("null".to_string())),
+            member(
+                "tool_calls",
+                MemberValue::Json(format!(
+                    "[{{\"id\": {}, \"type\": \"function\", \"function\": {{\"name\": \"measure\", \"arguments\": {}}}}}]",
+                    json_string(id),
+                    json_string(&arguments)
+                )),
             ),
-        )],
+        ],
     }
 }
 
+/// A tool result in OpenAI's own member order: `role`, `tool_call_id`, then `content`.
 fn tool_result(id: &str, result: &str) -> Message {
     Message {
-        role: "tool".to_string(),
-        content: Some(Content::Text(result.to_string())),
-        extra: vec![("tool_call_id".to_string(), json_string(id))],
+        members: vec![
+            member("role", MemberValue::Text("tool".to_string())),
+            member("tool_call_id", MemberValue::Text(id.to_string())),
+            member("content", MemberValue::Text(result.to_string())),
+        ],
     }
 }
 
@@ -127,17 +151,23 @@ fn json_string(text: &str) -> String {
 }
 
 fn line(message: &Message) -> String {
-    let content = match &message.content {
-        Some(Content::Text(text)) => text.clone(),
-        Some(Content::Json(json)) => json.clone(),
+    let value = |name: &str| {
+        message
+            .members
+            .iter()
+            .find(|member| member.name == name)
+            .map(|member| &member.value)
+    };
+    let text = |value: Option<&MemberValue>| match value {
+        Some(MemberValue::Text(text) | MemberValue::Json(text)) => text.clone(),
         None => String::new(),
     };
-    let calls = if message.extra.iter().any(|(name, _)| name == "tool_calls") {
+    let calls = if value("tool_calls").is_some() {
         " {+ tool_calls}"
     } else {
         ""
     };
-    format!("{}: {content}{calls}", message.role)
+    format!("{}: {}{calls}", text(value("role")), text(value("content")))
 }
 
 /// What a memory error means to the agent's user.
@@ -148,6 +178,9 @@ fn describe(error: MemoryError) -> String {
         MemoryError::NoMessages => "nothing to remember".to_string(),
         MemoryError::InvalidMessage((index, reason)) => {
             format!("message {index} refused: {reason:?}")
+        }
+        MemoryError::DoesNotFit((index, reason)) => {
+            format!("message {index} does not fit the memory window: {reason:?}")
         }
         MemoryError::RequestTooLarge(limit) => format!(
             "too much to remember at once: {} {} (limit {})",

@@ -138,7 +138,9 @@ pub enum Command {
         /// The session.
         session: String,
         /// The message text. Without it (or with --json) a whole JSON message, or a JSON array
-        /// of messages, is read from stdin: the way to store tool calls and other members.
+        /// of messages, is read from stdin as Python's json.loads reads bytes (UTF-8 with or
+        /// without a BOM, UTF-16, UTF-32): the way to store tool calls and other members, each
+        /// kept in its place.
         content: Option<String>,
         /// Who speaks.
         #[arg(long, default_value = "user", conflicts_with = "json")]
@@ -151,7 +153,10 @@ pub enum Command {
     Get {
         /// The session.
         session: String,
-        /// Print the stored messages as a JSON array, every member intact.
+        /// Print the messages as a JSON array: json.dumps of each, byte for byte as the Python
+        /// original writes it, every member in its place. Stored entries that are not messages
+        /// (not an object, no string role, a lone UTF-16 surrogate) are left out and noted on
+        /// stderr; the original's get_context would return them.
         #[arg(long)]
         json: bool,
     },

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use agent_memory::store::copy_sessions;
 use agent_memory::{
-    DEFAULT_POLICY_WASM, EntryProblem, KeyKind, Memory, Message, Policy, Settings, SkippedEntry,
-    Store, StoreSpec, TOOL_SAFE_POLICY_WASM, Ttl, WriteOutcome, read_policy_file,
+    DEFAULT_POLICY_WASM, EntryProblem, KeyKind, Memory, MemoryError, Message, Policy, Settings,
+    SkippedEntry, Store, StoreSpec, TOOL_SAFE_POLICY_WASM, Ttl, WriteOutcome, read_policy_file,
 };
 use agent_memory_format::json;
 use anyhow::{Context as _, bail};
@@ -115,7 +115,7 @@ async fn demo(memory: &Memory, session: &str) -> anyhow::Result<ExitCode> {
         memory.add_messages(session, conversation.clone()).await?,
         "add",
     )?;
-    println!("add:    {}", output::stored(&outcome));
+    println!("add:    {}", output::stored(&outcome, conversation.len()));
     let context = memory.get_context(session).await?;
     if let Some(error) = &context.degraded {
         bail!("reading back failed: {error}");
@@ -163,8 +163,21 @@ async fn add(
         Some(_) => bail!("give either a message text or --json (read from stdin), not both"),
         None => read_messages_from_stdin(stdin_limit(memory))?,
     };
-    let outcome = expect_stored(memory.add_messages(session, messages).await?, "add")?;
-    println!("{}", output::stored(&outcome));
+    let given = messages.len();
+    let outcome = match memory.add_messages(session, messages).await {
+        Err(MemoryError::DoesNotFit { index, reason }) => bail!(
+            "not stored: message {} of {given} does not fit the window: {reason}; nothing was \
+             written{}",
+            index + 1,
+            output::does_not_fit_hint(&reason)
+        ),
+        other => other?,
+    };
+    let stored = expect_stored(outcome, "add")?;
+    println!("{}", output::stored(&stored, given));
+    for (number, message) in stored.evicted.iter().enumerate() {
+        println!("evicted {}", output::message_line(number + 1, message));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -175,8 +188,9 @@ fn stdin_limit(memory: &Memory) -> u64 {
     memory.limits().max_transaction_bytes.saturating_mul(2)
 }
 
-/// A JSON message, or a JSON array of messages, from stdin (read as Python's `json.loads`
-/// reads it, so every value is kept exactly).
+/// A JSON message, or a JSON array of messages, from stdin, read as Python's `json.loads`
+/// reads bytes — UTF-8 with or without a byte-order mark, UTF-16 or UTF-32, as stored entries
+/// are read — so every value is kept exactly and every member in its place.
 fn read_messages_from_stdin(limit: u64) -> anyhow::Result<Vec<Message>> {
     let mut bytes = Vec::new();
     std::io::stdin()
@@ -186,12 +200,11 @@ fn read_messages_from_stdin(limit: u64) -> anyhow::Result<Vec<Message>> {
     if bytes.len() as u64 > limit {
         bail!("stdin holds more than {limit} bytes: more than one call may carry");
     }
-    let text = String::from_utf8(bytes).context("stdin is not UTF-8 text")?;
-    if text.trim().is_empty() {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         bail!("no message given: pass the text as an argument, or JSON on stdin");
     }
-    let value = json::loads_str(&text, json::MAX_READ_DEPTH)
-        .map_err(|error| anyhow::anyhow!("stdin is not JSON: {error}"))?;
+    let value =
+        json::loads(&bytes).map_err(|error| anyhow::anyhow!("stdin is not JSON: {error}"))?;
     let values = match value {
         json::Value::Array(items) => items,
         other => vec![other],
@@ -201,7 +214,7 @@ fn read_messages_from_stdin(limit: u64) -> anyhow::Result<Vec<Message>> {
         .enumerate()
         .map(|(index, value)| {
             Message::from_json_str(&json::dumps(value))
-                .with_context(|| format!("message {index} on stdin"))
+                .with_context(|| format!("message {} on stdin", index + 1))
         })
         .collect()
 }
@@ -215,7 +228,8 @@ async fn get(memory: &Memory, session: &str, json: bool) -> anyhow::Result<ExitC
         );
     }
     if json {
-        // Exactly what the Python original's `json.dumps(get_context(...))` prints.
+        // `json.dumps` of the messages, exactly as the Python original writes each; the
+        // original's get_context would also return the skipped entries (noted below).
         let entries: Vec<String> = context
             .messages
             .iter()
@@ -346,16 +360,31 @@ fn repair(cli: &Cli) -> anyhow::Result<ExitCode> {
 
 async fn policy_check(cli: &Cli, choice: &str) -> anyhow::Result<ExitCode> {
     let policy = load_policy(choice)?;
+    // Exactly what a handle does before it takes a policy: build one with it (the settings
+    // checked against what it declares, a trial within the limits), then the checks of a swap
+    // (the self-check of the memory contract). Only then is anything printed: a refusal is one
+    // line, as every failure is.
+    let memory = Memory::builder()
+        .store(StoreSpec::InMemory)
+        .policy(policy.clone())
+        .settings(settings(cli))
+        .build()?;
+    memory.replace_policy(policy.clone()).await?;
     println!("component: {}", policy.origin());
     println!("sha256:    {}", policy.digest());
     println!("imports:   {}", policy.imports().join(", "));
     println!("exports:   {}", policy.exports().join(", "));
-    // Exactly what a handle does before it takes a new policy.
-    let memory = Memory::builder()
-        .store(StoreSpec::InMemory)
-        .settings(settings(cli))
-        .build()?;
-    memory.replace_policy(policy).await?;
+    if policy.settings().is_empty() {
+        println!("settings:  none of its own");
+    }
+    for spec in policy.settings() {
+        println!(
+            "setting:   {} ({}): {}",
+            output::printable(&spec.name),
+            spec.accepts,
+            output::printable(&spec.description)
+        );
+    }
     println!("ok: fits the contract, instantiates within the limits, passes the self-check");
     Ok(ExitCode::SUCCESS)
 }

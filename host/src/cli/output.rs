@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use agent_memory::{Content, Message, StoreError, Stored, Ttl};
+use agent_memory::{MemberValue, Message, StoreError, Stored, Ttl, WindowLimit, WindowRefusal};
 
 /// `text` safe for a terminal: control characters (C0, DEL, C1) and the Unicode bidirectional
 /// overrides are shown as escapes (`\u{1b}`); everything else as it is.
@@ -46,19 +46,23 @@ pub fn printable_bytes(bytes: &[u8]) -> String {
 /// compactly so tool calls are visible. A newline in the text continues on an indented line,
 /// so a message cannot pass off text as a line of its own.
 pub fn message_line(number: usize, message: &Message) -> String {
-    let body = match &message.content {
-        Content::Text(text) => text
+    let body = match message.content() {
+        Some(MemberValue::Text(text)) => text
             .split('\n')
             .map(printable)
             .collect::<Vec<_>>()
             .join("\n    "),
-        Content::Json(value) => printable(value.as_str()),
-        Content::Absent => "(no content)".to_string(),
+        Some(MemberValue::Json(value)) => printable(value.as_str()),
+        None => "(no content)".to_string(),
     };
-    let mut line = format!("[{number}] {}: {body}", printable(&message.role));
-    if message.members().len() > 0 {
-        let names: Vec<String> = message.members().map(|(name, _)| printable(name)).collect();
-        line.push_str(&format!("  {{+ {}}}", names.join(", ")));
+    let mut line = format!("[{number}] {}: {body}", printable(message.role()));
+    let others: Vec<String> = message
+        .members()
+        .filter(|(name, _)| *name != "role" && *name != "content")
+        .map(|(name, _)| printable(name))
+        .collect();
+    if !others.is_empty() {
+        line.push_str(&format!("  {{+ {}}}", others.join(", ")));
     }
     line
 }
@@ -92,18 +96,49 @@ pub fn failed_write(error: &StoreError) -> String {
     }
 }
 
-/// The report of a stored write.
-pub fn stored(stored: &Stored) -> String {
-    if stored.trimmed > 0 {
-        format!(
-            "stored {} (session holds {}, {} older trimmed)",
-            stored.appended, stored.length, stored.trimmed
-        )
+/// The report of a stored write of `given` messages: how many were stored, what the session
+/// holds, and what left it. A batch larger than the window says how many of its own messages
+/// the window kept.
+pub fn stored(stored: &Stored, given: usize) -> String {
+    let appended = stored.appended as usize;
+    let left_out = given.saturating_sub(appended);
+    let older = (stored.trimmed as usize).saturating_sub(left_out);
+    if stored.length == 0 && appended == 0 {
+        // A window of 0 messages: memory is off by configuration.
+        return format!(
+            "stored 0 of {given} (the window keeps no messages; {older} older deleted)"
+        );
+    }
+    let mut notes = vec![format!("session holds {}", stored.length)];
+    if left_out > 0 {
+        notes.push(format!("{left_out} of the {given} left out by the window"));
+    }
+    if older > 0 {
+        notes.push(format!("{older} older trimmed"));
+    }
+    let count = if left_out > 0 {
+        format!("{appended} of {given}")
     } else {
-        format!(
-            "stored {} (session holds {})",
-            stored.appended, stored.length
-        )
+        appended.to_string()
+    };
+    format!("stored {count} ({})", notes.join(", "))
+}
+
+/// What to do about a message the window refused.
+pub fn does_not_fit_hint(reason: &WindowRefusal) -> &'static str {
+    match reason {
+        WindowRefusal::Overflow {
+            limit: WindowLimit::Tokens,
+            ..
+        } => " (shorten the message, or raise --policy-setting max-tokens)",
+        WindowRefusal::Overflow {
+            limit: WindowLimit::Messages,
+            ..
+        } => " (raise --max-messages, or make fewer parallel tool calls)",
+        WindowRefusal::OrphanResult(_) => {
+            " (store the call with its results, or keep a window large enough for the turn)"
+        }
+        WindowRefusal::PolicyRule(_) => "",
     }
 }
 
@@ -116,6 +151,34 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(6)), "6s");
         assert_eq!(duration(Duration::from_secs(245)), "4m 05s");
         assert_eq!(duration(Duration::from_secs(3723)), "1h 02m 03s");
+    }
+
+    #[test]
+    fn a_write_report_says_what_was_stored_and_what_left() {
+        let report = |appended, trimmed, length, given| {
+            stored(
+                &Stored {
+                    appended,
+                    trimmed,
+                    length,
+                    evicted: Vec::new(),
+                },
+                given,
+            )
+        };
+        assert_eq!(report(1, 0, 2, 1), "stored 1 (session holds 2)");
+        assert_eq!(
+            report(1, 2, 3, 1),
+            "stored 1 (session holds 3, 2 older trimmed)"
+        );
+        assert_eq!(
+            report(2, 3, 3, 3),
+            "stored 2 of 3 (session holds 3, 1 of the 3 left out by the window, 2 older trimmed)"
+        );
+        assert_eq!(
+            report(0, 4, 0, 1),
+            "stored 0 of 1 (the window keeps no messages; 3 older deleted)"
+        );
     }
 
     #[test]
