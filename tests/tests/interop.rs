@@ -171,3 +171,35 @@ async fn entries_in_every_encoding_and_with_python_only_values_are_returned_like
     assert_eq!(format!("[{}]", ours.join(", ")), theirs);
     assert_eq!(ours.len(), 4);
 }
+
+#[tokio::test]
+async fn a_session_written_before_contract_0_3_0_reads_back_exactly_as_stored() {
+    // Before 0.3.0 every entry we wrote had `role`, then `content`, then the other members,
+    // whatever the caller's order: such sessions live on in Redis and embedded files.
+    let server = RedisServer::start();
+    let stored: Vec<&str> = vec![
+        r#"{"role": "system", "content": "be terse"}"#,
+        r#"{"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}"#,
+        r#"{"role": "tool", "content": "18 C", "tool_call_id": "c1"}"#,
+        r#"{"role": "user", "content": "hi", "name": "alice"}"#,
+    ];
+    let mut redis = redis::Client::open(server.url()).unwrap();
+    let _: () = redis.rpush("ai:memory:old", &stored).unwrap();
+    for policy in [
+        agent_memory::Policy::default_policy().unwrap(),
+        agent_memory::Policy::tool_safe().unwrap(),
+    ] {
+        let memory = Memory::builder()
+            .store(StoreSpec::parse(&server.url()).unwrap())
+            .policy(policy)
+            .build()
+            .unwrap();
+        let context = memory.get_context("old").await.unwrap();
+        let read: Vec<String> = context
+            .messages
+            .iter()
+            .map(Message::to_json_string)
+            .collect();
+        assert_eq!(read, stored);
+    }
+}
