@@ -83,6 +83,21 @@ struct ToolSafePolicy;
 /// The real imports, as a [`policy::Host`].
 struct Imports;
 
+/// Have a panic say what it was before it becomes a trap: the hook logs an `error` line
+/// starting with `panicked`, which the host keeps and shows with the trap (with `panic =
+/// "abort"` nothing else would survive: the message is lost in the `unreachable` instruction).
+/// Set on every call, since every call runs in a fresh instance.
+fn report_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.payload_as_str().unwrap_or("a panic without a message");
+        let place = info
+            .location()
+            .map(|place| format!(" at {}:{}", place.file(), place.line()))
+            .unwrap_or_default();
+        log::log(Level::Error, &format!("panicked{place}: {message}"));
+    }));
+}
+
 impl policy::Host for Imports {
     fn settings(&self) -> Settings {
         config::get_settings()
@@ -103,10 +118,12 @@ impl policy::Host for Imports {
 
 impl Guest for DefaultPolicy {
     fn get_context(session_id: String) -> Result<Context, MemoryError> {
+        report_panics();
         Ok(policy::get_context(&Imports, &session_id))
     }
 
     fn add_message(session_id: String, message: Message) -> Result<WriteOutcome, MemoryError> {
+        report_panics();
         policy::add_messages(&Imports, &session_id, std::slice::from_ref(&message))
     }
 
@@ -114,6 +131,7 @@ impl Guest for DefaultPolicy {
         session_id: String,
         messages: Vec<Message>,
     ) -> Result<WriteOutcome, MemoryError> {
+        report_panics();
         policy::add_messages(&Imports, &session_id, &messages)
     }
 
@@ -121,10 +139,12 @@ impl Guest for DefaultPolicy {
         session_id: String,
         messages: Vec<Message>,
     ) -> Result<Turn, MemoryError> {
+        report_panics();
         policy::add_and_get_context(&Imports, &session_id, &messages)
     }
 
     fn clear(session_id: String) -> Result<WriteOutcome, MemoryError> {
+        report_panics();
         Ok(policy::clear(&Imports, &session_id))
     }
 }
@@ -144,10 +164,12 @@ impl Describe for ToolSafePolicy {
 
 impl Guest for ToolSafePolicy {
     fn get_context(session_id: String) -> Result<Context, MemoryError> {
+        report_panics();
         Ok(tool_safe::get_context(&Imports, &session_id))
     }
 
     fn add_message(session_id: String, message: Message) -> Result<WriteOutcome, MemoryError> {
+        report_panics();
         tool_safe::add_messages(&Imports, &session_id, std::slice::from_ref(&message))
     }
 
@@ -155,6 +177,7 @@ impl Guest for ToolSafePolicy {
         session_id: String,
         messages: Vec<Message>,
     ) -> Result<WriteOutcome, MemoryError> {
+        report_panics();
         tool_safe::add_messages(&Imports, &session_id, &messages)
     }
 
@@ -162,10 +185,12 @@ impl Guest for ToolSafePolicy {
         session_id: String,
         messages: Vec<Message>,
     ) -> Result<Turn, MemoryError> {
+        report_panics();
         tool_safe::add_and_get_context(&Imports, &session_id, &messages)
     }
 
     fn clear(session_id: String) -> Result<WriteOutcome, MemoryError> {
+        report_panics();
         Ok(tool_safe::clear(&Imports, &session_id))
     }
 }

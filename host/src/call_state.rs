@@ -22,6 +22,25 @@ use crate::store::{ListOp, Store};
 /// policy from flooding the host's logs.
 const MAX_LOG_LINE_BYTES: usize = 1024;
 
+/// Log lines one call may emit: a policy logs a handful (a retry, a skipped entry); past this
+/// many, lines are counted and dropped, and one line at the end of the call says how many. A
+/// loop logging at every turn would otherwise write hundreds of thousands of lines to the
+/// operator's terminal before its compute budget stopped it.
+const MAX_LOG_LINES_PER_CALL: u32 = 64;
+
+/// Log bytes one call may emit (see [`MAX_LOG_LINES_PER_CALL`]).
+const MAX_LOG_BYTES_PER_CALL: usize = 16 << 10;
+
+/// Log calls one call may make at all, dropped ones included: a host call costs the policy
+/// almost no fuel, so a loop that only logs would otherwise run for seconds (millions of
+/// calls) before its compute budget stopped it. Far past anything a policy that reports what
+/// it does needs; past it the call is stopped as a runaway (a trap, as for any other limit).
+const MAX_LOG_CALLS_PER_CALL: u64 = 10_000;
+
+/// How a policy's panic hook announces the panic in an `error` log line: the host keeps that
+/// line to say why the call trapped.
+const PANIC_PREFIX: &str = "panicked";
+
 /// What one call's instance can reach: its store (through the guard), its settings and its
 /// limits.
 pub(crate) struct CallState {
@@ -30,6 +49,35 @@ pub(crate) struct CallState {
     settings: bindings::Settings,
     store_limits: StoreLimits,
     fuel: FuelAccount,
+    logs: LogAccount,
+}
+
+/// What the call has logged: lines and bytes let through, lines dropped, the panic line.
+#[derive(Default)]
+struct LogAccount {
+    lines: u32,
+    bytes: usize,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+    panic: Option<String>,
+}
+
+/// When the call is over (its store dropped, however it ended: a result, a trap, the call
+/// timeout), say once how many lines were dropped over the caps.
+impl Drop for LogAccount {
+    fn drop(&mut self) {
+        if self.dropped_lines > 0 {
+            tracing::warn!(
+                target: "agent_memory::policy",
+                "the policy logged {} more lines ({} bytes) in this call; dropped (at most {} \
+                 lines and {} bytes per call)",
+                self.dropped_lines,
+                self.dropped_bytes,
+                MAX_LOG_LINES_PER_CALL,
+                MAX_LOG_BYTES_PER_CALL
+            );
+        }
+    }
 }
 
 /// The call's compute budget: what it was granted, and what waits to be added when control
@@ -84,6 +132,7 @@ impl CallState {
                 granted: initial,
                 pending: 0,
             },
+            logs: LogAccount::default(),
         }
     }
 }
@@ -123,6 +172,11 @@ impl CallState {
     /// Fuel granted to the call so far (the fixed part and every allowance).
     pub(crate) fn granted_fuel(&self) -> u64 {
         self.fuel.granted
+    }
+
+    /// What the policy logged as it panicked (its panic hook's `error` line), if it did.
+    pub(crate) fn panic_words(&self) -> Option<&str> {
+        self.logs.panic.as_deref()
     }
 
     /// The store, or a trap: only trial instantiations run without one, and they make no calls.
@@ -203,6 +257,28 @@ impl bindings::store::Host for CallState {
 impl bindings::log::Host for CallState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let message = truncate(&message, MAX_LOG_LINE_BYTES);
+        let logs = &mut self.logs;
+        if level == Level::Error && message.starts_with(PANIC_PREFIX) {
+            // Kept for the trap that follows, which reports it: not logged twice.
+            logs.panic = Some(message.to_string());
+            tracing::debug!(target: "agent_memory::policy", "{message}");
+            return Ok(());
+        }
+        if logs.lines >= MAX_LOG_LINES_PER_CALL
+            || logs.bytes + message.len() > MAX_LOG_BYTES_PER_CALL
+        {
+            logs.dropped_lines += 1;
+            logs.dropped_bytes += message.len() as u64;
+            if u64::from(logs.lines) + logs.dropped_lines >= MAX_LOG_CALLS_PER_CALL {
+                return Err(wasmtime::Error::msg(format!(
+                    "logged {MAX_LOG_CALLS_PER_CALL} lines in one call: stopped as a runaway \
+                     loop"
+                )));
+            }
+            return Ok(());
+        }
+        logs.lines += 1;
+        logs.bytes += message.len();
         match level {
             Level::Debug => tracing::debug!(target: "agent_memory::policy", "{message}"),
             Level::Info => tracing::info!(target: "agent_memory::policy", "{message}"),

@@ -513,7 +513,10 @@ mod tests {
             error,
             MemoryError::Policy(PolicyError::InvalidOutput(_))
         ));
-        let back = wit::MemoryError::from(&MemoryError::Policy(PolicyError::Trapped("t".into())));
+        let back = wit::MemoryError::from(&MemoryError::Policy(PolicyError::Trapped {
+            reason: "t".into(),
+            panic: None,
+        }));
         assert!(matches!(back, wit::MemoryError::PolicyFailed(text) if text.contains("t")));
     }
 }

@@ -76,9 +76,18 @@ pub enum PolicyError {
     /// The whole call took longer than [`crate::Limits::call_timeout`].
     #[error("call took longer than {0:?}")]
     CallTimeout(std::time::Duration),
-    /// It trapped (a panic, an out-of-bounds access, memory over the limit, ...).
-    #[error("trapped: {0}")]
-    Trapped(String),
+    /// It trapped (a panic, an out-of-bounds access, memory over the limit, ...). The full
+    /// wasm backtrace is logged at debug level.
+    #[error("trapped ({reason}){}", panic_words(.panic))]
+    Trapped {
+        /// What stopped it: the trap (such as "wasm `unreachable` instruction executed", what a
+        /// Rust panic becomes), or the limit it met.
+        reason: String,
+        /// What the policy said as it panicked, when it logged it: its `error` line starting
+        /// with `panicked` (`panicked at place: message`), as the built-in policies' panic hook
+        /// writes it.
+        panic: Option<String>,
+    },
     /// It could not be instantiated.
     #[error("could not be instantiated: {0}")]
     Instantiate(String),
@@ -114,7 +123,10 @@ pub enum LoadError {
     Compile(String),
     /// The component imports something the host does not provide (WASI, another contract
     /// version, ...) or does not export the `memory` interface with the right types.
-    #[error("component does not fit the agent-memory:policy@0.3.0 world: {0}")]
+    #[error(
+        "component does not fit the agent-memory:policy@{version} world: {0}",
+        version = crate::policy::CONTRACT_VERSION
+    )]
     Contract(String),
     /// The component failed its trial instantiation.
     #[error("component failed its trial instantiation: {0}")]
@@ -147,4 +159,15 @@ pub enum BuildError {
     /// The blocking wrapper could not start its runtime.
     #[error("cannot start the blocking runtime: {0}")]
     Runtime(String),
+}
+
+fn panic_words(panic: &Option<String>) -> String {
+    match panic {
+        // The line reads `panicked at place: message`, or `panicked: message`.
+        Some(words) => {
+            let rest = words.strip_prefix("panicked").unwrap_or(words);
+            format!(" on a panic in the policy{rest}")
+        }
+        None => String::new(),
+    }
 }

@@ -26,6 +26,8 @@ pub enum FollowStatus {
     },
     /// The file's latest version was refused; the version with `serving` keeps serving.
     Refused {
+        /// The digest (SHA-256, hex) of the version refused.
+        refused: String,
         /// Why.
         error: String,
         /// The digest of the version still serving.
@@ -119,6 +121,7 @@ fn follow(memory: Memory, path: PathBuf, interval: Duration) -> PolicyFollower {
                                 digest: policy.digest().to_string(),
                             },
                             Err(error) => FollowStatus::Refused {
+                                refused: digest,
                                 error: format!("{error}"),
                                 serving: memory.policy().digest().to_string(),
                             },

@@ -74,7 +74,8 @@ pub use json::{Json, JsonError, NotStandardJson};
 pub use memory::{Memory, MemoryBuilder};
 pub use message::{EntryProblem, MemberValue, Message, MessageJsonError};
 pub use policy::{
-    DEFAULT_POLICY_WASM, MAX_POLICY_BYTES, Policy, TOOL_SAFE_POLICY_WASM, read_policy_file,
+    CONTRACT_VERSION, DEFAULT_POLICY_WASM, MAX_POLICY_BYTES, Policy, TOOL_SAFE_POLICY_WASM,
+    read_policy_file,
 };
 pub use report::{
     Context, InvalidMessage, SkippedEntry, Stored, Turn, WindowLimit, WindowRefusal, WriteOutcome,

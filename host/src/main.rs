@@ -30,6 +30,9 @@ fn main() -> ExitCode {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(cli::commands::run(args))
     }));
+    // A command stopped by a signal may leave work behind (the benchmark's workers, a store
+    // call on the blocking pool): it is abandoned, not waited for, so the exit stays prompt.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match outcome {
         Ok(Ok(code)) => code,
         Ok(Err(error)) => {

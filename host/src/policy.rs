@@ -8,6 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+/// The contract version, as a literal for `concat!` (see [`CONTRACT_VERSION`]).
+macro_rules! contract_version {
+    () => {
+        "0.3.0"
+    };
+}
+
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, ComponentExportIndex, Linker};
@@ -110,8 +117,13 @@ impl MemoryExports {
     }
 }
 
+/// The version of the `agent-memory:policy` contract this host speaks (`wit/policy.wit`). The
+/// version is part of every import and export name, so a component built for another one is
+/// refused at load, with both versions named.
+pub const CONTRACT_VERSION: &str = contract_version!();
+
 /// The exported interface a policy must provide.
-const MEMORY_INTERFACE: &str = "agent-memory:policy/memory@0.3.0";
+const MEMORY_INTERFACE: &str = concat!("agent-memory:policy/memory@", contract_version!());
 
 impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -175,8 +187,8 @@ impl Policy {
     /// instances, 2 memories and 4 tables per component is what the shared engine uses).
     pub fn from_bytes_in(engine: &Engine, bytes: &[u8], origin: &str) -> Result<Self, LoadError> {
         check_engine(engine)?;
-        let component = Component::new(engine, bytes)
-            .map_err(|error| LoadError::Compile(format!("{error:#}")))?;
+        let component =
+            Component::new(engine, bytes).map_err(|error| compile_error(bytes, &error))?;
         Self::check(engine, component, digest(bytes), origin)
     }
 
@@ -215,8 +227,8 @@ impl Policy {
                 }
             }
         }
-        let component = Component::new(engine, bytes)
-            .map_err(|error| LoadError::Compile(format!("{error:#}")))?;
+        let component =
+            Component::new(engine, bytes).map_err(|error| compile_error(bytes, &error))?;
         if let Err(error) = write_cache(&component, &path) {
             tracing::debug!(%error, path = %path.display(), "could not write the compiled policy cache");
         }
@@ -232,9 +244,9 @@ impl Policy {
         let linker = linker(engine).map_err(|error| LoadError::Contract(format!("{error:#}")))?;
         let instance_pre = linker
             .instantiate_pre(&component)
-            .map_err(|error| LoadError::Contract(format!("{error:#}")))?;
+            .map_err(|error| contract_error(engine, &component, &error))?;
         let pre = PolicyPre::new(instance_pre)
-            .map_err(|error| LoadError::Contract(format!("{error:#}")))?;
+            .map_err(|error| contract_error(engine, &component, &error))?;
         let exports = MemoryExports::find(&component).ok_or_else(|| {
             LoadError::Contract(format!(
                 "no `{MEMORY_INTERFACE}` export with every function"
@@ -381,6 +393,76 @@ fn trial(
     // The trial touches no store and never waits on I/O, so it completes on first poll
     // unless the component's start code runs past its CPU budget, which yields.
     futures_lite_block_on(check).map_err(|error| LoadError::Trial(format!("{error:#}")))
+}
+
+/// Why `bytes` did not compile, in terms of the step that was missed: a core module that was
+/// never made a component, or not WebAssembly at all. Anything else is wasmtime's own reason.
+fn compile_error(bytes: &[u8], error: &wasmtime::Error) -> LoadError {
+    const MAGIC: &[u8] = b"\0asm";
+    // The second word of the header: a core module's version, or a component's layer.
+    const CORE_MODULE: &[u8] = &[1, 0, 0, 0];
+    let reason = if !bytes.starts_with(MAGIC) {
+        "not a WebAssembly file (it does not start with the `\\0asm` header): a policy is a \
+         component built from a guest crate"
+            .to_string()
+    } else if bytes.get(4..8) == Some(CORE_MODULE) {
+        "this is a core WebAssembly module, not a component: turn it into one with \
+         `wasm-tools component new` (or build-support's build_component, as host/build.rs does)"
+            .to_string()
+    } else {
+        format!("{error:#}")
+    };
+    LoadError::Compile(reason)
+}
+
+/// Why a compiled component does not link against the host's side of the contract, named:
+/// WASI imports, another contract version, or anything else the host does not provide.
+fn contract_error(engine: &Engine, component: &Component, error: &wasmtime::Error) -> LoadError {
+    let ty = component.component_type();
+    let imports: Vec<String> = names(ty.imports(engine));
+    let exports: Vec<String> = names(ty.exports(engine));
+    let ours = |name: &&String| name.starts_with("agent-memory:policy/");
+    let other_version = imports
+        .iter()
+        .chain(&exports)
+        .filter(ours)
+        .filter_map(|name| name.rsplit_once('@').map(|(_, version)| version))
+        .find(|version| *version != CONTRACT_VERSION);
+    if let Some(version) = other_version {
+        return LoadError::Contract(format!(
+            "it was built for contract {version}; this host speaks {CONTRACT_VERSION}: rebuild \
+             it against wit/policy.wit {CONTRACT_VERSION}"
+        ));
+    }
+    let wasi: Vec<&String> = imports
+        .iter()
+        .filter(|name| name.starts_with("wasi:"))
+        .collect();
+    if !wasi.is_empty() {
+        let shown: Vec<&str> = wasi.iter().take(3).map(|name| name.as_str()).collect();
+        let more = wasi.len().saturating_sub(shown.len());
+        return LoadError::Contract(format!(
+            "it imports WASI ({}{}), which a policy is not granted: build a Rust guest for \
+             wasm32-unknown-unknown, or stub WASI out (componentize-py --stub-wasi, jco \
+             componentize --disable all)",
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    let foreign: Vec<&String> = imports.iter().filter(|name| !ours(name)).collect();
+    if !foreign.is_empty() {
+        let shown: Vec<&str> = foreign.iter().map(|name| name.as_str()).collect();
+        return LoadError::Contract(format!(
+            "it imports {}, which the host does not provide: a policy may import only \
+             agent-memory:policy/{{store,log,config}}@{CONTRACT_VERSION}",
+            shown.join(", ")
+        ));
+    }
+    LoadError::Contract(format!("{error:#}"))
 }
 
 /// Drive a future that never waits on I/O to completion on the current thread.

@@ -177,7 +177,7 @@ impl Call<'_> {
                 .map_err(|error| classify_instantiate(&error))?;
             export(&instance, &loaded.exports, &mut wasm_store)
                 .await
-                .map_err(|error| classify_trap(&error, wasm_store.data().granted_fuel()))
+                .map_err(|error| classify_trap(&error, wasm_store.data()))
         };
         // Every log line of the call (the policy's own, the store's) carries the version
         // that served it.
@@ -193,9 +193,25 @@ fn classify_instantiate(error: &wasmtime::Error) -> PolicyError {
     PolicyError::Instantiate(format!("{error:#}"))
 }
 
-fn classify_trap(error: &wasmtime::Error, granted: u64) -> PolicyError {
-    if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
-        return PolicyError::ComputeBudgetExceeded { fuel: granted };
+fn classify_trap(error: &wasmtime::Error, state: &CallState) -> PolicyError {
+    let trap = error.downcast_ref::<wasmtime::Trap>();
+    if trap == Some(&wasmtime::Trap::OutOfFuel) {
+        return PolicyError::ComputeBudgetExceeded {
+            fuel: state.granted_fuel(),
+        };
     }
-    PolicyError::Trapped(format!("{error:#}"))
+    // One line for people; the wasm backtrace (long, mangled) is for `-v`.
+    tracing::debug!(target: "agent_memory::policy", error = format!("{error:?}"), "policy trapped");
+    PolicyError::Trapped {
+        reason: match trap {
+            Some(trap) => {
+                let text = trap.to_string();
+                text.strip_prefix("wasm trap: ")
+                    .unwrap_or(&text)
+                    .to_string()
+            }
+            None => error.root_cause().to_string(),
+        },
+        panic: state.panic_words().map(str::to_string),
+    }
 }

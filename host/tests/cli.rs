@@ -67,6 +67,32 @@ fn add_get_ttl_sessions_and_clear_work_across_processes() {
 }
 
 #[test]
+fn processes_sharing_the_embedded_file_wait_their_turn_and_every_write_is_stored() {
+    let home = agent_memory();
+    // Six writers at once on the one file: each waits for the one before to close it.
+    let outputs: Vec<_> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..6)
+            .map(|i| {
+                let home = &home;
+                scope.spawn(move || home.run(&["add", "shared", &format!("writer {i}")]))
+            })
+            .collect();
+        writers
+            .into_iter()
+            .map(|writer| writer.join().unwrap())
+            .collect()
+    });
+    for output in &outputs {
+        assert!(output.status.success(), "{}", stderr(output));
+    }
+    let listed = stdout(&home.run(&["get", "shared"]));
+    for i in 0..6 {
+        assert!(listed.contains(&format!("user: writer {i}\n")), "{listed}");
+    }
+    assert_eq!(listed.lines().count(), 6, "{listed}");
+}
+
+#[test]
 fn json_messages_from_stdin_keep_every_member_and_get_json_prints_them() {
     let home = agent_memory();
     let messages = json!([
@@ -135,7 +161,7 @@ fn doctor_reports_a_clean_store() {
         stderr(&output)
     );
     assert!(
-        stdout(&output).contains("checked 1 sessions"),
+        stdout(&output).contains("checked 1 session in embedded file"),
         "{}",
         stdout(&output)
     );
@@ -159,6 +185,39 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
     assert!(line.contains("ttl_seconds"), "{line}");
     let line = assert_one_line_failure(&home.run(&["policy", "check", "/nonexistent.wasm"]));
     assert!(line.contains("/nonexistent.wasm"), "{line}");
+}
+
+#[test]
+fn bench_refuses_settings_that_measure_nothing_before_starting_anything() {
+    let home = agent_memory();
+    for (args, expected) in [
+        (&["--concurrency", "0"][..], "0 sessions measure nothing"),
+        (&["--concurrency", "1,0"], "0 sessions measure nothing"),
+        (&["--seconds", "0"], "0 seconds measure nothing"),
+        (&["--seconds=-1"], "not a number of seconds from 0"),
+        (&["--seconds", "nan"], "not a number of seconds from 0"),
+        (&["--warmup", "inf"], "not a number of seconds from 0"),
+        (&["--message-bytes", "0"], "from 1 to"),
+    ] {
+        let mut all = vec!["bench", "--no-python"];
+        all.extend_from_slice(args);
+        let started = std::time::Instant::now();
+        let output = home.run(&all);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stdout(&output)
+        );
+        assert!(
+            stderr(&output).contains(expected),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        // Refused while parsing: no server started, no cell measured.
+        assert!(stdout(&output).is_empty(), "{args:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
 }
 
 #[test]

@@ -154,7 +154,7 @@ fn stored_text_cannot_drive_the_terminal_and_json_output_stays_exact() {
 }
 
 #[test]
-fn a_damaged_store_file_is_one_line_naming_it_and_repair_recovers() {
+fn a_damaged_store_file_is_one_line_naming_it_and_a_repair_with_nothing_to_recover_says_so() {
     let cli = agent_memory();
     let file = cli.home().join("memory.redb");
     let store = file.to_str().unwrap();
@@ -182,11 +182,20 @@ fn a_damaged_store_file_is_one_line_naming_it_and_repair_recovers() {
         );
         assert!(line.contains("repair"), "{line}");
     }
-    let repaired = cli.run(&["--store", store, "repair"]);
-    assert!(repaired.status.success(), "{}", stderr(&repaired));
-    let report = stdout(&repaired);
-    assert!(report.contains("kept 0 sessions"), "{report}");
-    assert!(report.contains("damaged file is kept at"), "{report}");
+    // Nothing can be read from it: repair says so, exits non-zero, and touches nothing.
+    let line = assert_one_line_failure(&cli.run(&["--store", store, "repair"]));
+    assert!(
+        line.contains("nothing could be recovered") && line.contains(store),
+        "{line}"
+    );
+    assert!(
+        line.contains("backup") && line.contains("move it aside"),
+        "{line}"
+    );
+    assert!(!line.contains("kept"), "{line}");
+    assert_eq!(std::fs::read(&file).unwrap(), bytes);
+    // What the message says to do works.
+    std::fs::rename(&file, cli.home().join("memory.redb.old")).unwrap();
     assert!(
         cli.run(&["--store", store, "add", "s", "again"])
             .status
@@ -290,6 +299,97 @@ fn doctor_checks_every_key_and_keeps_going_where_config_is_not_permitted() {
     );
     assert!(report.contains("checked 7 sessions"), "{report}");
     assert!(!report.contains('\u{1b}'), "raw escape in the report");
+
+    // Each key agents cannot name comes with the command that removes it, and the command,
+    // pasted, removes exactly that key (byte for byte, not UTF-8 included).
+    let hints: Vec<String> = report
+        .lines()
+        .filter_map(|line| {
+            let (_, after) = line.split_once("`agent-memory clear --raw-key '")?;
+            Some(after.split_once("'`")?.0.replace("'\\''", "'"))
+        })
+        .collect();
+    assert_eq!(hints.len(), 5, "{report}");
+    for hint in &hints {
+        let output = cli.run(&["--store", &server.url(), "clear", "--raw-key", hint]);
+        assert!(output.status.success(), "{hint}: {}", stderr(&output));
+        assert!(
+            stdout(&output).contains("(1 entries)"),
+            "{}",
+            stdout(&output)
+        );
+    }
+    for key in keys.iter().copied().filter(|key| *key != b"ai:memory:ok") {
+        let exists: bool = redis.exists(key).unwrap();
+        assert!(!exists, "{}", String::from_utf8_lossy(key));
+    }
+    let exists: bool = redis.exists(&long).unwrap();
+    assert!(!exists);
+    let output = cli.run(&["--store", &server.url(), "doctor"]);
+    assert!(
+        stdout(&output).contains("checked 2 sessions"),
+        "{}",
+        stdout(&output)
+    );
+
+    // Someone else's data is never deleted, and the commands say what it is.
+    for args in [["clear", "foreign"], ["ttl", "foreign"]] {
+        let mut all = vec!["--store", server.url().leak() as &str];
+        all.extend_from_slice(&args);
+        let line = assert_one_line_failure(&cli.run(&all));
+        assert!(
+            line.contains("not a session") && line.contains("holds a string"),
+            "{args:?}: {line}"
+        );
+    }
+    let output = cli.run(&[
+        "--store",
+        &server.url(),
+        "clear",
+        "--raw-key",
+        "ai:memory:foreign",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("nothing was deleted"),
+        "{}",
+        stderr(&output)
+    );
+    let output = cli.run(&["--store", &server.url(), "clear", "--raw-key", "other:key"]);
+    assert!(
+        stderr(&output).contains("not under the key prefix"),
+        "{}",
+        stderr(&output)
+    );
+    let value: String = redis.get("ai:memory:foreign").unwrap();
+    assert_eq!(value, "a string");
+}
+
+#[test]
+fn doctor_on_a_frozen_server_says_it_does_not_answer_and_blames_nothing_else() {
+    let server = RedisServer::start();
+    let cli = agent_memory();
+    let url = server.url();
+    assert!(
+        cli.run(&["--store", &url, "add", "s", "hi"])
+            .status
+            .success()
+    );
+    server.pause();
+    let started = std::time::Instant::now();
+    let output = cli.run(&["--store", &url, "doctor"]);
+    let took = started.elapsed();
+    server.resume();
+    assert!(!output.status.success(), "{}", stdout(&output));
+    let everything = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(!everything.contains("CONFIG"), "{everything}");
+    assert!(!everything.contains("backoff"), "{everything}");
+    assert!(!everything.contains("0 problems"), "{everything}");
+    assert!(
+        everything.contains("timed out") || everything.contains("did not answer"),
+        "{everything}"
+    );
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
 }
 
 #[test]

@@ -199,3 +199,38 @@ fn bench_measures_a_cluster_of_its_own_beside_one_server() {
         }
     }
 }
+
+#[test]
+fn scans_through_an_address_that_names_one_node_of_a_cluster_are_refused_not_partial() {
+    let cluster = RedisCluster::start(3, 0);
+    let home = agent_memory();
+    let url = cluster.url();
+    let mut sessions = Vec::new();
+    for master in cluster.masters() {
+        let session = session_on(&cluster, master, &sessions);
+        let output = home.run(&["--store", &url, "add", &session, "hello"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        sessions.push(session);
+    }
+    let one_node = format!("redis://127.0.0.1:{}", cluster.node(0).port());
+    let file = home.home().join("partial.redb");
+    let file = file.to_str().unwrap();
+    for args in [
+        vec!["--store", one_node.as_str(), "sessions"],
+        vec!["--store", one_node.as_str(), "doctor"],
+        vec!["copy", "--from", one_node.as_str(), "--to", file],
+    ] {
+        let output = home.run(&args);
+        assert!(!output.status.success(), "{args:?}: {}", stdout(&output));
+        let message = stderr(&output);
+        assert!(
+            message.contains("one node of a Redis Cluster") && message.contains("redis+cluster://"),
+            "{args:?}: {message}"
+        );
+        assert!(!stdout(&output).contains("copied"), "{args:?}");
+        assert!(!stdout(&output).contains("0 problems"), "{args:?}");
+    }
+    // Nothing was copied, not even this node's share.
+    let output = home.run(&["--store", file, "sessions"]);
+    assert!(stdout(&output).trim().is_empty(), "{}", stdout(&output));
+}

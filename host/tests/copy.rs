@@ -173,13 +173,48 @@ fn the_cli_copies_with_progress_and_refuses_copying_a_store_onto_itself() {
         "{}",
         stdout(&output)
     );
+    let progress = stderr(&output);
     assert!(
-        stderr(&output).contains("copy: 2/2 keys"),
-        "{}",
-        stderr(&output)
+        progress.contains("copy: 2 keys to copy (listed in "),
+        "{progress}"
     );
+    assert!(progress.contains("copy: 2/2 keys"), "{progress}");
     let output = cli.run(&["--store", &url, "get", "two"]);
     assert_eq!(stdout(&output).trim(), "[1] user: hi");
+
+    // Another database of the same server is another store: the copy is made, and every
+    // description names its database.
+    let db3 = format!("{url}/3");
+    let output = cli.run(&["copy", "--from", &url, "--to", &db3]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = stdout(&output);
+    assert!(report.starts_with("copied 2 sessions"), "{report}");
+    assert!(report.contains(" db 3"), "{report}");
+    let output = cli.run(&["--store", &db3, "get", "two", "--json"]);
+    assert_eq!(
+        stdout(&output).trim(),
+        r#"[{"role": "user", "content": "hi"}]"#
+    );
+    let output = cli.run(&["--store", &db3, "doctor"]);
+    assert!(
+        stdout(&output).contains(" db 3: 0 problems"),
+        "{}",
+        stdout(&output)
+    );
+
+    // One file named twice, however it is spelled, is one store.
+    let spelled_otherwise = cli.home().join(".").join("start.redb");
+    let output = cli.run(&[
+        "copy",
+        "--from",
+        file,
+        "--to",
+        spelled_otherwise.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("the same store"), "{message}");
+    assert!(!message.contains("another process"), "{message}");
 
     let output = cli.run(&["copy", "--from", &url, "--to", &url]);
     assert!(!output.status.success());

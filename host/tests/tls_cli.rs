@@ -47,3 +47,30 @@ fn the_cli_speaks_tls_with_its_certificate_options() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_tls_address_for_a_plain_server_says_which_scheme_the_port_takes() {
+    let pki = TestPki::generate();
+    let plain = agent_memory_tests::RedisServer::start();
+    let cli = Cli::new(env!("CARGO_BIN_EXE_agent-memory"));
+    let url = format!("rediss://127.0.0.1:{}", plain.port());
+    let output = cli.run(&[
+        "--store",
+        &url,
+        "--tls-ca",
+        &pki.arg("ca.pem"),
+        "add",
+        "s",
+        "hello",
+    ]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("speaking TLS") && message.contains("redis://"),
+        "{message}"
+    );
+    assert!(!message.contains("next connect attempt"), "{message}");
+    // Nothing was written through the plain port either.
+    let exists: bool = redis::Commands::exists(&mut plain.connection(), "ai:memory:s").unwrap();
+    assert!(!exists);
+}

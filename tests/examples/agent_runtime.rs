@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agent_memory::{Memory, Policy, Settings, StoreSpec};
+use agent_memory::{FollowStatus, Memory, Policy, Settings, StoreSpec};
 use agent_memory_tests::agent::ChatAgentRuntime;
 use anyhow::{Context as _, bail};
 
@@ -80,10 +80,30 @@ async fn main() -> anyhow::Result<()> {
             ..Settings::default()
         })
         .build()?;
-    let _follower = options
-        .follow
-        .as_ref()
-        .map(|path| memory.follow_policy_file(path, Duration::from_millis(250)));
+    // Say what following the file comes to: a version taken, refused, or the file unreadable.
+    if let Some(path) = &options.follow {
+        let mut follower = memory.follow_policy_file(path, Duration::from_millis(250));
+        tokio::spawn(async move {
+            while let Some(status) = follower.changed().await {
+                match status {
+                    FollowStatus::Serving { digest } => {
+                        eprintln!("policy file: serving {digest:.12}");
+                    }
+                    FollowStatus::Refused {
+                        refused,
+                        error,
+                        serving,
+                    } => eprintln!(
+                        "policy file: version {refused:.12} refused ({error}); {serving:.12} \
+                         keeps serving"
+                    ),
+                    FollowStatus::Unreadable { error, serving } => eprintln!(
+                        "policy file: cannot be read ({error}); {serving:.12} keeps serving"
+                    ),
+                }
+            }
+        });
+    }
 
     // The runtime's own engine for its agents; policies run in agent-memory's.
     let mut config = wasmtime::Config::new();
@@ -96,7 +116,16 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("{error:#}"))?;
 
     println!("store: {}", memory.store().describe());
-    for text in &options.turns {
+    // SIGINT and SIGTERM end the conversation between turns (a turn in progress is bounded by
+    // the policy's and the store's timeouts, and finishes): what was said is reported, and the
+    // exit status is the shell's for the signal.
+    let mut stops = Stops::listen()?;
+    let total = options.turns.len();
+    for (done, text) in options.turns.iter().enumerate() {
+        if let Some((name, code)) = stops.received() {
+            println!("stopped by {name} after {done} of {total} turns");
+            std::process::exit(code);
+        }
         let serving = memory.policy();
         let reply = agent
             .turn(&options.session, text)
@@ -107,7 +136,13 @@ async fn main() -> anyhow::Result<()> {
             Ok(reply) => println!("[{serving}] > {text}\n[{serving}] < {reply}"),
             Err(error) => println!("[{serving}] > {text}\n[{serving}] ! {error}"),
         }
-        tokio::time::sleep(options.pause).await;
+        tokio::select! {
+            () = tokio::time::sleep(options.pause) => {}
+            (name, code) = stops.wait() => {
+                println!("stopped by {name} after {} of {total} turns", done + 1);
+                std::process::exit(code);
+            }
+        }
     }
     println!("remembered (session {:?}):", options.session);
     match agent
@@ -119,4 +154,49 @@ async fn main() -> anyhow::Result<()> {
         Err(error) => println!("  ! {error}"),
     }
     Ok(())
+}
+
+/// SIGINT and SIGTERM, caught (instead of ending the process where it stands).
+struct Stops {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    received: Option<(&'static str, i32)>,
+}
+
+impl Stops {
+    fn listen() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            received: None,
+        })
+    }
+
+    /// A signal that arrived since the last look, without waiting: its name and exit status.
+    fn received(&mut self) -> Option<(&'static str, i32)> {
+        use std::task::{Context, Poll, Waker};
+        let mut context = Context::from_waker(Waker::noop());
+        if self.received.is_none() {
+            if let Poll::Ready(Some(())) = self.interrupt.poll_recv(&mut context) {
+                self.received = Some(("SIGINT", 130));
+            } else if let Poll::Ready(Some(())) = self.terminate.poll_recv(&mut context) {
+                self.received = Some(("SIGTERM", 143));
+            }
+        }
+        self.received
+    }
+
+    /// Wait for a signal: its name and exit status.
+    async fn wait(&mut self) -> (&'static str, i32) {
+        if let Some(received) = self.received {
+            return received;
+        }
+        let received = tokio::select! {
+            _ = self.interrupt.recv() => ("SIGINT", 130),
+            _ = self.terminate.recv() => ("SIGTERM", 143),
+        };
+        self.received = Some(received);
+        received
+    }
 }

@@ -43,8 +43,9 @@ impl Cli {
         self.run_with(args, Stdin::Empty)
     }
 
-    /// Run with `args` and `stdin`.
-    pub fn run_with(&self, args: &[&str], stdin: Stdin<'_>) -> Output {
+    /// The command that runs the binary with `args` in this home, stdout and stderr piped, to
+    /// be spawned by the caller (to signal it while it runs, say).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.binary);
         command
             .args(args)
@@ -55,6 +56,12 @@ impl Cli {
             .env_remove("AGENT_MEMORY_POLICY")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        command
+    }
+
+    /// Run with `args` and `stdin`.
+    pub fn run_with(&self, args: &[&str], stdin: Stdin<'_>) -> Output {
+        let mut command = self.command(args);
         match stdin {
             Stdin::File(path) => {
                 command.stdin(std::fs::File::open(path).expect("opening the stdin file"));

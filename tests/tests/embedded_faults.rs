@@ -118,7 +118,7 @@ async fn a_damaged_file_never_panics_and_always_names_itself() {
             .collect(),
     ));
 
-    let mut typed = 0;
+    let (mut typed, mut contained_panics) = (0, 0);
     for (what, bytes) in &damages {
         let path = dir.path().join("damaged.redb");
         std::fs::write(&path, bytes).unwrap();
@@ -131,6 +131,19 @@ async fn a_damaged_file_never_panics_and_always_names_itself() {
         if std::env::var_os("SHOW_DAMAGE").is_some() {
             println!("{what}: {seen:?}");
         }
+        // redb may panic on a damaged file: contained, and its text never in a message.
+        for line in &seen {
+            assert!(
+                !line.contains("unreachable") && !line.contains("internal error"),
+                "{what}: a dependency's panic text reached a message: {line}"
+            );
+        }
+        if seen
+            .iter()
+            .any(|line| line.contains("the storage library failed"))
+        {
+            contained_panics += 1;
+        }
         if seen
             .iter()
             .any(|line| line.contains("damaged") || line.contains("Damaged"))
@@ -140,7 +153,8 @@ async fn a_damaged_file_never_panics_and_always_names_itself() {
         let _ = std::fs::remove_file(&path);
     }
     println!(
-        "{} damaged files: no panic escaped; {typed} reported as damaged",
+        "{} damaged files: no panic escaped; {typed} reported as damaged, \
+         {contained_panics} by a panic inside redb, contained",
         damages.len()
     );
     assert!(typed > 0);
@@ -231,29 +245,50 @@ async fn repair_keeps_every_readable_session_byte_for_byte_with_its_ttl() {
 }
 
 #[tokio::test]
-async fn repair_of_a_file_redb_cannot_open_keeps_it_aside_and_starts_clean() {
+async fn repair_of_a_file_nothing_can_be_read_from_says_so_and_leaves_it_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("memory.redb");
-    std::fs::write(&path, vec![0x5a; 8192]).unwrap();
-    let error = memory_on(&path).unwrap_err();
-    assert!(
-        matches!(&error, agent_memory::BuildError::Store(OpenError::Damaged { path: p, .. }) if *p == path),
-        "{error:?}"
-    );
-    let report = EmbeddedStore::repair(&path).unwrap();
-    assert_eq!(report.kept, 0);
-    assert!(report.unreadable_rest.is_some());
-    assert_eq!(
-        std::fs::read(&report.damaged_file).unwrap(),
-        vec![0x5a; 8192]
-    );
-    let memory = memory_on(&path).unwrap();
-    expect_stored(
-        memory
-            .add_message("s", Message::user("again"))
-            .await
-            .unwrap(),
-    );
+    // Three ways to lose everything: a file of noise, a zeroed header, a file cut in half.
+    let noise = dir.path().join("noise.redb");
+    std::fs::write(&noise, vec![0x5a; 8192]).unwrap();
+    let populated = populated_file(dir.path(), 6).await;
+    let bytes = std::fs::read(&populated).unwrap();
+    let zeroed = dir.path().join("zeroed.redb");
+    let mut header_gone = bytes.clone();
+    header_gone[..512].fill(0);
+    std::fs::write(&zeroed, &header_gone).unwrap();
+    let halved = dir.path().join("halved.redb");
+    std::fs::write(&halved, &bytes[..bytes.len() / 2]).unwrap();
+
+    for path in [noise, zeroed, halved] {
+        let before = std::fs::read(&path).unwrap();
+        let error = memory_on(&path).unwrap_err();
+        assert!(
+            matches!(&error, agent_memory::BuildError::Store(OpenError::Damaged { path: p, .. }) if *p == path),
+            "{error:?}"
+        );
+        let error = EmbeddedStore::repair(&path).unwrap_err();
+        match &error {
+            OpenError::NothingRecovered { path: p, reason } => {
+                assert_eq!(*p, path);
+                assert!(!reason.is_empty());
+            }
+            other => panic!("{}: {other:?}", path.display()),
+        }
+        let text = error.to_string();
+        assert!(
+            text.contains("nothing could be recovered") && text.contains("backup"),
+            "{text}"
+        );
+        assert!(!text.contains("unreachable"), "{text}");
+        // Left exactly as it was, and nothing put beside it.
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.contains("damaged") || name.contains("repairing"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
 }
 
 #[tokio::test]
@@ -358,5 +393,131 @@ async fn a_full_disk_is_reported_as_such_loses_nothing_and_writes_resume_once_fr
             .iter()
             .any(|text| text.starts_with(&format!("{last:>6} "))),
         "the last acknowledged write is there"
+    );
+}
+
+/// A file that reads well and fails every write (its allocator's records damaged, say) is found
+/// by the write check `doctor` runs: wherever a write fails as damaged, the check said so
+/// first; where the check finds writes working, a write works; and the check changes no
+/// session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_check_finds_every_file_whose_writes_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file as an operator's has it: many small write transactions (the CLI makes one per
+    // command), the window trimming as it goes, so pages have been freed and reused.
+    let path = populated_file(dir.path(), 10).await;
+    {
+        let memory = memory_on(&path).unwrap();
+        for turn in 0..120 {
+            let session = format!("s{}", turn % 10);
+            expect_stored(
+                memory
+                    .add_message(session, Message::user(format!("turn {turn}")))
+                    .await
+                    .unwrap(),
+            );
+        }
+    }
+    let original = std::fs::read(&path).unwrap();
+    let healthy = dir.path().join("healthy.redb");
+    std::fs::write(&healthy, &original).unwrap();
+    let memory = memory_on(&healthy).unwrap();
+    assert_eq!(memory.store().as_embedded().unwrap().check_writes(), Ok(()));
+    drop(memory);
+
+    let path = dir.path().join("damaged.redb");
+    let (mut reads_fine_writes_fail, mut found_by_check, mut write_failed) = (0, 0, 0);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        // xorshift64: the same damages on every run.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..240 {
+        // 1 to 50 damaged bytes past the header: where the pages and their records are.
+        let flips = [1, 4, 16, 50][round % 4];
+        let mut bytes = original.clone();
+        for _ in 0..flips {
+            // Half the rounds anywhere, half in the 16 KiB after the database header, where
+            // redb keeps its region's allocator state: what a read never consults and a write
+            // always does.
+            let span = if round % 2 == 0 {
+                bytes.len() - 4096
+            } else {
+                16 << 10
+            };
+            let at = 4096 + (next() as usize) % span;
+            bytes[at] ^= if round % 8 < 4 {
+                0xff
+            } else {
+                1 << (next() % 8)
+            };
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let path = path.clone();
+        let (check, reads_fine, write) = tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let Ok(memory) = memory_on(&path) else {
+                    return (None, false, None);
+                };
+                let check = memory.store().as_embedded().unwrap().check_writes();
+                let listed = memory.sessions().await;
+                let mut reads_fine = matches!(&listed, Ok(list) if list.len() == 10);
+                let mut seen = vec![format!("{:?}", listed.as_ref().map(Vec::len))];
+                for i in 0..10 {
+                    let context = memory.get_context(format!("s{i}")).await.unwrap();
+                    seen.push(format!("{:?}/{}", context.degraded, context.messages.len()));
+                    reads_fine &= context.degraded.is_none() && context.messages.len() == 15;
+                }
+                if std::env::var_os("SHOW_DAMAGE").is_some() {
+                    println!("{seen:?}");
+                }
+                let write = memory
+                    .add_message("new", Message::user("after damage"))
+                    .await
+                    .unwrap();
+                (Some(check), reads_fine, Some(write))
+            })
+        })
+        .await
+        .expect("no panic escapes");
+        let (Some(check), Some(write)) = (check, write) else {
+            continue;
+        };
+        if std::env::var_os("SHOW_DAMAGE").is_some() {
+            println!("round {round}: {write:?} / {check:?}");
+        }
+        if check.is_ok() {
+            assert!(
+                write.is_stored(),
+                "round {round}: the check found writes working, a write failed: {write:?}"
+            );
+        }
+        if let WriteOutcome::Failed(StoreError::Damaged(_)) = write {
+            write_failed += 1;
+            assert!(
+                matches!(check, Err(agent_memory::store::WriteCheck::Fails(_))),
+                "a write failed as damaged, the check found nothing: {check:?}"
+            );
+            found_by_check += 1;
+            if reads_fine {
+                reads_fine_writes_fail += 1;
+            }
+        }
+    }
+    println!(
+        "240 damaged files: {write_failed} failed a write, all found by the check; \
+         {reads_fine_writes_fail} of them read every session fine"
+    );
+    assert_eq!(found_by_check, write_failed);
+    assert!(
+        write_failed > 0,
+        "no damage that fails a write was made: the test proves nothing"
     );
 }

@@ -67,8 +67,25 @@ async fn every_behaviour_of_the_fixture_is_contained() {
 async fn a_trap_is_a_typed_error_and_does_not_poison_later_calls() {
     let memory = hostile_memory();
     match memory.get_context("trap").await {
-        Err(MemoryError::Policy(PolicyError::Trapped(reason))) => {
+        Err(MemoryError::Policy(error @ PolicyError::Trapped { .. })) => {
+            let PolicyError::Trapped { reason, panic } = &error else {
+                unreachable!()
+            };
             assert!(reason.contains("unreachable"), "{reason}");
+            assert_eq!(
+                panic.as_deref(),
+                Some("panicked: hostile policy: trap on purpose")
+            );
+            // One line: the trap and the panic, no wasm backtrace.
+            let text = error.to_string();
+            assert!(
+                !text.contains('\n') && !text.contains("backtrace"),
+                "{text}"
+            );
+            assert!(
+                text.ends_with("on a panic in the policy: hostile policy: trap on purpose"),
+                "{text}"
+            );
         }
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -98,7 +115,7 @@ async fn an_endless_loop_is_stopped_by_the_cpu_budget() {
 async fn memory_growth_past_the_limit_traps() {
     let memory = hostile_memory();
     match memory.get_context("hog").await {
-        Err(MemoryError::Policy(PolicyError::Trapped(reason))) => {
+        Err(MemoryError::Policy(PolicyError::Trapped { reason, .. })) => {
             assert!(reason.contains("memory"), "{reason}");
         }
         other => panic!("expected a trap, got {other:?}"),

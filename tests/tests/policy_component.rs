@@ -40,10 +40,20 @@ fn the_default_policy_is_identified_by_its_digest() {
 fn bytes_that_are_not_a_component_are_refused() {
     let error = Policy::from_bytes(b"not wasm at all", "garbage").unwrap_err();
     assert!(matches!(error, LoadError::Compile(_)), "{error}");
-    // A core module is WebAssembly, but not a component.
+    assert!(
+        error.to_string().contains("not a WebAssembly file"),
+        "{error}"
+    );
+    // A core module is WebAssembly, but not a component: the missing step is named.
     let core = wat::parse_str("(module)").unwrap();
     let error = Policy::from_bytes(&core, "core module").unwrap_err();
     assert!(matches!(error, LoadError::Compile(_)), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("a core WebAssembly module, not a component: turn it into one with `wasm-tools component new`"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -57,8 +67,31 @@ fn a_component_that_imports_wasi_is_refused_at_load() {
     .unwrap();
     let error = Policy::from_bytes(&wasi, "wasi").unwrap_err();
     assert!(matches!(error, LoadError::Contract(_)), "{error}");
+    let text = error.to_string();
     assert!(
-        error.to_string().contains("wasi:cli/environment"),
+        text.contains("it imports WASI (wasi:cli/environment@0.2.0)")
+            && text.contains("wasm32-unknown-unknown")
+            && !text.contains("linker"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_component_built_for_another_contract_version_is_refused_with_both_versions() {
+    let old = wat::parse_str(
+        r#"(component
+             (import "agent-memory:policy/log@0.2.0" (instance
+               (export "log" (func (param "message" string)))))
+           )"#,
+    )
+    .unwrap();
+    let error = Policy::from_bytes(&old, "old").unwrap_err();
+    assert!(matches!(error, LoadError::Contract(_)), "{error}");
+    assert!(
+        error.to_string().contains(&format!(
+            "built for contract 0.2.0; this host speaks {}",
+            agent_memory::CONTRACT_VERSION
+        )),
         "{error}"
     );
 }

@@ -126,9 +126,19 @@ async fn a_followed_policy_file_is_swapped_in_when_it_changes_and_a_bad_version_
         .await
         .unwrap()
         .unwrap();
-    let FollowStatus::Refused { error, serving } = status else {
+    let FollowStatus::Refused {
+        refused,
+        error,
+        serving,
+    } = status
+    else {
         panic!("not refused: {status:?}");
     };
+    // The refused version is named: `sha256sum` of the bytes deployed.
+    assert_eq!(
+        refused,
+        "a8a79aba8d88c7df8dcc2623d7b21b4815fe2ca50bc5a52d489303563437de31"
+    );
     assert!(
         error.contains("not a valid WebAssembly component"),
         "{error}"

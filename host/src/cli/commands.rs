@@ -12,7 +12,8 @@ use agent_memory_format::json;
 use anyhow::{Context as _, bail};
 
 use super::args::{Cli, Command, PolicyCommand};
-use super::{doctor, output, paths};
+use super::interrupt::Stops;
+use super::{doctor, keys, output, paths};
 
 /// Run the command `cli` names.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -41,7 +42,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => add(&memory, &session, content, role, json).await,
         Command::Get { session, json } => get(&memory, &session, json).await,
-        Command::Clear { session } => clear(&memory, &session).await,
+        Command::Clear { session, raw_key } => match (session, raw_key) {
+            (_, Some(key)) => clear_raw_key(&memory, &key).await,
+            (Some(session), None) => clear(&memory, &session).await,
+            (None, None) => unreachable!("clap requires one"),
+        },
         Command::Sessions { long } => sessions(&memory, long).await,
         Command::Ttl { session } => ttl(&memory, &session).await,
         Command::Doctor => doctor::run(&memory).await,
@@ -276,11 +281,59 @@ pub fn problem_counts(problems: impl Iterator<Item = EntryProblem>) -> String {
 }
 
 async fn clear(memory: &Memory, session: &str) -> anyhow::Result<ExitCode> {
-    let stored = expect_stored(memory.clear(session).await?, "clear")?;
+    let shown = output::printable(session);
+    // Someone else's value under our prefix is never deleted; say what it is rather than
+    // report a failed write.
+    if let Ok(KeyKind::Other(kind)) = memory
+        .store()
+        .kind(memory.settings().key_for(session))
+        .await
+    {
+        bail!(
+            "session {shown} is not a session: its key holds a {kind}, someone else's data; \
+             nothing was deleted"
+        );
+    }
+    let stored = match memory.clear(session).await? {
+        WriteOutcome::Stored(stored) => stored,
+        WriteOutcome::Failed(error) if error.may_have_applied() => {
+            bail!("clear failed: {error} (it may have been deleted anyway)")
+        }
+        WriteOutcome::Failed(error) => bail!("clear failed: {error} (nothing was deleted)"),
+    };
+    println!("cleared {shown} ({} messages deleted)", stored.trimmed);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `clear --raw-key KEY`: delete the list at a key that agents cannot name (an empty, too
+/// long, control-character or non-UTF-8 session id another client wrote), as `doctor` shows
+/// it. Only under the key prefix, and only a list.
+async fn clear_raw_key(memory: &Memory, escaped: &str) -> anyhow::Result<ExitCode> {
+    let key = keys::parse(escaped).map_err(|reason| anyhow::anyhow!("--raw-key: {reason}"))?;
+    let prefix = memory.settings().key_prefix.as_bytes();
+    if !key.starts_with(prefix) {
+        bail!(
+            "--raw-key {}: not under the key prefix {}; agent-memory deletes only its own keys",
+            keys::escape(&key),
+            keys::escape(prefix)
+        );
+    }
+    let shown = keys::escape(&key);
+    match memory.store().kind(&key).await? {
+        KeyKind::Missing => bail!("no key {shown} (never written, or expired)"),
+        KeyKind::Other(kind) => {
+            bail!("{shown} holds a {kind}, someone else's data: nothing was deleted")
+        }
+        KeyKind::List(_) | KeyKind::Damaged(_) => {}
+    }
+    let applied = memory
+        .store()
+        .apply(&key, vec![agent_memory::store::ListOp::Delete])
+        .await
+        .map_err(|error| anyhow::anyhow!("deleting {shown}: {error}"))?;
     println!(
-        "cleared {} ({} messages deleted)",
-        output::printable(session),
-        stored.trimmed
+        "deleted {shown} ({} entries)",
+        applied.deleted.unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -328,6 +381,17 @@ async fn ttl(memory: &Memory, session: &str) -> anyhow::Result<ExitCode> {
     let shown = output::printable(session);
     if ttl == Ttl::Missing {
         bail!("session {shown} does not exist (never written, or expired)");
+    }
+    if let Ok(KeyKind::Other(kind)) = memory
+        .store()
+        .kind(memory.settings().key_for(session))
+        .await
+    {
+        bail!(
+            "session {shown} is not a session: its key holds a {kind}, someone else's data \
+             ({})",
+            output::ttl(ttl)
+        );
     }
     println!("{shown}: {}", output::ttl(ttl));
     Ok(ExitCode::SUCCESS)
@@ -398,25 +462,67 @@ fn expect_stored(outcome: WriteOutcome, what: &str) -> anyhow::Result<agent_memo
     }
 }
 
+/// How often `copy` reports progress on stderr.
+const COPY_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// `copy`: every session under `prefix` from one store to another.
 async fn copy(cli: &Cli, from: &str, to: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
     let prefix = &cli.settings.key_prefix;
-    let source = Store::open(&StoreSpec::parse(from)?, cli.tls.redis_options())?;
-    let target = Store::open(&StoreSpec::parse(to)?, cli.tls.redis_options())?;
+    let (from_spec, to_spec) = (StoreSpec::parse(from)?, StoreSpec::parse(to)?);
+    // One file named twice would meet its own lock; say what it is instead.
+    if let (StoreSpec::Embedded(a), StoreSpec::Embedded(b)) = (&from_spec, &to_spec)
+        && same_file(a, b)
+    {
+        bail!(
+            "--from and --to are the same store (embedded file {}): nothing to copy",
+            a.display()
+        );
+    }
+    let source = Store::open(&from_spec, cli.tls.redis_options())?;
+    let target = Store::open(&to_spec, cli.tls.redis_options())?;
     if source.describe() == target.describe() {
         bail!("--from and --to are the same store ({})", source.describe());
     }
+    // From here on, SIGINT and SIGTERM stop the copy between sessions (each is written in one
+    // transaction, so none is left half-copied) and say how far it got.
+    let stops = Stops::listen()?;
     let started = std::time::Instant::now();
-    let mut last_report = started;
-    let report = copy_sessions(&source, &target, prefix.as_bytes(), dry_run, |progress| {
-        // A line a second, and the last one: enough to follow a large store.
+    let mut last_report: Option<std::time::Instant> = None;
+    let reached = std::cell::Cell::new((0, 0));
+    let copying = copy_sessions(&source, &target, prefix.as_bytes(), dry_run, |progress| {
+        reached.set((progress.done, progress.total));
         let now = std::time::Instant::now();
-        if progress.done == progress.total || now.duration_since(last_report).as_secs() >= 1 {
-            last_report = now;
+        // Listing the keys comes first and can take seconds on a large store: say when it is
+        // done, then count from there.
+        let Some(last) = last_report else {
+            eprintln!(
+                "copy: {} keys to copy (listed in {:.1} s)",
+                progress.total,
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Some(now);
+            return;
+        };
+        // Four lines a second at most, and the last one: the count shown is never more than
+        // a quarter of a second behind the work.
+        if progress.done == progress.total || now.duration_since(last) >= COPY_PROGRESS_EVERY {
+            last_report = Some(now);
             eprintln!("copy: {}/{} keys", progress.done, progress.total);
         }
-    })
-    .await?;
+    });
+    let report = tokio::select! {
+        report = copying => report?,
+        stop = stops.wait() => {
+            let (done, total) = reached.get();
+            eprintln!(
+                "copy: stopped by {stop} after {done} of {total} keys ({:.1} s); each session \
+                 is copied whole, in one transaction: run the same copy again to finish it \
+                 (it ends the same)",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(ExitCode::from(stop.exit_code()));
+        }
+    };
     for (key, reason) in &report.skipped {
         println!("skipped {}: {reason}", output::printable_bytes(key));
     }
@@ -432,4 +538,13 @@ async fn copy(cli: &Cli, from: &str, to: &str, dry_run: bool) -> anyhow::Result<
         report.skipped.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether two paths name one file (through symlinks, `./`, or hard links).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
+    }
 }

@@ -8,10 +8,12 @@
 
 use std::process::ExitCode;
 
-use agent_memory::store::EvictionPolicy;
-use agent_memory::{KeyKind, Memory, Message, SessionId, Ttl, policy_evicts_sessions};
+use agent_memory::store::{EvictionPolicy, WriteCheck};
+use agent_memory::{KeyKind, Memory, Message, SessionId, StoreError, Ttl, policy_evicts_sessions};
 
 use super::commands::problem_counts;
+use super::interrupt::Stops;
+use super::keys;
 use super::output::printable_bytes;
 
 /// How often progress is reported on stderr while walking a large store.
@@ -41,6 +43,8 @@ impl Findings {
 
 /// Run the checks; exit status 1 when any problem was found.
 pub async fn run(memory: &Memory) -> anyhow::Result<ExitCode> {
+    // SIGINT and SIGTERM stop the walk and report what it found so far.
+    let stops = Stops::listen()?;
     let store = memory.store();
     let mut findings = Findings::default();
     match store.eviction_policies().await {
@@ -56,12 +60,19 @@ pub async fn run(memory: &Memory) -> anyhow::Result<ExitCode> {
                         ),
                     ),
                     Ok(_) => {}
-                    Err(error) => findings.note(
+                    // A refusal is the server's own answer: CONFIG renamed away or not allowed
+                    // to this user (managed services do that). Anything else is the server not
+                    // answering at all, and says so.
+                    Err(error @ StoreError::Rejected(_)) => findings.note(
                         &subject,
                         &format!(
-                            "could not check the eviction policy ({error}); CONFIG may not be \
-                             permitted on this server"
+                            "could not check the eviction policy ({error}); CONFIG is not \
+                             permitted on this server: check maxmemory-policy with its provider"
                         ),
+                    ),
+                    Err(error) => findings.note(
+                        &subject,
+                        &format!("could not check the eviction policy: {error}"),
                     ),
                 }
             }
@@ -71,26 +82,62 @@ pub async fn run(memory: &Memory) -> anyhow::Result<ExitCode> {
             &format!("could not reach the servers to check their eviction policy ({error})"),
         ),
     }
-    if let Some(embedded) = store.as_embedded()
-        && let Some(reason) = embedded.read_only_reason()
-    {
-        findings.note("store", &format!("opened read-only: {reason}"));
+    if let Some(embedded) = store.as_embedded() {
+        match embedded.read_only_reason() {
+            Some(reason) => findings.note("store", &format!("opened read-only: {reason}")),
+            // Reads can succeed on a file whose free-space records are damaged, and every
+            // write then fail: make one that changes no session.
+            None => match embedded.check_writes() {
+                Ok(()) => {}
+                Err(WriteCheck::Fails(reason)) => findings.problem(
+                    "store",
+                    &format!(
+                        "writes to this file fail ({reason}): `agent-memory --store {} repair` \
+                         copies every readable session to a new file and keeps this one aside",
+                        embedded.path().display()
+                    ),
+                ),
+                Err(WriteCheck::NotMade(reason)) => findings.note(
+                    "store",
+                    &format!("could not check that writes work ({reason})"),
+                ),
+            },
+        }
     }
     // Listing is the one step without which nothing else can be checked.
-    let sessions = memory.sessions().await?;
+    let sessions = tokio::select! {
+        sessions = memory.sessions() => sessions?,
+        stop = stops.wait() => {
+            println!("doctor: stopped by {stop} while listing the sessions; none was checked");
+            return Ok(ExitCode::from(stop.exit_code()));
+        }
+    };
     let total = sessions.len();
     for (done, session) in sessions.iter().enumerate() {
+        // Between sessions: each check is a few bounded requests, so a signal is answered
+        // within one of them, and what was found so far is reported.
+        if let Some(stop) = stops.received() {
+            println!(
+                "doctor: stopped by {stop} after checking {done} of {total} sessions in {}: {} \
+                 so far",
+                store.describe(),
+                plural(findings.problems, "problem", "problems"),
+            );
+            return Ok(ExitCode::from(stop.exit_code()));
+        }
         if done > 0 && done % PROGRESS_EVERY == 0 {
             eprintln!("checked {done}/{total} sessions…");
         }
         check_session(memory, session, &mut findings).await;
     }
     println!(
-        "checked {total} sessions in {}: {} problems{}",
+        "checked {} in {}: {}{}",
+        plural(total, "session", "sessions"),
         store.describe(),
-        findings.problems,
+        plural(findings.problems, "problem", "problems"),
         match findings.notes {
             0 => String::new(),
+            1 => ", 1 check that could not be made".to_string(),
             notes => format!(", {notes} checks that could not be made"),
         }
     );
@@ -106,16 +153,23 @@ async fn check_session(memory: &Memory, session: &[u8], findings: &mut Findings)
     let store = memory.store();
     let key = [settings.key_prefix.as_bytes(), session].concat();
     let subject = format!("session \"{}\"", printable_bytes(session));
+    let remove = format!(
+        "remove it with `agent-memory clear --raw-key {}`",
+        shell_quote(&keys::escape(&key))
+    );
     match std::str::from_utf8(session) {
         Err(_) => findings.problem(
             &subject,
-            "the session id is not UTF-8: agents cannot name it (another client wrote it)",
+            &format!(
+                "the session id is not UTF-8: agents cannot name it (another client wrote \
+                 it); {remove}"
+            ),
         ),
         Ok(id) => {
             if let Err(reason) = SessionId::new(id) {
                 findings.problem(
                     &subject,
-                    &format!("{reason}: agents cannot name it (another client wrote it)"),
+                    &format!("{reason}: agents cannot name it (another client wrote it); {remove}"),
                 );
             }
         }
@@ -125,7 +179,11 @@ async fn check_session(memory: &Memory, session: &[u8], findings: &mut Findings)
         Ok(KeyKind::Other(kind)) => {
             findings.problem(
                 &subject,
-                &format!("holds a {kind}, not a list: someone else's data under our prefix"),
+                &format!(
+                    "holds a {kind}, not a list: someone else's data under our prefix, which \
+                     agent-memory leaves alone (move it, or give agent-memory another \
+                     --key-prefix)"
+                ),
             );
             return;
         }
@@ -149,11 +207,18 @@ async fn check_session(memory: &Memory, session: &[u8], findings: &mut Findings)
     if length > window {
         findings.problem(
             &subject,
-            &format!("holds {length} entries, over the window of {window}"),
+            &format!(
+                "holds {length} entries, over the window of {window}: the next write \
+                 through agent-memory trims it, `agent-memory clear` deletes it"
+            ),
         );
     }
     match store.ttl(&key).await {
-        Ok(Ttl::Persistent) => findings.problem(&subject, "has no TTL: it never expires"),
+        Ok(Ttl::Persistent) => findings.problem(
+            &subject,
+            "has no TTL: it never expires; the next write through agent-memory sets one, \
+             `agent-memory clear` deletes it",
+        ),
         Ok(_) => {}
         Err(error) => findings.note(&subject, &format!("TTL could not be read: {error}")),
     }
@@ -206,4 +271,14 @@ async fn check_entries(
             ),
         );
     }
+}
+
+/// `1 session`, `2 sessions`.
+fn plural(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
+/// `text` as one shell word: in single quotes, a quote inside written `'\''`.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }

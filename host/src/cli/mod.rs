@@ -4,6 +4,8 @@ pub mod args;
 pub mod bench;
 pub mod commands;
 pub mod doctor;
+pub mod interrupt;
+pub mod keys;
 pub mod output;
 pub mod paths;
 
@@ -22,8 +24,11 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("AGENT_MEMORY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only for a terminal: in a log file or a pipe the escape codes are noise.
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours)
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()

@@ -22,10 +22,11 @@ pub(crate) trait ListBackend {
         stop: i64,
     ) -> impl Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send;
 
-    /// Apply `ops` to the list at `key` as one atomic transaction.
+    /// Apply `ops` to the list at `key` as one atomic transaction. Keys are bytes here too:
+    /// an operator may delete a list whose key another client wrote in any bytes.
     fn apply(
         &self,
-        key: &str,
+        key: &[u8],
         ops: Vec<ListOp>,
     ) -> impl Future<Output = Result<Applied, StoreError>> + Send;
 }

@@ -22,6 +22,10 @@
 //!   writes are refused with a clear reason.
 //! - **Another process** holding the file (redb allows one at a time) gets a clear error.
 
+mod check;
+
+pub use self::check::WriteCheck;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -218,6 +222,17 @@ impl EmbeddedStore {
             Ok(db) => salvage(&Contained(Some(db))),
             Err(reason) => (Vec::new(), Vec::new(), Some(reason)),
         };
+        // Nothing readable and something wrong: a new empty file would only look like a
+        // repair. Leave the file as it is and say so.
+        if rows.is_empty() && (unreadable_rest.is_some() || !dropped.is_empty()) {
+            let why = unreadable_rest
+                .clone()
+                .unwrap_or_else(|| format!("all {} stored values are damaged", dropped.len()));
+            return Err(OpenError::NothingRecovered {
+                path: path.to_path_buf(),
+                reason: why,
+            });
+        }
         let fresh = path.with_extension(format!("repairing-{}", std::process::id()));
         let _ = std::fs::remove_file(&fresh);
         write_fresh(&fresh, &rows)
@@ -276,8 +291,8 @@ impl File {
             Ok(Err(Fail::Store(error))) => Err(error),
             Ok(Err(Fail::Redb(error))) => Err(self.fail(&db, error)),
             Err(panic) => Err(StoreError::Damaged(format!(
-                "embedded store {}: reading the file failed inside redb ({panic}); run \
-                 `agent-memory doctor`",
+                "embedded store {}: {panic}; `agent-memory doctor` names the damage, \
+                 `agent-memory repair` keeps every readable session",
                 self.path.display()
             ))),
         }
@@ -334,20 +349,65 @@ impl File {
     }
 }
 
-/// Run `work`, turning a panic into its message. redb is a dependency that may panic on a
-/// damaged file; nothing of it may reach our caller.
+/// What a contained panic inside redb says to a user: never the dependency's own panic text
+/// ("internal error: entered unreachable code" tells an operator nothing), which goes to the
+/// debug log instead.
+const INSIDE_REDB: &str = "the storage library failed on damaged data in the file";
+
+/// Run `work`, turning a panic into [`INSIDE_REDB`]. redb is a dependency that may panic on a
+/// damaged file; nothing of it may reach our caller, its panic text included (logged at debug
+/// level, for `-v`).
 fn contained<T>(work: impl FnOnce() -> T) -> Result<T, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|payload| {
-        payload
+        let text = payload
             .downcast_ref::<&str>()
             .map(|text| (*text).to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".to_string())
+            .unwrap_or_default();
+        tracing::debug!(target: "agent_memory::store", panic = %text, "redb panicked on the embedded store file");
+        INSIDE_REDB.to_string()
     })
 }
 
-/// Open (or create) the file for writing, or read-only when it cannot be written.
+/// How long opening the file waits for another process to let go of it: redb allows one
+/// process at a time, and a CLI command holds the file for its whole run (tens of
+/// milliseconds), so scripts that run several at once take turns instead of failing. Long
+/// enough for a queue of short commands; short enough that a file held by a long-running
+/// process is reported promptly.
+pub const EMBEDDED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Open (or create) the file for writing, or read-only when it cannot be written; wait up to
+/// [`EMBEDDED_LOCK_WAIT`] while another process holds it.
 fn open_db(path: &Path) -> Result<Db, OpenError> {
+    let deadline = std::time::Instant::now() + EMBEDDED_LOCK_WAIT;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match open_db_once(path) {
+            Err(OpenError::Embedded { reason, .. })
+                if reason == HELD_BY_ANOTHER_PROCESS && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            Err(OpenError::Embedded { path, reason }) if reason == HELD_BY_ANOTHER_PROCESS => {
+                return Err(OpenError::Embedded {
+                    path,
+                    reason: format!(
+                        "{reason}; waited {} s for it to be free (one process at a time)",
+                        EMBEDDED_LOCK_WAIT.as_secs()
+                    ),
+                });
+            }
+            other => return other,
+        }
+    }
+}
+
+/// redb's answer while another process has the file.
+const HELD_BY_ANOTHER_PROCESS: &str = "it is open in another process";
+
+/// One attempt at [`open_db`].
+fn open_db_once(path: &Path) -> Result<Db, OpenError> {
     let fail = |reason: String| OpenError::Embedded {
         path: path.to_path_buf(),
         reason,
@@ -364,13 +424,11 @@ fn open_db(path: &Path) -> Result<Db, OpenError> {
     let writable = contained(|| Database::builder().create(path));
     let error = match writable {
         Ok(Ok(db)) => return Ok(Db::Writable(db)),
-        Err(panic) => return Err(damaged(format!("redb failed reading it: {panic}"))),
+        Err(panic) => return Err(damaged(panic)),
         Ok(Err(error)) => error,
     };
     match error {
-        redb::DatabaseError::DatabaseAlreadyOpen => Err(fail(
-            "it is open in another process (one process at a time)".to_string(),
-        )),
+        redb::DatabaseError::DatabaseAlreadyOpen => Err(fail(HELD_BY_ANOTHER_PROCESS.to_string())),
         redb::DatabaseError::Storage(redb::StorageError::Io(io))
             if path.is_file()
                 && matches!(
@@ -385,7 +443,7 @@ fn open_db(path: &Path) -> Result<Db, OpenError> {
                     "it was not closed cleanly and needs a repair, but {reason}"
                 ))),
                 Ok(Err(error)) => Err(fail(format!("{reason}; read-only: {error}"))),
-                Err(panic) => Err(damaged(format!("redb failed reading it: {panic}"))),
+                Err(panic) => Err(damaged(panic)),
             }
         }
         redb::DatabaseError::Storage(redb::StorageError::Io(io))
@@ -489,7 +547,7 @@ fn salvage(db: &Db) -> Salvage {
     let unreadable_rest = match walk {
         Ok(Ok(())) => None,
         Ok(Err(reason)) => Some(reason),
-        Err(panic) => Some(format!("redb failed reading it: {panic}")),
+        Err(panic) => Some(panic),
     };
     (rows, dropped, unreadable_rest)
 }
@@ -595,7 +653,10 @@ impl ListBackend for EmbeddedStore {
         Ok(list::range_of(self.live(key).await?.as_ref(), start, stop))
     }
 
-    async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
+    async fn apply(&self, key: &[u8], ops: Vec<ListOp>) -> Result<Applied, StoreError> {
+        let Some(key) = list::text_key(key, &ops)? else {
+            return Ok(list::apply(None, ops, now_ms()).1);
+        };
         let key = key.to_string();
         self.blocking(move |db| {
             let Db::Writable(db) = db else {
@@ -741,8 +802,8 @@ mod tests {
     }
 
     #[test]
-    fn a_panic_inside_a_dependency_is_contained_with_its_message() {
-        let caught = contained(|| -> u8 { panic!("bad page") });
-        assert_eq!(caught, Err("bad page".to_string()));
+    fn a_panic_inside_a_dependency_is_contained_without_its_text() {
+        let caught = contained(|| -> u8 { panic!("internal error: entered unreachable code") });
+        assert_eq!(caught, Err(INSIDE_REDB.to_string()));
     }
 }

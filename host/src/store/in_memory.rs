@@ -59,7 +59,10 @@ impl ListBackend for InMemoryStore {
         ))
     }
 
-    async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
+    async fn apply(&self, key: &[u8], ops: Vec<ListOp>) -> Result<Applied, StoreError> {
+        let Some(key) = list::text_key(key, &ops)? else {
+            return Ok(list::apply(None, ops, now_ms()).1);
+        };
         let mut lists = self.lock();
         let now = now_ms();
         let live = lists.get(key).filter(|found| !found.is_expired(now));

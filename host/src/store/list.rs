@@ -79,6 +79,26 @@ pub fn redis_range(len: usize, start: i64, stop: i64) -> std::ops::Range<usize> 
 
 /// Whether `list` (None = missing) meets the transaction's [`ListOp::Expect`], if it has one:
 /// checked before anything of the transaction is applied.
+/// The text of `key` for a store whose keys are text (the embedded file, process memory).
+/// Bytes that are not UTF-8 name no list there, so a transaction on them acts on nothing:
+/// `None` when it writes nothing (a delete, a read: the caller applies it to no list),
+/// refused when it would store something.
+pub fn text_key<'a>(key: &'a [u8], ops: &[ListOp]) -> Result<Option<&'a str>, StoreError> {
+    match std::str::from_utf8(key) {
+        Ok(text) => Ok(Some(text)),
+        Err(_)
+            if ops
+                .iter()
+                .all(|op| matches!(op, ListOp::Delete | ListOp::Read { .. })) =>
+        {
+            Ok(None)
+        }
+        Err(_) => Err(StoreError::Denied(
+            "this store's keys are text: a key that is not UTF-8 cannot hold a list".to_string(),
+        )),
+    }
+}
+
 pub fn check_expectation(list: Option<&StoredList>, ops: &[ListOp]) -> Result<(), StoreError> {
     match ops.first() {
         Some(ListOp::Expect(expected)) => {

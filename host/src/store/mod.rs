@@ -19,7 +19,7 @@ use std::time::Duration;
 use self::backend::{InspectBackend, ListBackend};
 
 pub use self::copy::{CopyError, CopyProgress, CopyReport, SkipReason, copy_sessions};
-pub use self::embedded::{EmbeddedStore, RepairReport};
+pub use self::embedded::{EMBEDDED_LOCK_WAIT, EmbeddedStore, RepairReport, WriteCheck};
 pub use self::in_memory::InMemoryStore;
 pub use self::redis::{
     DEFAULT_RECONNECT_BACKOFF, DEFAULT_RECONNECT_BACKOFF_MAX, MAX_REDIRECTS, MAX_WAITING_WRITES,
@@ -201,6 +201,17 @@ pub enum OpenError {
         /// What is wrong.
         reason: String,
     },
+    /// [`EmbeddedStore::repair`] found nothing it could recover, and left the file as it is.
+    #[error(
+        "nothing could be recovered from {path}: {reason}. The file is left as it is: restore \
+         it from a backup, or move it aside to start an empty store"
+    )]
+    NothingRecovered {
+        /// The file.
+        path: PathBuf,
+        /// Why nothing could be read.
+        reason: String,
+    },
 }
 
 /// One Redis server's eviction policy, as [`Store::eviction_policies`] reads it.
@@ -271,7 +282,12 @@ impl Store {
     }
 
     /// Apply `ops` to the list at `key` as one atomic transaction.
-    pub async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
+    pub async fn apply(
+        &self,
+        key: impl AsRef<[u8]>,
+        ops: Vec<ListOp>,
+    ) -> Result<Applied, StoreError> {
+        let key = key.as_ref();
         with_backend!(self, store => store.apply(key, ops).await)
     }
 

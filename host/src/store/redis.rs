@@ -123,6 +123,29 @@ impl RedisStore {
         }
     }
 
+    /// A walk of the whole store through a `redis://` address that names one node of a
+    /// cluster would cover that node's keys alone and look complete: refused, with the fix,
+    /// as a write through it is (a write meets a redirect; a SCAN never does, so ask).
+    async fn refuse_one_node_of_a_cluster(&self) -> Result<(), StoreError> {
+        let Deployment::One(node) = &self.deployment else {
+            return Ok(());
+        };
+        let enabled = commands::cluster_enabled(node)
+            .await
+            .map_err(|failure| naming(node, failure.outside_a_cluster()))?;
+        if enabled {
+            return Err(naming(
+                node,
+                StoreError::Rejected(
+                    "this server is one node of a Redis Cluster: listing its keys would cover \
+                     only this node's share of the sessions; use a redis+cluster:// address"
+                        .to_string(),
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Every server that holds part of the store: the one, or every master of the cluster.
     async fn servers(&self) -> Result<Vec<Arc<Node>>, StoreError> {
         match &self.deployment {
@@ -158,7 +181,7 @@ impl ListBackend for RedisStore {
         self.on_key(ReadRange { key, start, stop }).await
     }
 
-    async fn apply(&self, key: &str, ops: Vec<ListOp>) -> Result<Applied, StoreError> {
+    async fn apply(&self, key: &[u8], ops: Vec<ListOp>) -> Result<Applied, StoreError> {
         self.on_key(Apply { key, ops: &ops }).await
     }
 }
@@ -175,6 +198,7 @@ impl InspectBackend for RedisStore {
     /// SCAN on every server (every master of a cluster). During a slot migration a key can be
     /// met twice (the caller dedups) or, moving behind the walk, missed.
     async fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.refuse_one_node_of_a_cluster().await?;
         let mut keys = Vec::new();
         for node in self.servers().await? {
             let found = commands::keys_with_prefix(&node, prefix)
@@ -187,6 +211,7 @@ impl InspectBackend for RedisStore {
 
     /// Each server's `maxmemory-policy` (every master's, on a cluster).
     async fn eviction_policies(&self) -> Result<Vec<EvictionPolicy>, StoreError> {
+        self.refuse_one_node_of_a_cluster().await?;
         let mut policies = Vec::new();
         for node in self.servers().await? {
             let policy = commands::eviction_policy(&node)
@@ -236,7 +261,8 @@ mod tests {
                 .unwrap()
                 .describe()
         };
-        assert_eq!(describe("redis://u:secret@h:1/2"), "redis h:1");
+        assert_eq!(describe("redis://u:secret@h:1/2"), "redis h:1 db 2");
+        assert_eq!(describe("redis://h:1/0"), "redis h:1");
         assert_eq!(describe("rediss://h:1"), "redis h:1 (TLS)");
         assert_eq!(
             describe("redis+cluster://u:secret@a:1,b:2"),

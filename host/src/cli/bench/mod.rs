@@ -9,6 +9,7 @@ mod measure;
 mod python;
 mod server;
 mod subject;
+mod tied;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use self::measure::{Measured, Timing};
 use self::python::{Implementation, Python};
 use self::subject::{Operation, Subject};
 use super::args::BenchArgs;
+use super::interrupt::{Stop, Stops};
 
 /// The deployment a row was measured on: the single server (`--redis`, or the benchmark's
 /// own) or the benchmark's own cluster (`--cluster`).
@@ -57,16 +59,41 @@ struct Results {
     policy_alone_us: Vec<(&'static str, f64)>,
     /// Peak resident memory of this process while agent-memory served the highest concurrency.
     peak_rss_bytes: u64,
+    /// Whether every cell asked for was measured.
+    complete: bool,
+    /// The signal that stopped the run before the end, if one did.
+    interrupted_by: Option<String>,
 }
+
+/// What `--workloads` can ask for: the Redis workloads, measured for every subject at every
+/// concurrency, and the two parts measured on their own.
+#[derive(Debug, Default)]
+struct Workloads {
+    /// add, get, turn: ours, native and Python on Redis.
+    redis: Vec<Operation>,
+    /// `embedded`: ours on the embedded store file.
+    embedded: bool,
+    /// `policy`: the policy alone over the in-memory store.
+    policy: bool,
+}
+
+/// The names `--workloads` accepts, as its errors list them.
+const WORKLOAD_NAMES: &str = "add, get, turn, embedded, policy";
 
 /// Run the benchmark.
 /// `policy` and `extra` (its settings beyond the window) are the global `--policy` and
 /// `--policy-setting`: what "ours" runs.
+///
+/// SIGINT or SIGTERM stops it within a moment: the cell in progress is abandoned, what was
+/// measured is printed (and written to `--json`, marked incomplete), every server it started
+/// is stopped, and it exits with the signal's status.
 pub async fn run(
     args: BenchArgs,
     policy: Policy,
     extra: Vec<(String, String)>,
 ) -> anyhow::Result<ExitCode> {
+    let stops = Stops::listen()?;
+    let workloads = parse_workloads(&args.workloads)?;
     let settings = Settings {
         extra,
         ..Settings::default()
@@ -74,24 +101,6 @@ pub async fn run(
     let timing = Timing {
         warmup: Duration::from_secs_f64(args.warmup),
         measure: Duration::from_secs_f64(args.seconds),
-    };
-    let own_server;
-    let url = match &args.redis {
-        Some(url) => url.clone(),
-        None => {
-            own_server = server::BenchServer::start()?;
-            own_server.url()
-        }
-    };
-    let own_cluster = match args.cluster {
-        true => Some(server::BenchServer::start_cluster(CLUSTER_MASTERS)?),
-        false => None,
-    };
-    let operations = parse_workloads(&args.workloads)?;
-    let python = if args.no_python {
-        None
-    } else {
-        Some(Python::new(&args.python)?)
     };
     let text = "x".repeat(args.message_bytes.saturating_sub(40).max(1));
     let mut results = Results {
@@ -101,68 +110,41 @@ pub async fn run(
         message_bytes: args.message_bytes,
         seconds_per_cell: args.seconds,
         policy: format!("{} {}", policy.origin(), policy.short_digest()),
+        complete: true,
         ..Results::default()
     };
-    let run = Run {
-        args: &args,
-        operations: &operations,
-        python: python.as_ref(),
-        timing,
-        text: &text,
-    };
-    let mut deployments = vec![(SINGLE, url)];
-    if let Some(cluster) = &own_cluster {
-        deployments.push((CLUSTER, cluster.url()));
-    }
-    let cells = deployments.len() * operations.len() * args.concurrency.len();
-    let mut done = 0;
-    for (index, (deployment, url)) in deployments.iter().enumerate() {
-        let ours = Subject::Ours(
-            Memory::builder()
-                .store(StoreSpec::parse(url)?)
-                .redis_options(RedisOptions::default())
-                .policy(policy.clone())
-                .settings(settings.clone())
-                .build()?,
-        );
-        let native = native_subject(url)
-            .await
-            .context("connecting the native baseline")?;
-        // Peak memory is measured once, on the first deployment.
-        let measure_peak = index == 0;
-        run.deployment(
+    // Servers are started on this (the main) thread and owned by this frame: whatever ends
+    // the run (its end, an error, a signal), they are stopped when it returns (`tied` says
+    // what stops them when the process itself is killed).
+    let mut servers = Vec::new();
+    let measured = {
+        let everything = measure_everything(
+            &args,
+            &workloads,
+            (&policy, &settings),
+            (timing, &text),
+            &stops,
+            &mut servers,
             &mut results,
-            deployment,
-            url,
-            (&ours, &native),
-            measure_peak,
-            (&mut done, cells),
-        )
-        .await?;
-    }
-
-    eprintln!("embedded store…");
-    let dir = tempfile::tempdir()?;
-    let embedded = Subject::Ours(
-        Memory::builder()
-            .store_handle(Store::open(
-                &StoreSpec::Embedded(dir.path().join("bench.redb")),
-                RedisOptions::default(),
-            )?)
-            .policy(policy.clone())
-            .settings(settings.clone())
-            .build()?,
-    );
-    for operation in [Operation::Add, Operation::Get] {
-        for concurrency in [1, 16] {
-            let label = format!("bench-embedded-{}-{concurrency}", operation.name());
-            let measured =
-                measure::cell(&embedded, operation, concurrency, timing, &label, &text).await;
-            results.push(EMBEDDED, operation, concurrency, "ours-embedded", measured);
+        );
+        tokio::select! {
+            outcome = everything => outcome.map(|()| None),
+            stop = stops.wait() => Ok(Some(stop)),
         }
+    };
+    let stopped_by = match measured {
+        Ok(stop) => stop,
+        Err(error) => match error.downcast_ref::<Interrupted>() {
+            Some(Interrupted(stop)) => Some(*stop),
+            None => return Err(error),
+        },
+    };
+    let started: usize = servers.iter().map(server::BenchServer::len).sum();
+    drop(servers);
+    if let Some(stop) = stopped_by {
+        results.complete = false;
+        results.interrupted_by = Some(stop.to_string());
     }
-    eprintln!("policy alone…");
-    results.policy_alone_us = policy_alone(&text, &policy, &settings).await?;
 
     print!("{}", report(&results));
     if let Some(path) = &args.json {
@@ -170,11 +152,128 @@ pub async fn run(
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
+    if let Some(stop) = stopped_by {
+        eprintln!(
+            "bench: stopped by {stop} after {} measured cells; {}",
+            results.rows.len(),
+            match started {
+                0 => "it had started no server".to_string(),
+                1 => "the server it started is stopped".to_string(),
+                count => format!("the {count} servers it started are stopped"),
+            }
+        );
+        return Ok(ExitCode::from(stop.exit_code()));
+    }
     let failures: u64 = results.rows.iter().map(|row| row.measured.failures).sum();
     if failures > 0 {
         bail!("{failures} operations failed during the benchmark: the figures are not comparable");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A signal arrived while the benchmark was doing something synchronous (starting servers).
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by {0}")]
+struct Interrupted(Stop);
+
+/// Every part `workloads` asks for, each row pushed to `results` as it is measured (so that
+/// what was measured survives this future being dropped), every server started pushed to
+/// `servers` (so that the caller stops them).
+async fn measure_everything(
+    args: &BenchArgs,
+    workloads: &Workloads,
+    (policy, settings): (&Policy, &Settings),
+    (timing, text): (Timing, &str),
+    stops: &Stops,
+    servers: &mut Vec<server::BenchServer>,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    let stopped = || match stops.received() {
+        Some(stop) => Err(anyhow::Error::new(Interrupted(stop))),
+        None => Ok(()),
+    };
+    if !workloads.redis.is_empty() {
+        let url = match &args.redis {
+            Some(url) => url.clone(),
+            None => {
+                let server = server::BenchServer::start(&stopped)?;
+                let url = server.url();
+                servers.push(server);
+                url
+            }
+        };
+        let mut deployments = vec![(SINGLE, url)];
+        if args.cluster {
+            let cluster = server::BenchServer::start_cluster(CLUSTER_MASTERS, &stopped)?;
+            deployments.push((CLUSTER, cluster.url()));
+            servers.push(cluster);
+        }
+        let python = if args.no_python {
+            None
+        } else {
+            Some(Python::new(&args.python)?)
+        };
+        let run = Run {
+            args,
+            operations: &workloads.redis,
+            python: python.as_ref(),
+            timing,
+            text,
+        };
+        let cells = deployments.len() * workloads.redis.len() * args.concurrency.len();
+        let mut done = 0;
+        for (index, (deployment, url)) in deployments.iter().enumerate() {
+            let ours = Subject::Ours(
+                Memory::builder()
+                    .store(StoreSpec::parse(url)?)
+                    .redis_options(RedisOptions::default())
+                    .policy(policy.clone())
+                    .settings(settings.clone())
+                    .build()?,
+            );
+            let native = native_subject(url)
+                .await
+                .context("connecting the native baseline")?;
+            // Peak memory is measured once, on the first deployment.
+            let measure_peak = index == 0;
+            run.deployment(
+                results,
+                deployment,
+                url,
+                (&ours, &native),
+                measure_peak,
+                (&mut done, cells),
+            )
+            .await?;
+        }
+    }
+    if workloads.embedded {
+        eprintln!("embedded store…");
+        let dir = tempfile::tempdir()?;
+        let embedded = Subject::Ours(
+            Memory::builder()
+                .store_handle(Store::open(
+                    &StoreSpec::Embedded(dir.path().join("bench.redb")),
+                    RedisOptions::default(),
+                )?)
+                .policy(policy.clone())
+                .settings(settings.clone())
+                .build()?,
+        );
+        for operation in [Operation::Add, Operation::Get] {
+            for concurrency in [1, 16] {
+                let label = format!("bench-embedded-{}-{concurrency}", operation.name());
+                let measured =
+                    measure::cell(&embedded, operation, concurrency, timing, &label, text).await;
+                results.push(EMBEDDED, operation, concurrency, "ours-embedded", measured);
+            }
+        }
+    }
+    if workloads.policy {
+        eprintln!("policy alone…");
+        results.policy_alone_us = policy_alone(text, policy, settings).await?;
+    }
+    Ok(())
 }
 
 /// What every deployment's cells share.
@@ -260,14 +359,16 @@ impl Run<'_> {
                         &[Implementation::Original][..]
                     };
                     for &implementation in implementations {
-                        let cell = python.cell(
-                            implementation,
-                            url,
-                            operation,
-                            concurrency,
-                            timing,
-                            args.message_bytes,
-                        )?;
+                        let cell = python
+                            .cell(
+                                implementation,
+                                url,
+                                operation,
+                                concurrency,
+                                timing,
+                                args.message_bytes,
+                            )
+                            .await?;
                         let name = match implementation {
                             Implementation::Original => "python",
                             Implementation::LangChain => "langchain",
@@ -359,16 +460,20 @@ impl Results {
     }
 }
 
-fn parse_workloads(names: &[String]) -> anyhow::Result<Vec<Operation>> {
-    names
-        .iter()
-        .map(|name| match name.as_str() {
-            "add" => Ok(Operation::Add),
-            "get" => Ok(Operation::Get),
-            "turn" => Ok(Operation::Turn),
-            other => bail!("unknown workload {other:?}: use add, get or turn"),
-        })
-        .collect()
+fn parse_workloads(names: &[String]) -> anyhow::Result<Workloads> {
+    let mut workloads = Workloads::default();
+    for name in names {
+        match name.trim() {
+            "add" => workloads.redis.push(Operation::Add),
+            "get" => workloads.redis.push(Operation::Get),
+            "turn" => workloads.redis.push(Operation::Turn),
+            "embedded" => workloads.embedded = true,
+            "policy" => workloads.policy = true,
+            other => bail!("unknown workload {other:?}: use {WORKLOAD_NAMES}"),
+        }
+    }
+    workloads.redis.dedup();
+    Ok(workloads)
 }
 
 /// The policy alone over the in-memory store: microseconds per add of one message and per read
@@ -414,6 +519,11 @@ fn report(results: &Results) -> String {
         results.seconds_per_cell,
         results.policy
     );
+    if let Some(stop) = &results.interrupted_by {
+        out.push_str(&format!(
+            "INCOMPLETE: stopped by {stop}; only the cells below were measured\n"
+        ));
+    }
     let workloads = ["add", "get", "turn"];
     for workload in workloads {
         let concurrencies: Vec<usize> = {
@@ -473,25 +583,34 @@ fn report(results: &Results) -> String {
         }
     }
     out.push_str(&cluster_report(results));
-    out.push_str("\nembedded store (ours): ");
-    for row in results
+    // Only the parts that were measured (asked for, and reached before a signal).
+    let embedded: Vec<&Row> = results
         .rows
         .iter()
         .filter(|row| row.subject == "ours-embedded")
-    {
+        .collect();
+    if !embedded.is_empty() {
+        out.push_str("\nembedded store (ours): ");
+        for row in embedded {
+            out.push_str(&format!(
+                "{} at {}: {:.0} ops/s (p50 {} us); ",
+                row.workload, row.concurrency, row.measured.ops_per_second, row.measured.p50_us
+            ));
+        }
+    }
+    if !results.policy_alone_us.is_empty() {
+        out.push_str("\npolicy alone (in-memory store): ");
+        for (operation, micros) in &results.policy_alone_us {
+            out.push_str(&format!("{operation} {micros:.1} us/call; "));
+        }
+    }
+    if results.peak_rss_bytes > 0 {
         out.push_str(&format!(
-            "{} at {}: {:.0} ops/s (p50 {} us); ",
-            row.workload, row.concurrency, row.measured.ops_per_second, row.measured.p50_us
+            "\npeak resident memory at the highest concurrency: {:.0} MB",
+            results.peak_rss_bytes as f64 / 1e6
         ));
     }
-    out.push_str("\npolicy alone (in-memory store): ");
-    for (operation, micros) in &results.policy_alone_us {
-        out.push_str(&format!("{operation} {micros:.1} us/call; "));
-    }
-    out.push_str(&format!(
-        "\npeak resident memory at the highest concurrency: {:.0} MB\n",
-        results.peak_rss_bytes as f64 / 1e6
-    ));
+    out.push('\n');
     out
 }
 

@@ -48,8 +48,9 @@ impl Python {
     }
 
     /// One cell: `operation` by `threads` threads. `None` when the implementation is not
-    /// installed (LangChain is optional).
-    pub fn cell(
+    /// installed (LangChain is optional). The Python process is killed if this future is
+    /// dropped (the benchmark interrupted), and dies with the benchmark.
+    pub async fn cell(
         &self,
         implementation: Implementation,
         url: &str,
@@ -67,7 +68,11 @@ impl Python {
             Implementation::Original => "original",
             Implementation::LangChain => "langchain",
         };
-        let output = Command::new(&self.interpreter)
+        let mut command = tokio::process::Command::new(&self.interpreter);
+        super::tied::tie_async(&mut command);
+        let output = command
+            .kill_on_drop(true)
+            .stdin(std::process::Stdio::null())
             .arg(script(self.scripts.path()))
             .args([
                 "--url",
@@ -83,6 +88,7 @@ impl Python {
             .args(["--message-bytes", &message_bytes.to_string()])
             .env("PYTHONPATH", self.scripts.path())
             .output()
+            .await
             .context("running the Python benchmark")?;
         if !output.status.success() {
             bail!(

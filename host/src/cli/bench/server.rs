@@ -19,20 +19,31 @@ pub struct BenchServer {
 }
 
 impl BenchServer {
-    /// One server; wait until it answers.
-    pub fn start() -> anyhow::Result<Self> {
-        Self::start_nodes(1, false)
+    /// One server; wait until it answers, or until `stopped` says to give up (it is asked
+    /// between polls, so a signal during start-up is not held up by it).
+    pub fn start(stopped: &dyn Fn() -> anyhow::Result<()>) -> anyhow::Result<Self> {
+        Self::start_nodes(1, false, stopped)
+    }
+
+    /// How many servers.
+    pub fn len(&self) -> usize {
+        self.children.len()
     }
 
     /// A cluster of `masters` masters (no replicas), its slots spread evenly by
-    /// `redis-cli --cluster create`; wait until every node serves.
-    pub fn start_cluster(masters: usize) -> anyhow::Result<Self> {
-        let servers = Self::start_nodes(masters, true)?;
+    /// `redis-cli --cluster create`; wait until every node serves (or `stopped` says to give
+    /// up).
+    pub fn start_cluster(
+        masters: usize,
+        stopped: &dyn Fn() -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
+        let servers = Self::start_nodes(masters, true, stopped)?;
         let mut create = Command::new("redis-cli");
         create.args(["--cluster", "create"]);
         for port in &servers.ports {
             create.arg(format!("127.0.0.1:{port}"));
         }
+        super::tied::tie(&mut create);
         let output = create
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .stdin(Stdio::null())
@@ -47,6 +58,7 @@ impl BenchServer {
         let deadline = Instant::now() + STARTUP_DEADLINE;
         for port in &servers.ports {
             while !cluster_ok(*port) {
+                stopped()?;
                 if Instant::now() > deadline {
                     bail!("the benchmark's cluster did not become ready (node {port})");
                 }
@@ -56,7 +68,11 @@ impl BenchServer {
         Ok(servers)
     }
 
-    fn start_nodes(count: usize, cluster: bool) -> anyhow::Result<Self> {
+    fn start_nodes(
+        count: usize,
+        cluster: bool,
+        stopped: &dyn Fn() -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut servers = Self {
             children: Vec::new(),
@@ -81,18 +97,23 @@ impl BenchServer {
                     .args(["--cluster-enabled", "yes"])
                     .args(["--cluster-port", &free_port()?.to_string()]);
             }
+            super::tied::tie(&mut command);
             let child = command
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .context("starting redis-server (is it installed? scripts/setup installs it)")?;
+            // Said so that whoever runs the benchmark can see what it started, and check that
+            // it is gone afterwards.
+            eprintln!("started redis-server (pid {}, port {port})", child.id());
             servers.children.push(child);
             servers.ports.push(port);
         }
         let deadline = Instant::now() + STARTUP_DEADLINE;
         for port in &servers.ports {
             while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                stopped()?;
                 if Instant::now() > deadline {
                     bail!("redis-server did not start listening on port {port}");
                 }

@@ -72,7 +72,7 @@ impl KeyOperation for ReadRange<'_> {
 /// [`apply`] as a [`KeyOperation`].
 pub(super) struct Apply<'a> {
     /// The list.
-    pub key: &'a str,
+    pub key: &'a [u8],
     /// The transaction.
     pub ops: &'a [ListOp],
 }
@@ -81,7 +81,7 @@ impl KeyOperation for Apply<'_> {
     type Output = Applied;
 
     fn key(&self) -> &[u8] {
-        self.key.as_bytes()
+        self.key
     }
 
     async fn run(&self, node: &Node, asking: bool) -> Result<Self::Output, Failure> {
@@ -137,7 +137,7 @@ async fn read_range(
 
 /// `ops` on the list at `key`, as one atomic transaction; then `WAIT`, when the options ask
 /// for replicas.
-async fn apply(node: &Node, key: &str, ops: &[ListOp], asking: bool) -> Result<Applied, Failure> {
+async fn apply(node: &Node, key: &[u8], ops: &[ListOp], asking: bool) -> Result<Applied, Failure> {
     let delete_only = matches!(ops, [ListOp::Delete]);
     let written = if matches!(ops.first(), Some(ListOp::Expect(_))) {
         conditional_transaction(node, key, ops, asking).await
@@ -174,7 +174,7 @@ struct Written {
 /// `ops`, which start with an expectation, as one script (see [`conditional`]).
 async fn conditional_transaction(
     node: &Node,
-    key: &str,
+    key: &[u8],
     ops: &[ListOp],
     asking: bool,
 ) -> Result<Written, Failure> {
@@ -194,7 +194,7 @@ async fn conditional_transaction(
 /// `ops` as one MULTI/EXEC.
 async fn transaction(
     node: &Node,
-    key: &str,
+    key: &[u8],
     ops: &[ListOp],
     asking: bool,
 ) -> Result<Written, Failure> {
@@ -322,7 +322,7 @@ fn exec_results(mut replies: Vec<Value>, queued: usize) -> Result<Vec<Value>, Fa
 
 /// A delete when Redis refuses MULTI for memory: LLEN then LTRIM, pipelined but not atomic
 /// (a message appended between the two is deleted too, and not counted).
-async fn delete_out_of_memory(node: &Node, key: &str, asking: bool) -> Result<Written, Failure> {
+async fn delete_out_of_memory(node: &Node, key: &[u8], asking: bool) -> Result<Written, Failure> {
     tracing::debug!(target: "agent_memory::store", "out of memory: deleting without MULTI");
     let mut llen = redis::cmd("LLEN");
     llen.arg(key);
@@ -396,7 +396,7 @@ fn check_count(replies: Vec<Value>, count: usize) -> Result<Vec<Value>, Failure>
 /// Undo the EXPIRE that a transaction applied to a key holding someone else's data, using
 /// the PTTL read at the start of the same transaction. Best effort: if this fails, the
 /// foreign key keeps our TTL, which is logged loudly.
-async fn restore_foreign_ttl(node: &Node, key: &str, pttl_reply: &Value, asking: bool) {
+async fn restore_foreign_ttl(node: &Node, key: &[u8], pttl_reply: &Value, asking: bool) {
     let restore = match pttl_reply {
         Value::Int(-1) => redis::cmd("PERSIST").arg(key).clone(),
         Value::Int(ms) if *ms > 0 => redis::cmd("PEXPIRE").arg(key).arg(*ms).clone(),
@@ -484,6 +484,12 @@ pub(super) async fn eviction_policy(node: &Node) -> Result<String, Failure> {
     reply.get(1).cloned().ok_or_else(|| {
         StoreError::Rejected("CONFIG GET maxmemory-policy answered nothing".to_string()).into()
     })
+}
+
+/// Whether this server runs in cluster mode (`INFO cluster`: `cluster_enabled:1`).
+pub(super) async fn cluster_enabled(node: &Node) -> Result<bool, Failure> {
+    let info: String = single(node, redis::cmd("INFO").arg("cluster"), false).await?;
+    Ok(info.lines().any(|line| line.trim() == "cluster_enabled:1"))
 }
 
 /// `CLUSTER SLOTS`, as this node sees the cluster.

@@ -62,7 +62,7 @@ return {1, pushed, deleted, did_read, read}
 ";
 
 /// The `EVAL` of [`SCRIPT`] for `ops`, whose first operation is the expectation.
-pub(super) fn command(key: &str, ops: &[ListOp]) -> redis::Cmd {
+pub(super) fn command(key: &[u8], ops: &[ListOp]) -> redis::Cmd {
     let mut command = redis::cmd("EVAL");
     command.arg(SCRIPT).arg(1).arg(key);
     for op in ops {

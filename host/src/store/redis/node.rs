@@ -21,7 +21,7 @@
 //!   ([`Node::request_alone`]): WAIT blocks the connection it is sent on, and on the shared one
 //!   a missing replica would hold up every other call for a WAIT timeout each.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,13 @@ use super::sentinel;
 use super::sentinel::Sentinels;
 use super::tls::Tls;
 use crate::store::StoreError;
+
+/// Where a connect attempt stands, so that running out of time can say what went unanswered.
+const CONNECTING: u8 = 0;
+/// TCP connected, the TLS handshake under way.
+const TLS_HANDSHAKE: u8 = 1;
+/// Connected (TLS done, if any), the Redis handshake (HELLO, AUTH, SELECT) under way.
+const REDIS_HANDSHAKE: u8 = 2;
 
 /// Writes that wait for replicas, in flight at once on one node: each holds a connection of
 /// its own while its `WAIT` lasts. Beyond this a write waits (up to the connect timeout) for
@@ -129,9 +136,14 @@ impl Node {
 
     /// `host:port`, the socket path, or the sentinels and master name; never credentials.
     pub(super) fn describe(&self) -> String {
-        match &self.target {
+        let place = match &self.target {
             NodeTarget::Server(addr) => addr.to_string(),
             NodeTarget::Sentinel(sentinels) => sentinels.describe(),
+        };
+        // Two databases of one server are two stores: say which.
+        match self.settings.db() {
+            0 => place,
+            db => format!("{place} db {db}"),
         }
     }
 
@@ -162,12 +174,10 @@ impl Node {
                 return Err(failure.reason.clone());
             }
             let next = failure.at + failure.backoff;
-            if let Some(wait) = next.checked_duration_since(Instant::now()) {
-                return Err(format!(
-                    "{} (next connect attempt in {} ms)",
-                    failure.reason,
-                    wait.as_millis()
-                ));
+            if next > Instant::now() {
+                // Backing off: the last failure is the answer. (When the next attempt is due is
+                // the host's business, logged with the failure, not the caller's.)
+                return Err(failure.reason.clone());
             }
         }
         let attempt = self.connect().await;
@@ -205,13 +215,29 @@ impl Node {
     /// One connect attempt: TCP (or unix socket) plus handshake, within the connect timeout.
     async fn connect(&self) -> Result<Arc<Live>, String> {
         let bound = self.options.connect;
-        match tokio::time::timeout(bound, self.open()).await {
+        let stage = AtomicU8::new(CONNECTING);
+        match tokio::time::timeout(bound, self.open(&stage)).await {
             Ok(result) => result,
-            Err(_) => Err(format!("no connection within {bound:?}")),
+            // Where the attempt stood when time ran out says what is likely wrong.
+            Err(_) => Err(match stage.load(Ordering::Relaxed) {
+                // A server that accepted the connection and never answered the TLS greeting
+                // is most often a plain one (redis:// port) given a rediss:// address.
+                TLS_HANDSHAKE => format!(
+                    "connected, but no TLS handshake within {bound:?}: is the server speaking \
+                     TLS? (rediss:// needs the server's tls-port; a plain port takes redis://)"
+                ),
+                // The kernel accepts connections for a server that runs nothing (stopped,
+                // or stuck in a long command): the handshake is what goes unanswered.
+                REDIS_HANDSHAKE => format!(
+                    "connected, but the server did not answer within {bound:?} (stopped, \
+                     overloaded, or busy with a long command?)"
+                ),
+                _ => format!("no connection within {bound:?}"),
+            }),
         }
     }
 
-    async fn open(&self) -> Result<Arc<Live>, String> {
+    async fn open(&self, stage: &AtomicU8) -> Result<Arc<Live>, String> {
         let addr = match &self.target {
             NodeTarget::Sentinel(sentinels) => return self.open_sentinel_master(sentinels).await,
             NodeTarget::Server(addr) => addr,
@@ -224,14 +250,23 @@ impl Node {
                 // Requests are small and latency-bound: do not let Nagle hold them back.
                 let _ = stream.set_nodelay(true);
                 match &self.tls {
-                    Some(tls) => self.handshake(tls.connect(host, stream).await?).await,
-                    None => self.handshake(stream).await,
+                    Some(tls) => {
+                        stage.store(TLS_HANDSHAKE, Ordering::Relaxed);
+                        let stream = tls.connect(host, stream).await?;
+                        stage.store(REDIS_HANDSHAKE, Ordering::Relaxed);
+                        self.handshake(stream).await
+                    }
+                    None => {
+                        stage.store(REDIS_HANDSHAKE, Ordering::Relaxed);
+                        self.handshake(stream).await
+                    }
                 }
             }
             ConnectionAddr::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(|error| classify::connect_io_failure(&error))?;
+                stage.store(REDIS_HANDSHAKE, Ordering::Relaxed);
                 self.handshake(stream).await
             }
             other => Err(format!("unsupported Redis address {other}")),
