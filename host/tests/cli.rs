@@ -304,3 +304,29 @@ fn doctor_finds_every_kind_of_problem_on_redis_and_exits_non_zero() {
     assert!(report.contains("checked 5 sessions"), "{report}");
     assert!(report.contains(": 5 problems"), "{report}");
 }
+
+#[test]
+fn repair_of_a_healthy_file_says_nothing_was_lost() {
+    let home = agent_memory();
+    let file = home.home().join("healthy.redb");
+    let store = file.to_str().unwrap();
+    for session in ["a", "b", "c"] {
+        assert!(
+            home.run(&["--store", store, "add", session, "hi"])
+                .status
+                .success()
+        );
+    }
+    let output = home.run(&["--store", store, "repair"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = stdout(&output);
+    assert!(
+        report.starts_with(&format!(
+            "rebuilt {store}: kept all 3 sessions, every one read without damage"
+        )),
+        "{report}"
+    );
+    assert!(!report.contains("repaired"), "{report}");
+    let listed = home.run(&["--store", store, "get", "b"]);
+    assert_eq!(stdout(&listed), "[1] user: hi\n");
+}

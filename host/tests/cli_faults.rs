@@ -300,19 +300,30 @@ fn doctor_checks_every_key_and_keeps_going_where_config_is_not_permitted() {
     assert!(report.contains("checked 7 sessions"), "{report}");
     assert!(!report.contains('\u{1b}'), "raw escape in the report");
 
-    // Each key agents cannot name comes with the command that removes it, and the command,
-    // pasted, removes exactly that key (byte for byte, not UTF-8 included).
-    let hints: Vec<String> = report
+    // Each key agents cannot name comes with the command that removes it, naming this store,
+    // and the command, pasted into a shell as printed, removes exactly that key (byte for
+    // byte, not UTF-8 included).
+    let commands: Vec<&str> = report
         .lines()
         .filter_map(|line| {
-            let (_, after) = line.split_once("`agent-memory clear --raw-key '")?;
-            Some(after.split_once("'`")?.0.replace("'\\''", "'"))
+            let (_, after) = line.split_once("remove it with `")?;
+            Some(after.split_once('`')?.0)
         })
         .collect();
-    assert_eq!(hints.len(), 5, "{report}");
-    for hint in &hints {
-        let output = cli.run(&["--store", &server.url(), "clear", "--raw-key", hint]);
-        assert!(output.status.success(), "{hint}: {}", stderr(&output));
+    assert_eq!(commands.len(), 5, "{report}");
+    for command in &commands {
+        let prefix = format!("agent-memory --store '{}' clear --raw-key '", server.url());
+        assert!(command.starts_with(&prefix), "{command}");
+        let pasted = command.replacen("agent-memory", env!("CARGO_BIN_EXE_agent-memory"), 1);
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&pasted)
+            .current_dir(cli.home())
+            .env("XDG_DATA_HOME", cli.home().join("data"))
+            .env_remove("AGENT_MEMORY_STORE")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{command}: {}", stderr(&output));
         assert!(
             stdout(&output).contains("(1 entries)"),
             "{}",
@@ -380,7 +391,8 @@ fn doctor_on_a_frozen_server_says_it_does_not_answer_and_blames_nothing_else() {
     let output = cli.run(&["--store", &url, "doctor"]);
     let took = started.elapsed();
     server.resume();
-    assert!(!output.status.success(), "{}", stdout(&output));
+    // A failure: one line on stderr, nothing on stdout (no half report).
+    assert_one_line_failure(&output);
     let everything = format!("{}{}", stdout(&output), stderr(&output));
     assert!(!everything.contains("CONFIG"), "{everything}");
     assert!(!everything.contains("backoff"), "{everything}");

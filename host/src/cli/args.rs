@@ -160,7 +160,6 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Delete a session.
     /// Delete a session; with --raw-key, a list under the key prefix that agents cannot name
     /// (as `doctor` reports it).
     Clear {
@@ -252,9 +251,15 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1.0, value_parser = parse_warmup_seconds)]
     pub warmup: f64,
     /// What to measure: add (append one message), get (read 50), turn (read, append,
-    /// append) on Redis, for ours, native and Python; embedded (ours on the embedded store
-    /// file); policy (the policy alone, over a store in memory).
-    #[arg(long, value_delimiter = ',', default_values = ["add", "get", "turn", "embedded", "policy"])]
+    /// append) on Redis, for ours, native and Python, at each --concurrency; embedded (ours on
+    /// the embedded store file: add and get at 1 and 16 sessions, whatever --concurrency
+    /// says); policy (the policy alone, over a store in memory).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_values = ["add", "get", "turn", "embedded", "policy"],
+        value_parser = ["add", "get", "turn", "embedded", "policy"]
+    )]
     pub workloads: Vec<String>,
     /// The Python interpreter (with redis-py) that runs the Python original.
     #[arg(long, value_name = "PATH", default_value = "python3")]

@@ -49,7 +49,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Sessions { long } => sessions(&memory, long).await,
         Command::Ttl { session } => ttl(&memory, &session).await,
-        Command::Doctor => doctor::run(&memory).await,
+        Command::Doctor => {
+            let this_store = keys::command_for(cli.store.as_deref(), &cli.settings.key_prefix);
+            doctor::run(&memory, &this_store).await
+        }
         Command::Policy { .. } | Command::Repair | Command::Copy { .. } | Command::Bench(_) => {
             unreachable!("handled above")
         }
@@ -320,7 +323,10 @@ async fn clear_raw_key(memory: &Memory, escaped: &str) -> anyhow::Result<ExitCod
     }
     let shown = keys::escape(&key);
     match memory.store().kind(&key).await? {
-        KeyKind::Missing => bail!("no key {shown} (never written, or expired)"),
+        KeyKind::Missing => bail!(
+            "no key {shown} in {} (never written, or expired)",
+            memory.store().describe()
+        ),
         KeyKind::Other(kind) => {
             bail!("{shown} holds a {kind}, someone else's data: nothing was deleted")
         }
@@ -388,8 +394,8 @@ async fn ttl(memory: &Memory, session: &str) -> anyhow::Result<ExitCode> {
         .await
     {
         bail!(
-            "session {shown} is not a session: its key holds a {kind}, someone else's data \
-             ({})",
+            "session {shown} is not a session: its key holds a {kind}, someone else's data, \
+             which {}",
             output::ttl(ttl)
         );
     }
@@ -405,6 +411,18 @@ fn repair(cli: &Cli) -> anyhow::Result<ExitCode> {
         );
     };
     let report = agent_memory::store::EmbeddedStore::repair(&path)?;
+    if report.dropped.is_empty() && report.unreadable_rest.is_none() {
+        // Every value read: the file is rebuilt anyway (damage that only writes meet, which
+        // doctor's probe finds, is gone with the old file), and says that nothing was lost.
+        println!(
+            "rebuilt {}: kept all {} sessions, every one read without damage; the previous \
+             file is kept at {}",
+            path.display(),
+            report.kept,
+            report.damaged_file.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("repaired {}: kept {} sessions", path.display(), report.kept);
     for (key, reason) in &report.dropped {
         println!(

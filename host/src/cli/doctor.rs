@@ -42,11 +42,22 @@ impl Findings {
 }
 
 /// Run the checks; exit status 1 when any problem was found.
-pub async fn run(memory: &Memory) -> anyhow::Result<ExitCode> {
+/// `this_store` is the command that names the store and prefix of this run (see
+/// [`keys::command_for`]), for the commands doctor prints to be pasted.
+pub async fn run(memory: &Memory, this_store: &str) -> anyhow::Result<ExitCode> {
     // SIGINT and SIGTERM stop the walk and report what it found so far.
     let stops = Stops::listen()?;
     let store = memory.store();
     let mut findings = Findings::default();
+    // Listing first: it is the one step without which nothing can be checked, and a store that
+    // cannot be listed fails the command as one line on stderr, with nothing on stdout.
+    let sessions = tokio::select! {
+        sessions = memory.sessions() => sessions?,
+        stop = stops.wait() => {
+            eprintln!("doctor: stopped by {stop} while listing the sessions; none was checked");
+            return Ok(ExitCode::from(stop.exit_code()));
+        }
+    };
     match store.eviction_policies().await {
         Ok(policies) => {
             for EvictionPolicy { server, policy } in policies {
@@ -104,14 +115,6 @@ pub async fn run(memory: &Memory) -> anyhow::Result<ExitCode> {
             },
         }
     }
-    // Listing is the one step without which nothing else can be checked.
-    let sessions = tokio::select! {
-        sessions = memory.sessions() => sessions?,
-        stop = stops.wait() => {
-            println!("doctor: stopped by {stop} while listing the sessions; none was checked");
-            return Ok(ExitCode::from(stop.exit_code()));
-        }
-    };
     let total = sessions.len();
     for (done, session) in sessions.iter().enumerate() {
         // Between sessions: each check is a few bounded requests, so a signal is answered
@@ -128,7 +131,7 @@ pub async fn run(memory: &Memory) -> anyhow::Result<ExitCode> {
         if done > 0 && done % PROGRESS_EVERY == 0 {
             eprintln!("checked {done}/{total} sessions…");
         }
-        check_session(memory, session, &mut findings).await;
+        check_session(memory, session, this_store, &mut findings).await;
     }
     println!(
         "checked {} in {}: {}{}",
@@ -148,14 +151,14 @@ pub async fn run(memory: &Memory) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn check_session(memory: &Memory, session: &[u8], findings: &mut Findings) {
+async fn check_session(memory: &Memory, session: &[u8], this_store: &str, findings: &mut Findings) {
     let settings = memory.settings();
     let store = memory.store();
     let key = [settings.key_prefix.as_bytes(), session].concat();
     let subject = format!("session \"{}\"", printable_bytes(session));
     let remove = format!(
-        "remove it with `agent-memory clear --raw-key {}`",
-        shell_quote(&keys::escape(&key))
+        "remove it with `{this_store} clear --raw-key {}`",
+        keys::shell_quote(&keys::escape(&key))
     );
     match std::str::from_utf8(session) {
         Err(_) => findings.problem(
@@ -276,9 +279,4 @@ async fn check_entries(
 /// `1 session`, `2 sessions`.
 fn plural(count: usize, one: &str, many: &str) -> String {
     format!("{count} {}", if count == 1 { one } else { many })
-}
-
-/// `text` as one shell word: in single quotes, a quote inside written `'\''`.
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "'\\''"))
 }

@@ -57,7 +57,17 @@ pub fn parse(text: &str) -> Result<Vec<u8>, String> {
                 if chars.next() != Some('{') {
                     return Err("`\\u` must be followed by `{hex}`".to_string());
                 }
-                let digits: String = chars.by_ref().take_while(|&ch| ch != '}').collect();
+                let mut digits = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(digit) => digits.push(digit),
+                        // Without its closing brace the escape could mean another key.
+                        None => {
+                            return Err(format!("`\\u{{{digits}` has no closing brace"));
+                        }
+                    }
+                }
                 let ch = u32::from_str_radix(&digits, 16)
                     .ok()
                     .and_then(char::from_u32)
@@ -76,9 +86,75 @@ pub fn parse(text: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// `text` as one shell word: in single quotes, a quote inside written `'\''`.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// `agent-memory` with the options that name the store and key prefix of this run, for a
+/// command printed to be pasted: `address` as given (`--store`, or `AGENT_MEMORY_STORE`),
+/// except its password, written `PASSWORD` (never printed); the prefix when not the default.
+pub fn command_for(address: Option<&str>, key_prefix: &str) -> String {
+    let mut words = vec!["agent-memory".to_string()];
+    if let Some(address) = address {
+        words.push("--store".to_string());
+        words.push(shell_quote(&without_password(address)));
+    }
+    if key_prefix != agent_memory::DEFAULT_KEY_PREFIX {
+        words.push("--key-prefix".to_string());
+        words.push(shell_quote(key_prefix));
+    }
+    words.join(" ")
+}
+
+/// A store address with its password (`scheme://user:password@...`) replaced by `PASSWORD`.
+fn without_password(address: &str) -> String {
+    let Some((scheme, rest)) = address.split_once("://") else {
+        return address.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split_once(':').map_or("", |(user, _)| user);
+            format!("{scheme}://{user}:PASSWORD{}", &rest[at..])
+        }
+        None => address.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_printed_command_names_the_store_without_its_password() {
+        assert_eq!(command_for(None, "ai:memory:"), "agent-memory");
+        assert_eq!(
+            command_for(Some("redis://u:s3cret@h:1/2"), "ai:memory:"),
+            "agent-memory --store 'redis://u:PASSWORD@h:1/2'"
+        );
+        assert_eq!(
+            command_for(Some("redis://:s3cret@h:1"), "x:"),
+            "agent-memory --store 'redis://:PASSWORD@h:1' --key-prefix 'x:'"
+        );
+        assert_eq!(
+            command_for(Some("./it's.redb"), "ai:memory:"),
+            "agent-memory --store './it'\\''s.redb'"
+        );
+    }
+
+    #[test]
+    fn an_escape_without_its_end_is_refused_not_guessed() {
+        for typo in [
+            "ai:memory:\\u{a",
+            "ai:memory:\\u{ab",
+            "ai:memory:\\u",
+            "ai:memory:\\x4",
+        ] {
+            assert!(parse(typo).is_err(), "{typo}");
+        }
+        assert_eq!(parse("ai:memory:\\u{a}").unwrap(), b"ai:memory:\n");
+    }
 
     #[test]
     fn every_key_comes_back_from_its_escaped_form() {

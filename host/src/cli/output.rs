@@ -28,11 +28,17 @@ fn push_printable(out: &mut String, ch: char) {
     }
 }
 
-/// Bytes (a Redis key) safe for a terminal: UTF-8 runs as [`printable`], other bytes as `\xNN`.
+/// Bytes (a Redis key) safe for a terminal: UTF-8 runs as [`printable`], other bytes as `\xNN`,
+/// and a backslash as `\\`, so that the byte 0xff (`\xff`) and the text `\xff` (`\\xff`)
+/// never look alike.
 pub fn printable_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for ch in chunk.valid().chars() {
+            if ch == '\\' {
+                out.push_str("\\\\");
+                continue;
+            }
             push_printable(&mut out, ch);
         }
         for byte in chunk.invalid() {

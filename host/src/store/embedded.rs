@@ -393,7 +393,8 @@ fn open_db(path: &Path) -> Result<Db, OpenError> {
                 return Err(OpenError::Embedded {
                     path,
                     reason: format!(
-                        "{reason}; waited {} s for it to be free (one process at a time)",
+                        "{reason}; waited {} s for it to be free (one process at a time: a long \
+                         copy or bench may hold it; try again when it is done)",
                         EMBEDDED_LOCK_WAIT.as_secs()
                     ),
                 });

@@ -154,7 +154,8 @@ pub async fn run(
     }
     if let Some(stop) = stopped_by {
         eprintln!(
-            "bench: stopped by {stop} after {} measured cells; {}",
+            "bench: stopped by {stop} after {} measurements (a subject at a workload and \
+             concurrency each); {}",
             results.rows.len(),
             match started {
                 0 => "it had started no server".to_string(),
@@ -519,10 +520,16 @@ fn report(results: &Results) -> String {
         results.seconds_per_cell,
         results.policy
     );
-    if let Some(stop) = &results.interrupted_by {
-        out.push_str(&format!(
+    match (&results.interrupted_by, results.rows.is_empty()) {
+        (Some(stop), true) if results.policy_alone_us.is_empty() => {
+            out.push_str(&format!(
+                "INCOMPLETE: stopped by {stop} before any cell was measured\n"
+            ));
+        }
+        (Some(stop), _) => out.push_str(&format!(
             "INCOMPLETE: stopped by {stop}; only the cells below were measured\n"
-        ));
+        )),
+        (None, _) => {}
     }
     let workloads = ["add", "get", "turn"];
     for workload in workloads {
@@ -530,9 +537,9 @@ fn report(results: &Results) -> String {
             let mut seen: Vec<usize> = results
                 .rows
                 .iter()
-                .filter(|row| {
-                    row.deployment == SINGLE && row.workload == workload && row.subject == "native"
-                })
+                // Every concurrency any subject was measured at: an interrupted run may have
+                // measured ours and not yet native.
+                .filter(|row| row.deployment == SINGLE && row.workload == workload)
                 .map(|row| row.concurrency)
                 .collect();
             seen.dedup();
