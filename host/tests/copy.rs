@@ -216,6 +216,15 @@ fn the_cli_copies_with_progress_and_refuses_copying_a_store_onto_itself() {
     assert!(message.contains("the same store"), "{message}");
     assert!(!message.contains("another process"), "{message}");
 
+    // However it is spelled: localhost for 127.0.0.1, an explicit /0.
+    let spelled_otherwise = format!("redis://localhost:{}/0", server.port());
+    let output = cli.run(&["copy", "--from", &url, "--to", &spelled_otherwise]);
+    assert!(!output.status.success(), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("the same store"),
+        "{}",
+        stderr(&output)
+    );
     let output = cli.run(&["copy", "--from", &url, "--to", &url]);
     assert!(!output.status.success());
     assert!(

@@ -488,18 +488,18 @@ async fn copy(cli: &Cli, from: &str, to: &str, dry_run: bool) -> anyhow::Result<
     let prefix = &cli.settings.key_prefix;
     let (from_spec, to_spec) = (StoreSpec::parse(from)?, StoreSpec::parse(to)?);
     // One file named twice would meet its own lock; say what it is instead.
-    if let (StoreSpec::Embedded(a), StoreSpec::Embedded(b)) = (&from_spec, &to_spec)
-        && same_file(a, b)
-    {
-        bail!(
-            "--from and --to are the same store (embedded file {}): nothing to copy",
-            a.display()
-        );
+    if from_spec.names_the_same_file_as(&to_spec) {
+        bail!("--from and --to are the same store ({from}): nothing to copy");
     }
     let source = Store::open(&from_spec, cli.tls.redis_options())?;
     let target = Store::open(&to_spec, cli.tls.redis_options())?;
-    if source.describe() == target.describe() {
-        bail!("--from and --to are the same store ({})", source.describe());
+    // However the two are spelled (`localhost` and `127.0.0.1`): copying a store onto itself
+    // would report sessions "copied" that never moved.
+    if source.is_same_store(&target).await? {
+        bail!(
+            "--from and --to are the same store ({}): nothing to copy",
+            source.describe()
+        );
     }
     // From here on, SIGINT and SIGTERM stop the copy between sessions (each is written in one
     // transaction, so none is left half-copied) and say how far it got.
@@ -556,13 +556,4 @@ async fn copy(cli: &Cli, from: &str, to: &str, dry_run: bool) -> anyhow::Result<
         report.skipped.len()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether two paths name one file (through symlinks, `./`, or hard links).
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt as _;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
-    }
 }

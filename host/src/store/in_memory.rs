@@ -15,6 +15,11 @@ pub struct InMemoryStore {
 }
 
 impl InMemoryStore {
+    /// Whether `other` shares this store's lists (a clone of the same handle).
+    pub(crate) fn same_as(&self, other: &InMemoryStore) -> bool {
+        Arc::ptr_eq(&self.lists, &other.lists)
+    }
+
     /// An empty store.
     pub fn new() -> Self {
         Self::default()

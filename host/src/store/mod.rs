@@ -343,6 +343,18 @@ impl Store {
         }
     }
 
+    /// Whether `other` is this same store, however the two were named (`localhost` and
+    /// `127.0.0.1`, a relative and an absolute path): for Redis, the servers' run ids and the
+    /// database; for a file, the file itself (device and inode).
+    pub async fn is_same_store(&self, other: &Store) -> Result<bool, StoreError> {
+        Ok(match (&self.backend, &other.backend) {
+            (Backend::Redis(a), Backend::Redis(b)) => a.identity().await? == b.identity().await?,
+            (Backend::Embedded(a), Backend::Embedded(b)) => spec::same_file(a.path(), b.path()),
+            (Backend::InMemory(a), Backend::InMemory(b)) => a.same_as(b),
+            _ => false,
+        })
+    }
+
     /// A short description for humans: the backend and its address, without credentials.
     pub fn describe(&self) -> String {
         match &self.backend {

@@ -146,6 +146,25 @@ impl RedisStore {
         Ok(())
     }
 
+    /// What the store is, however its address is spelled: the servers' run ids (every
+    /// master's, on a cluster) and the database. Two handles with the same identity read and
+    /// write the same data.
+    pub(crate) async fn identity(&self) -> Result<String, StoreError> {
+        let mut ids = Vec::new();
+        for node in self.servers().await? {
+            let id = commands::run_id(&node)
+                .await
+                .map_err(|failure| naming(&node, failure.outside_a_cluster()))?;
+            ids.push(id);
+        }
+        ids.sort();
+        let db = match &self.deployment {
+            Deployment::One(node) => node.db(),
+            Deployment::Cluster(_) => 0,
+        };
+        Ok(format!("redis {} db {db}", ids.join(",")))
+    }
+
     /// Every server that holds part of the store: the one, or every master of the cluster.
     async fn servers(&self) -> Result<Vec<Arc<Node>>, StoreError> {
         match &self.deployment {

@@ -134,6 +134,28 @@ fn looks_like_host_port(spec: &str) -> bool {
     host_ok && port.parse::<u16>().is_ok() && db.parse::<u32>().is_ok()
 }
 
+impl StoreSpec {
+    /// Whether this and `other` name one embedded file, however spelled (`./F` and `F`, a
+    /// symlink, a hard link). Opening one file twice in a process waits for itself, so callers
+    /// that would open both (a copy) ask first.
+    pub fn names_the_same_file_as(&self, other: &StoreSpec) -> bool {
+        match (self, other) {
+            (StoreSpec::Embedded(a), StoreSpec::Embedded(b)) => same_file(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// Whether two paths name one file (device and inode; for paths that do not exist yet, the
+/// absolute paths).
+pub(crate) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

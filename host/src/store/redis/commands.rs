@@ -492,6 +492,16 @@ pub(super) async fn cluster_enabled(node: &Node) -> Result<bool, Failure> {
     Ok(info.lines().any(|line| line.trim() == "cluster_enabled:1"))
 }
 
+/// The server's `run_id` (`INFO server`): random per server process, so two addresses that
+/// reach one server (`localhost`, `127.0.0.1`, a DNS name) give the same one.
+pub(super) async fn run_id(node: &Node) -> Result<String, Failure> {
+    let info: String = single(node, redis::cmd("INFO").arg("server"), false).await?;
+    info.lines()
+        .find_map(|line| line.trim().strip_prefix("run_id:"))
+        .map(str::to_string)
+        .ok_or_else(|| unknown("INFO server has no run_id".to_string()))
+}
+
 /// `CLUSTER SLOTS`, as this node sees the cluster.
 pub(super) async fn cluster_slots(node: &Node) -> Result<Value, Failure> {
     single(node, redis::cmd("CLUSTER").arg("SLOTS"), false).await

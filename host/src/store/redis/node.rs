@@ -134,6 +134,11 @@ impl Node {
         }
     }
 
+    /// The database number this node's connections select.
+    pub(super) fn db(&self) -> i64 {
+        self.settings.db()
+    }
+
     /// `host:port`, the socket path, or the sentinels and master name; never credentials.
     pub(super) fn describe(&self) -> String {
         let place = match &self.target {
