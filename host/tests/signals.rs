@@ -95,6 +95,17 @@ impl Running {
         (status, took, stdout, self.stderr.join("\n"))
     }
 
+    /// Send `signal` (`INT`, `TERM`) and check the command ends with the shell's status for
+    /// it (`code`) within [`EXIT_BOUND`], printing how long it took: its stdout and stderr.
+    fn stop_with(self, signal: &str, code: i32, what: &str) -> (String, String) {
+        self.signal(signal);
+        let (status, took, stdout, stderr) = self.finish();
+        println!("{what}: SIG{signal} to exit {took:?}");
+        assert_eq!(status.code(), Some(code), "{stdout}\n{stderr}");
+        assert!(took < EXIT_BOUND, "{what}, SIG{signal}: {took:?}");
+        (stdout, stderr)
+    }
+
     /// The pids of the `redis-server`s it said it started.
     fn servers(&self) -> Vec<u32> {
         self.stderr
@@ -158,11 +169,7 @@ fn bench_stops_on_sigint_and_sigterm_reports_what_it_measured_and_stops_its_serv
         std::thread::sleep(Duration::from_millis(300));
         let servers = bench.servers();
         assert_eq!(servers.len(), 1, "{:?}", bench.stderr);
-        bench.signal(signal);
-        let (status, took, stdout, stderr) = bench.finish();
-        println!("bench: SIG{signal} to exit {took:?}");
-        assert_eq!(status.code(), Some(code), "{stdout}\n{stderr}");
-        assert!(took < EXIT_BOUND, "SIG{signal}: {took:?}");
+        let (stdout, stderr) = bench.stop_with(signal, code, "bench");
         assert!(
             stdout.contains(&format!("INCOMPLETE: stopped by SIG{signal}")),
             "{stdout}"
@@ -289,11 +296,7 @@ fn copy_stops_on_sigint_and_sigterm_between_sessions_and_a_rerun_finishes_it() {
         let mut copy = Running::start(&cli, &["copy", "--from", &url, "--to", file]);
         copy.wait_for("keys to copy (listed in", Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(200));
-        copy.signal(signal);
-        let (status, took, stdout, stderr) = copy.finish();
-        println!("copy: SIG{signal} to exit {took:?}");
-        assert_eq!(status.code(), Some(code), "{stdout}\n{stderr}");
-        assert!(took < EXIT_BOUND, "SIG{signal}: {took:?}");
+        let (stdout, stderr) = copy.stop_with(signal, code, "copy");
         assert!(!stdout.contains("copied"), "{stdout}");
         let reported = stderr
             .lines()
@@ -332,11 +335,7 @@ fn doctor_stops_on_sigint_and_sigterm_and_reports_how_far_it_got() {
     for (signal, code) in [("INT", 130), ("TERM", 143)] {
         let mut doctor = Running::start(&cli, &["--store", &url, "doctor"]);
         doctor.wait_for("checked 1000/20000 sessions", Duration::from_secs(60));
-        doctor.signal(signal);
-        let (status, took, stdout, stderr) = doctor.finish();
-        println!("doctor: SIG{signal} to exit {took:?}");
-        assert_eq!(status.code(), Some(code), "{stdout}\n{stderr}");
-        assert!(took < EXIT_BOUND, "SIG{signal}: {took:?}");
+        let (stdout, _) = doctor.stop_with(signal, code, "doctor");
         assert!(
             stdout.contains(&format!("doctor: stopped by SIG{signal} after checking "))
                 && stdout.contains(" of 20000 sessions")

@@ -283,15 +283,25 @@ pub fn problem_counts(problems: impl Iterator<Item = EntryProblem>) -> String {
         .join(", ")
 }
 
-async fn clear(memory: &Memory, session: &str) -> anyhow::Result<ExitCode> {
-    let shown = output::printable(session);
-    // Someone else's value under our prefix is never deleted; say what it is rather than
-    // report a failed write.
-    if let Ok(KeyKind::Other(kind)) = memory
+/// The Redis type under `session`'s key when it is someone else's data (not a list), which
+/// the commands that touch a session refuse to treat as one. A failed look is no answer: the
+/// command itself then reports the store's error.
+async fn foreign_kind(memory: &Memory, session: &str) -> Option<String> {
+    match memory
         .store()
         .kind(memory.settings().key_for(session))
         .await
     {
+        Ok(KeyKind::Other(kind)) => Some(kind),
+        _ => None,
+    }
+}
+
+async fn clear(memory: &Memory, session: &str) -> anyhow::Result<ExitCode> {
+    let shown = output::printable(session);
+    // Someone else's value under our prefix is never deleted; say what it is rather than
+    // report a failed write.
+    if let Some(kind) = foreign_kind(memory, session).await {
         bail!(
             "session {shown} is not a session: its key holds a {kind}, someone else's data; \
              nothing was deleted"
@@ -388,11 +398,7 @@ async fn ttl(memory: &Memory, session: &str) -> anyhow::Result<ExitCode> {
     if ttl == Ttl::Missing {
         bail!("session {shown} does not exist (never written, or expired)");
     }
-    if let Ok(KeyKind::Other(kind)) = memory
-        .store()
-        .kind(memory.settings().key_for(session))
-        .await
-    {
+    if let Some(kind) = foreign_kind(memory, session).await {
         bail!(
             "session {shown} is not a session: its key holds a {kind}, someone else's data, \
              which {}",
