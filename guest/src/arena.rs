@@ -1,13 +1,15 @@
 //! The component's allocator: a bump arena over the linear memory the instance starts with,
-//! then the standard allocator.
+//! reset whenever nothing in it is alive, then the standard allocator.
 //!
-//! The host instantiates the policy afresh for every call and resets its memory afterwards, so
-//! nothing allocated needs to outlive the call, and freeing is wasted work. More to the point,
-//! the standard allocator (dlmalloc) only ever obtains memory by growing it — `memory.grow`
-//! even when the instance starts with unused pages — and every growth costs the host an
-//! `mprotect` when the slot is reused. Allocating from the initial pages first means an
-//! ordinary call never grows memory. A call that needs more than the arena (a window of large
-//! messages) falls back to dlmalloc, which frees and reuses as usual.
+//! The standard allocator (dlmalloc) only ever obtains memory by growing it — `memory.grow`
+//! even when the instance starts with unused pages — and the host drops a warm instance whose
+//! memory grew past a small allowance (and every growth costs it an `mprotect` when the pool
+//! slot is reused). Allocating from the initial pages first means an ordinary call never grows
+//! memory. Bumping is also cheaper than a free list, and a call's allocations all die by its
+//! end (the host frees what it lifted from the results), so the arena counts its live blocks
+//! and starts over from its base once there are none: a warm instance serves call after call
+//! from the same few pages. A call that needs more than the arena (a window of large messages)
+//! falls back to dlmalloc, which frees and reuses as usual.
 //!
 //! Only built for wasm32 (the component); native unit tests use the system allocator.
 
@@ -16,9 +18,13 @@ use core::cell::Cell;
 
 /// The allocator of the component.
 pub struct Arena {
-    /// The next free byte of the arena, and its end; both 0 until the first allocation.
+    /// The next free byte of the arena, its start and its end; all 0 until the first
+    /// allocation.
     next: Cell<usize>,
+    base: Cell<usize>,
     end: Cell<usize>,
+    /// Arena blocks allocated and not yet freed: at 0, the arena starts over from `base`.
+    live: Cell<usize>,
 }
 
 // SAFETY: the component runs on one thread (wasm32 without threads), so the cells are never
@@ -30,7 +36,9 @@ impl Arena {
     pub const fn new() -> Self {
         Self {
             next: Cell::new(0),
+            base: Cell::new(0),
             end: Cell::new(0),
+            live: Cell::new(0),
         }
     }
 
@@ -46,6 +54,7 @@ impl Arena {
             let base = unsafe { core::ptr::addr_of!(__heap_base) } as usize;
             let end = core::arch::wasm32::memory_size(0) * 65536;
             self.next.set(base);
+            self.base.set(base);
             self.end.set(end.max(base));
         }
         (self.next.get(), self.end.get())
@@ -72,6 +81,7 @@ unsafe impl GlobalAlloc for Arena {
         match start.checked_add(layout.size()) {
             Some(stop) if stop <= end => {
                 self.next.set(stop);
+                self.live.set(self.live.get() + 1);
                 start as *mut u8
             }
             // SAFETY: forwarded as given.
@@ -81,7 +91,12 @@ unsafe impl GlobalAlloc for Arena {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if self.owns(ptr) {
-            // Arena blocks are reclaimed with the instance.
+            // A block is reclaimed with all the others, when the last one is freed.
+            let live = self.live.get().saturating_sub(1);
+            self.live.set(live);
+            if live == 0 {
+                self.next.set(self.base.get());
+            }
             return;
         }
         // SAFETY: not an arena block, so the system allocator's.
@@ -114,6 +129,9 @@ unsafe impl GlobalAlloc for Arena {
         if !moved.is_null() {
             // SAFETY: both blocks are valid for the old size, and distinct.
             unsafe { core::ptr::copy_nonoverlapping(ptr, moved, layout.size()) };
+            // The new block is live, so freeing the old one cannot reset the arena under it.
+            // SAFETY: `ptr` is an arena block of `layout`, no longer used.
+            unsafe { self.dealloc(ptr, layout) };
         }
         moved
     }

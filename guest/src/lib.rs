@@ -86,7 +86,8 @@ struct Imports;
 /// Have a panic say what it was before it becomes a trap: the hook logs an `error` line
 /// starting with `panicked`, which the host keeps and shows with the trap (with `panic =
 /// "abort"` nothing else would survive: the message is lost in the `unreachable` instruction).
-/// Set on every call, since every call runs in a fresh instance.
+/// Set on every call: a fresh instance has no hook, and setting it again on a warm one costs
+/// nothing (the hook captures nothing, so it is never allocated).
 fn report_panics() {
     std::panic::set_hook(Box::new(|info| {
         let message = info.payload_as_str().unwrap_or("a panic without a message");

@@ -8,9 +8,10 @@
 //!
 //! The embedder binds each agent to one [`Memory`] handle (a tenant: its store, settings and
 //! policy) and optionally a session namespace, so an agent cannot choose its policy, read
-//! another tenant's sessions, or leave its namespace. Each call runs the handle's policy in its
-//! own sandboxed instance and store, in the policy's engine, which may be the embedder's own
-//! ([`crate::Policy::from_bytes_in`]). Whatever goes wrong reaches the agent as a
+//! another tenant's sessions, or leave its namespace. Each call runs the handle's policy on an
+//! instance of that handle's own (warm or fresh, see [`crate::Isolation`]), in its own
+//! wasmtime store, in the policy's runtime, whose engine may be the embedder's own
+//! ([`crate::PolicyRuntime::with_engine`]). Whatever goes wrong reaches the agent as a
 //! `memory-error` value, never as a trap in the agent.
 //!
 //! ```

@@ -1,17 +1,19 @@
 //! What one call's instance can reach: the host side of the policy's contract.
 //!
-//! [`CallState`] is the data of a call's wasmtime `Store`: the store it may reach (through the
-//! guard), its settings, its memory limits and its compute budget. The generated `Host` traits
-//! are implemented on it here, and [`new_store`] puts every limit in place. The compute budget
+//! [`CallState`] is the data of a policy instance's wasmtime `Store`: the store it may reach
+//! (through the guard of the call it is serving), its settings, its memory limits and the
+//! call's compute budget. A warm instance serves many calls, so everything about one call is
+//! set by [`CallState::begin_call`] and cleared by [`CallState::end_call`]. The generated `Host`
+//! traits are implemented on it here, and [`new_store`] puts every limit in place. The compute budget
 //! is a fixed part plus an allowance per byte handed to the policy: the messages of a write
 //! (granted before the call) and each store reply (granted as it returns to the guest, through
 //! the store's call hook, the one place that can add fuel while the guest runs).
 //!
-//! Both [`crate::policy`] (its linker and trial instantiation) and [`crate::sandbox`] (the
-//! calls) build on this module, which needs neither.
+//! [`crate::policy`] (its linker and trial instantiation), [`crate::instances`] and
+//! [`crate::sandbox`] (the calls) build on this module, which needs none of them.
 
 use tracing::Instrument;
-use wasmtime::{CallHook, Engine, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{CallHook, Engine, ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
 use crate::bindings::{self, Level};
 use crate::guard::Guard;
@@ -41,15 +43,75 @@ const MAX_LOG_CALLS_PER_CALL: u64 = 10_000;
 /// line to say why the call trapped.
 const PANIC_PREFIX: &str = "panicked";
 
-/// What one call's instance can reach: its store (through the guard), its settings and its
-/// limits.
+/// What a policy instance can reach: its store (through the guard of the call it serves), its
+/// settings and its limits.
 pub(crate) struct CallState {
     store: Option<Store>,
-    guard: Guard,
+    /// The call being served; `None` between calls (and during instantiation), when every
+    /// store call is refused.
+    guard: Option<Guard>,
     settings: bindings::Settings,
-    store_limits: StoreLimits,
+    limits: Limits,
+    memory: MemoryWatch,
     fuel: FuelAccount,
     logs: LogAccount,
+}
+
+/// The memory limits, and how much the instance's memory and tables grew after it was
+/// instantiated: an instance that grew too much is not reused (see [`crate::instances`]).
+struct MemoryWatch {
+    limits: StoreLimits,
+    armed: bool,
+    memory_growth: usize,
+    table_grew: bool,
+}
+
+impl ResourceLimiter for MemoryWatch {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed && self.armed {
+            self.memory_growth = self
+                .memory_growth
+                .saturating_add(desired.saturating_sub(current));
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.table_growing(current, desired, maximum)?;
+        self.table_grew |= allowed && self.armed;
+        Ok(allowed)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 /// What the call has logged: lines and bytes let through, lines dropped, the panic line.
@@ -62,8 +124,8 @@ struct LogAccount {
     panic: Option<String>,
 }
 
-/// When the call is over (its store dropped, however it ended: a result, a trap, the call
-/// timeout), say once how many lines were dropped over the caps.
+/// When the call is over (ended by [`CallState::end_call`], or its store dropped however it
+/// ended: a trap, the call timeout), say once how many lines were dropped over the caps.
 impl Drop for LogAccount {
     fn drop(&mut self) {
         if self.dropped_lines > 0 {
@@ -82,6 +144,7 @@ impl Drop for LogAccount {
 
 /// The call's compute budget: what it was granted, and what waits to be added when control
 /// returns to the guest.
+#[derive(Default)]
 struct FuelAccount {
     per_byte: u64,
     granted: u64,
@@ -98,54 +161,90 @@ impl FuelAccount {
 }
 
 impl CallState {
-    /// The state of one call about `session_id`, granted fuel for `request_bytes` up front.
-    pub(crate) fn new(
-        store: Option<Store>,
-        settings: &Settings,
-        session_id: &str,
-        limits: &Limits,
-        request_bytes: u64,
-    ) -> Self {
-        let initial = limits
-            .fuel_base
-            .saturating_add(request_bytes.saturating_mul(limits.fuel_per_byte));
+    /// The state of an instance serving a handle with this store (`None` for a trial), settings
+    /// and limits; no call yet.
+    pub(crate) fn new(store: Option<Store>, settings: &Settings, limits: &Limits) -> Self {
         Self {
             store,
-            guard: Guard::new(
-                settings.key_for(session_id),
-                settings.max_message_bytes,
-                *limits,
-            ),
+            guard: None,
             settings: settings.into(),
-            store_limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .instances(4)
-                .tables(8)
-                .memories(2)
-                .table_elements(100_000)
-                // A failed memory.grow returns -1 to the guest; Rust's allocator then aborts,
-                // which is a trap. Trapping right away gives the clearer error.
-                .trap_on_grow_failure(true)
-                .build(),
-            fuel: FuelAccount {
-                per_byte: limits.fuel_per_byte,
-                granted: initial,
-                pending: 0,
+            limits: *limits,
+            memory: MemoryWatch {
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(limits.memory_bytes)
+                    .instances(4)
+                    .tables(8)
+                    .memories(2)
+                    .table_elements(100_000)
+                    // A failed memory.grow returns -1 to the guest; Rust's allocator then
+                    // aborts, which is a trap. Trapping right away gives the clearer error.
+                    .trap_on_grow_failure(true)
+                    .build(),
+                armed: false,
+                memory_growth: 0,
+                table_grew: false,
             },
+            fuel: FuelAccount::default(),
             logs: LogAccount::default(),
         }
     }
+
+    /// Start serving one call about `session_id`, with `request_bytes` of messages handed to
+    /// the policy: a guard for that session's key alone, a fresh log allowance, and the compute
+    /// budget for the call, which is returned (the caller sets it on the Store).
+    pub(crate) fn begin_call(&mut self, session_id: &str, request_bytes: u64) -> u64 {
+        let limits = &self.limits;
+        let initial = limits
+            .fuel_base
+            .saturating_add(request_bytes.saturating_mul(limits.fuel_per_byte));
+        self.guard = Some(Guard::new(
+            format!("{}{session_id}", self.settings.key_prefix),
+            self.settings.max_message_bytes,
+            *limits,
+        ));
+        self.fuel = FuelAccount {
+            per_byte: limits.fuel_per_byte,
+            granted: initial,
+            pending: 0,
+        };
+        self.logs = LogAccount::default();
+        initial
+    }
+
+    /// The call is over and returned cleanly: report dropped log lines, and refuse store calls
+    /// until the next one begins.
+    pub(crate) fn end_call(&mut self) {
+        self.guard = None;
+        self.fuel = FuelAccount::default();
+        // Dropping the account reports what it dropped.
+        self.logs = LogAccount::default();
+    }
+
+    /// From now on, note any growth of the instance's memory or tables: called once the
+    /// instance exists, so the sizes it was made with are its baseline.
+    pub(crate) fn watch_memory_growth(&mut self) {
+        self.memory.armed = true;
+    }
+
+    /// Bytes the instance's linear memory grew since it was instantiated.
+    pub(crate) fn memory_growth(&self) -> usize {
+        self.memory.memory_growth
+    }
+
+    /// Whether one of the instance's tables grew since it was instantiated.
+    pub(crate) fn table_grew(&self) -> bool {
+        self.memory.table_grew
+    }
 }
 
-/// A wasmtime store for one call in `engine` (the policy's), with every limit in place.
+/// A wasmtime store for a policy instance in `engine` (the policy's), with every limit in
+/// place. Its fuel is set per call.
 pub(crate) fn new_store(engine: &Engine, state: CallState) -> wasmtime::Store<CallState> {
-    let fuel = state.fuel.granted;
     let mut store = wasmtime::Store::new(engine, state);
-    store.limiter(|state| &mut state.store_limits);
-    // Both only fail when fuel is not enabled in the engine, which `engine::config` does and
-    // `Policy::from_bytes_in` checks of an embedder's engine; a
-    // store left without fuel would trap at once, visibly, rather than run unbounded.
-    let _ = store.set_fuel(fuel);
+    store.limiter(|state| &mut state.memory);
+    // Fails only when fuel is not enabled in the engine, which the runtime configures and
+    // checks of an embedder's engine; a store left without fuel would trap at once, visibly,
+    // rather than run unbounded.
     let _ = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL));
     store.call_hook(|mut context, hook| {
         if matches!(hook, CallHook::ReturningFromHost) {
@@ -160,12 +259,14 @@ pub(crate) fn new_store(engine: &Engine, state: CallState) -> wasmtime::Store<Ca
     store
 }
 
-/// A store for a trial instantiation in `engine`: no store access, the given limits.
+/// A store for a trial instantiation in `engine`: no store access, the given limits, a call
+/// begun so that the trial runs on the fixed part of the budget.
 pub(crate) fn trial_store(engine: &Engine, limits: &Limits) -> wasmtime::Store<CallState> {
-    new_store(
-        engine,
-        CallState::new(None, &Settings::default(), "trial", limits, 0),
-    )
+    let mut state = CallState::new(None, &Settings::default(), limits);
+    let fuel = state.begin_call("trial", 0);
+    let mut store = new_store(engine, state);
+    let _ = store.set_fuel(fuel);
+    store
 }
 
 impl CallState {
@@ -187,6 +288,12 @@ impl CallState {
     }
 }
 
+/// What a store call gets when no call is being served: start code run at instantiation may
+/// not touch the store (it has no session).
+fn outside_a_call() -> bindings::StoreError {
+    bindings::StoreError::Denied("the store may only be used during a call".to_string())
+}
+
 impl bindings::types_host::Host for CallState {}
 
 impl bindings::store::Host for CallState {
@@ -196,10 +303,12 @@ impl bindings::store::Host for CallState {
         range: bindings::Range,
     ) -> wasmtime::Result<Result<Vec<Vec<u8>>, bindings::StoreError>> {
         let store = self.store()?;
-        if let Err(error) = self
-            .guard
+        let Some(guard) = self.guard.as_mut() else {
+            return Ok(Err(outside_a_call()));
+        };
+        if let Err(error) = guard
             .admit(&key)
-            .and_then(|()| self.guard.check_read_request(range.start, range.stop))
+            .and_then(|()| guard.check_read_request(range.start, range.stop))
         {
             return Ok(Err(error.into()));
         }
@@ -212,7 +321,7 @@ impl bindings::store::Host for CallState {
             .read_range(&key, range.start, range.stop)
             .instrument(span)
             .await
-            .and_then(|entries| self.guard.check_read_reply(&entries).map(|()| entries));
+            .and_then(|entries| guard.check_read_reply(&entries).map(|()| entries));
         if let Ok(entries) = &entries {
             let bytes: u64 = entries.iter().map(|entry| entry.len() as u64).sum();
             self.fuel.grant_for(bytes);
@@ -226,11 +335,13 @@ impl bindings::store::Host for CallState {
         ops: Vec<bindings::ListOp>,
     ) -> wasmtime::Result<Result<bindings::Applied, bindings::StoreError>> {
         let store = self.store()?;
+        let Some(guard) = self.guard.as_mut() else {
+            return Ok(Err(outside_a_call()));
+        };
         let ops: Vec<ListOp> = ops.into_iter().map(ListOp::from).collect();
-        if let Err(error) = self
-            .guard
+        if let Err(error) = guard
             .admit(&key)
-            .and_then(|()| self.guard.check_transaction(&ops))
+            .and_then(|()| guard.check_transaction(&ops))
         {
             return Ok(Err(error.into()));
         }
@@ -242,7 +353,7 @@ impl bindings::store::Host for CallState {
                 // the policy is told why.
                 applied.read = applied.read.map(|read| {
                     read.and_then(|entries| {
-                        self.guard.check_read_reply(&entries)?;
+                        guard.check_read_reply(&entries)?;
                         let bytes: u64 = entries.iter().map(|entry| entry.len() as u64).sum();
                         self.fuel.grant_for(bytes);
                         Ok(entries)

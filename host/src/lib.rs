@@ -1,9 +1,10 @@
 //! agent-memory: short-term conversation memory for AI agents, kept in Redis, with the memory
 //! *policy* running as a sandboxed WebAssembly component.
 //!
-//! An agent calls [`Memory`]; each call runs the policy component in a fresh wasmtime instance
-//! whose only capabilities are a narrow list store scoped to the call's session, its settings
-//! and a logger. The policy decides *what* to read and write (serialization, the window, TTL,
+//! An agent calls [`Memory`]; each call runs the policy component in a wasmtime instance of
+//! the handle's own (a warm one, reused within bounds, or a fresh one: [`Isolation`]) whose
+//! only capabilities are a narrow list store scoped to the call's session, its settings and a
+//! logger. The policy decides *what* to read and write (serialization, the window, TTL,
 //! retries); the host decides *whether it may* and *how* the store is reached.
 //!
 //! ```text
@@ -35,10 +36,12 @@
 //! - [`memory`](Memory): the handle and its builder; [`BlockingMemory`] for sync callers.
 //! - [`message`](Message), [`json`](Json), [`report`](Context): what goes in and comes out.
 //! - [`store`]: the backends (Redis, embedded file, process memory) with Redis semantics.
-//! - `policy`: loading and checking components; `sandbox`: one call in its limits;
-//!   `call_state`: what a call's instance can reach (the host side of the contract);
-//!   `guard`: what a call may ask of the store; `engine`: the shared wasmtime engine.
-//!   `sandbox` uses `policy` and `call_state`, `policy` uses `call_state`: no cycle.
+//! - [`runtime`](PolicyRuntime): the engine, its instance pool and the warm-instance rules;
+//!   `policy`: loading and checking components; `instances`: one handle's instances of one
+//!   policy version, warm or fresh; `sandbox`: one call in its limits; `call_state`: what an
+//!   instance can reach (the host side of the contract); `guard`: what a call may ask of the
+//!   store. `sandbox` uses `instances`, which uses `policy` and `call_state`; `policy` uses
+//!   `runtime` and `call_state`: no cycle.
 //! - `settings`, `session`, `error`: configuration, session ids, errors.
 
 #![deny(missing_docs)]
@@ -49,15 +52,16 @@ mod blocking;
 mod call_state;
 mod convert;
 mod declared;
-mod engine;
 mod error;
 mod follow;
 mod guard;
+mod instances;
 mod json;
 mod memory;
 mod message;
 mod policy;
 mod report;
+mod runtime;
 mod sandbox;
 mod session;
 mod settings;
@@ -67,7 +71,6 @@ mod swap;
 pub use bindings::public as wit;
 pub use blocking::BlockingMemory;
 pub use declared::{SettingKind, SettingSpec};
-pub use engine::{MAX_CONCURRENT_CALLS, MAX_POLICY_MEMORY_BYTES};
 pub use error::{BuildError, LoadError, MemoryError, PolicyError};
 pub use follow::{FollowStatus, PolicyFollower, UNREADABLE_AFTER};
 pub use json::{Json, JsonError, NotStandardJson};
@@ -79,6 +82,11 @@ pub use policy::{
 };
 pub use report::{
     Context, InvalidMessage, SkippedEntry, Stored, Turn, WindowLimit, WindowRefusal, WriteOutcome,
+};
+pub use runtime::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_IDLE_INSTANCES, DEFAULT_REUSE_LIMIT,
+    DEFAULT_REUSE_MEMORY_GROWTH, Isolation, MAX_CONCURRENT_CALLS, MAX_POLICY_MEMORY_BYTES,
+    PolicyRuntime, RuntimeConfig,
 };
 pub use session::{MAX_SESSION_ID_BYTES, SessionId, SessionIdError};
 pub use settings::{

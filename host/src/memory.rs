@@ -7,20 +7,24 @@ use arc_swap::ArcSwap;
 use crate::bindings as wit;
 use crate::convert;
 use crate::error::{BuildError, LoadError, MemoryError, PolicyError};
+use crate::instances::Instances;
 use crate::message::{self, Message};
 use crate::policy::{Policy, read_policy_file};
 use crate::report::InvalidMessage;
 use crate::report::{Context, Turn, WriteOutcome};
+use crate::runtime::{Isolation, PolicyRuntime};
 use crate::sandbox::{self, Call};
 use crate::session::SessionId;
-use crate::settings::{Limits, Settings};
+use crate::settings::{Limits, Settings, SettingsError};
 use crate::store::{RedisOptions, Store, StoreSpec};
 use crate::swap;
 
 /// Conversation memory for agents: a policy component in its sandbox, over a store.
 ///
-/// Cheap to clone (an `Arc`); clones share the store connection and the policy. Every call
-/// runs in a fresh instance of the policy, so calls from many tasks run concurrently.
+/// Cheap to clone (an `Arc`); clones are the same handle: they share the store connection, the
+/// policy and its warm instances. Calls from many tasks run concurrently, each on its own
+/// instance of the policy: a warm one of this handle, or a fresh one (see [`Isolation`] for
+/// what a policy may carry between calls in each mode).
 ///
 /// ```
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -42,17 +46,20 @@ pub struct Memory {
 
 struct Inner {
     store: Store,
-    policy: ArcSwap<Policy>,
+    /// The policy version serving new calls, with this handle's instances of it.
+    serving: ArcSwap<Instances>,
     settings: Settings,
     limits: Limits,
+    isolation: Isolation,
 }
 
 impl std::fmt::Debug for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Memory")
             .field("store", &self.inner.store.describe())
-            .field("policy", &self.inner.policy.load().origin())
+            .field("policy", &self.inner.serving.load().policy().origin())
             .field("settings", &self.inner.settings)
+            .field("isolation", &self.inner.isolation)
             .finish_non_exhaustive()
     }
 }
@@ -65,6 +72,8 @@ pub struct MemoryBuilder {
     settings: Settings,
     limits: Limits,
     redis: RedisOptions,
+    isolation: Isolation,
+    runtime: Option<PolicyRuntime>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,7 +95,9 @@ impl MemoryBuilder {
         self
     }
 
-    /// Use this policy (default: the built-in [`Policy::default_policy`]).
+    /// Use this policy (default: the built-in [`Policy::default_policy`], or
+    /// [`PolicyRuntime::default_policy`] of the runtime given to
+    /// [`MemoryBuilder::runtime`]). Its calls run in the runtime it was compiled in.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
         self
@@ -101,6 +112,20 @@ impl MemoryBuilder {
     /// Use these sandbox limits (default: [`Limits::default`]).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Run the policy on warm instances or a fresh one per call (default: [`Isolation::Warm`]).
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
+        self
+    }
+
+    /// Compile the default policy in `runtime` when no [`MemoryBuilder::policy`] is given
+    /// (default: the shared runtime, [`PolicyRuntime::shared`]). A policy given explicitly runs
+    /// in the runtime it was compiled in.
+    pub fn runtime(mut self, runtime: PolicyRuntime) -> Self {
+        self.runtime = Some(runtime);
         self
     }
 
@@ -123,20 +148,30 @@ impl MemoryBuilder {
             StoreChoice::Spec(spec) => Store::open(&spec, self.redis)?,
             StoreChoice::Open(store) => store,
         };
-        let policy = match self.policy {
-            Some(policy) => policy,
-            None => Policy::default_policy()?,
+        let policy = match (self.policy, self.runtime) {
+            (Some(policy), _) => policy,
+            (None, Some(runtime)) => runtime.default_policy()?,
+            (None, None) => Policy::default_policy()?,
         };
+        check_memory_ceiling(&policy, &self.limits)?;
         policy.check_settings(&self.settings)?;
         // The policy was tried with the default limits when it was loaded; these may be
         // tighter (less memory, less fuel).
         policy.trial_instantiation(&self.limits)?;
+        let instances = Instances::new(
+            policy,
+            store.clone(),
+            self.settings.clone(),
+            self.limits,
+            self.isolation,
+        );
         Ok(Memory {
             inner: Arc::new(Inner {
                 store,
-                policy: ArcSwap::from_pointee(policy),
+                serving: ArcSwap::new(instances),
                 settings: self.settings,
                 limits: self.limits,
+                isolation: self.isolation,
             }),
         })
     }
@@ -220,9 +255,11 @@ impl Memory {
         &self,
         session: &SessionId,
     ) -> Result<wit::Context, MemoryError> {
-        let policy = self.inner.policy.load_full();
-        let call = self.call(&policy, session);
-        settle(&policy, sandbox::get_context(call).await)
+        let instances = self.inner.serving.load_full();
+        settle(
+            &instances,
+            sandbox::get_context(call(&instances, session)).await,
+        )
     }
 
     pub(crate) async fn wit_add_messages(
@@ -231,9 +268,9 @@ impl Memory {
         messages: Vec<wit::Message>,
     ) -> Result<wit::WriteOutcome, MemoryError> {
         self.check_request(&messages)?;
-        let policy = self.inner.policy.load_full();
-        let call = self.call(&policy, session);
-        settle(&policy, sandbox::add_messages(call, messages).await)
+        let instances = self.inner.serving.load_full();
+        let call = call(&instances, session);
+        settle(&instances, sandbox::add_messages(call, messages).await)
     }
 
     pub(crate) async fn wit_add_and_get_context(
@@ -242,18 +279,20 @@ impl Memory {
         messages: Vec<wit::Message>,
     ) -> Result<wit::Turn, MemoryError> {
         self.check_request(&messages)?;
-        let policy = self.inner.policy.load_full();
-        let call = self.call(&policy, session);
-        settle(&policy, sandbox::add_and_get_context(call, messages).await)
+        let instances = self.inner.serving.load_full();
+        let call = call(&instances, session);
+        settle(
+            &instances,
+            sandbox::add_and_get_context(call, messages).await,
+        )
     }
 
     pub(crate) async fn wit_clear(
         &self,
         session: &SessionId,
     ) -> Result<wit::WriteOutcome, MemoryError> {
-        let policy = self.inner.policy.load_full();
-        let call = self.call(&policy, session);
-        settle(&policy, sandbox::clear(call).await)
+        let instances = self.inner.serving.load_full();
+        settle(&instances, sandbox::clear(call(&instances, session)).await)
     }
 
     /// The host's own checks of a write request, so oversized input is refused as such instead
@@ -301,10 +340,15 @@ impl Memory {
     ///
     /// The swap is atomic: each call runs wholly on the version it started with (calls
     /// already running finish on the old one); the new version's digest is logged and
-    /// returned by [`Memory::policy`].
+    /// returned by [`Memory::policy`]. The old version's warm instances are dropped once the
+    /// last call running on it ends.
     pub async fn replace_policy(&self, policy: Policy) -> Result<(), LoadError> {
         let current = self.policy();
-        let outcome = swap::admit(&policy, &self.inner.settings, &self.inner.limits).await;
+        let inner = &self.inner;
+        let outcome = match check_memory_ceiling(&policy, &inner.limits) {
+            Ok(()) => swap::admit(&policy, &inner.settings, &inner.limits, inner.isolation).await,
+            Err(error) => Err(LoadError::Settings(error)),
+        };
         if let Err(error) = &outcome {
             tracing::warn!(
                 target: "agent_memory::policy",
@@ -323,12 +367,20 @@ impl Memory {
             replaced = current.digest(),
             "policy replaced"
         );
-        self.inner.policy.store(Arc::new(policy));
+        let instances = Instances::new(
+            policy,
+            inner.store.clone(),
+            inner.settings.clone(),
+            inner.limits,
+            inner.isolation,
+        );
+        // The old version's instances go when the last call running on it ends.
+        inner.serving.store(instances);
         Ok(())
     }
 
     /// Compile the component `bytes` (on a blocking thread, off the async executor, in the
-    /// engine of the policy serving now), check it like [`Memory::replace_policy`], and serve
+    /// runtime of the policy serving now), check it like [`Memory::replace_policy`], and serve
     /// later calls with it. Returns the new policy; on any refusal the current one keeps
     /// serving.
     pub async fn replace_policy_bytes(
@@ -336,14 +388,13 @@ impl Memory {
         bytes: Vec<u8>,
         origin: &str,
     ) -> Result<Policy, LoadError> {
-        let engine = self.policy().loaded().engine().clone();
+        let runtime = self.policy().runtime().clone();
         let origin = origin.to_string();
-        let policy =
-            tokio::task::spawn_blocking(move || Policy::from_bytes_in(&engine, &bytes, &origin))
-                .await
-                .map_err(|error| {
-                    LoadError::Compile(format!("the compiling thread failed: {error}"))
-                })??;
+        let policy = tokio::task::spawn_blocking(move || runtime.load(&bytes, &origin))
+            .await
+            .map_err(|error| {
+                LoadError::Compile(format!("the compiling thread failed: {error}"))
+            })??;
         self.replace_policy(policy.clone()).await?;
         Ok(policy)
     }
@@ -368,7 +419,12 @@ impl Memory {
 
     /// The policy serving new calls.
     pub fn policy(&self) -> Policy {
-        Policy::clone(&self.inner.policy.load())
+        self.inner.serving.load().policy().clone()
+    }
+
+    /// How this handle runs its policy: warm instances or a fresh one per call.
+    pub fn isolation(&self) -> Isolation {
+        self.inner.isolation
     }
 
     /// The store, for inspection (TTL, key kind, sessions).
@@ -397,30 +453,42 @@ impl Memory {
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
     }
+}
 
-    /// A call of `policy` for `session`. The caller loaded the policy once: the call runs on
-    /// that version even if it is replaced meanwhile.
-    fn call<'a>(&'a self, policy: &'a Policy, session: &'a SessionId) -> Call<'a> {
-        Call {
-            policy,
-            store: &self.inner.store,
-            settings: &self.inner.settings,
-            limits: &self.inner.limits,
-            session_id: session.as_str(),
-        }
+/// A call on `instances` (the version loaded once by the caller: the call runs on it even if
+/// it is replaced meanwhile) for `session`.
+fn call<'a>(instances: &'a Arc<Instances>, session: &'a SessionId) -> Call<'a> {
+    Call {
+        instances,
+        session_id: session.as_str(),
     }
+}
+
+/// Refuse limits whose memory the policy's runtime could never give: its pool is laid out for
+/// at most [`crate::RuntimeConfig::max_memory_bytes`] per instance.
+fn check_memory_ceiling(policy: &Policy, limits: &Limits) -> Result<(), SettingsError> {
+    let ceiling = policy.runtime().config().max_memory_bytes;
+    if limits.memory_bytes > ceiling {
+        return Err(SettingsError::OverCeiling {
+            limit: "memory_bytes",
+            value: limits.memory_bytes as u64,
+            ceiling: ceiling as u64,
+        });
+    }
+    Ok(())
 }
 
 /// A policy call's result as the API reports it: the policy failing (logged with its version)
 /// or refusing the request are both errors.
 fn settle<T>(
-    policy: &Policy,
+    instances: &Instances,
     result: Result<sandbox::PolicyResult<T>, PolicyError>,
 ) -> Result<T, MemoryError> {
     match result {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(refused)) => Err(convert::memory_error_from_policy(refused)),
         Err(error) => {
+            let policy = instances.policy();
             tracing::warn!(
                 target: "agent_memory::policy",
                 origin = policy.origin(),

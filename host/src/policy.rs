@@ -22,8 +22,8 @@ use wasmtime::component::{Component, ComponentExportIndex, Linker};
 use crate::bindings::{Policy as PolicyBindings, PolicyPre};
 use crate::call_state::{self, CallState};
 use crate::declared::{self, SettingSpec, check_declaration};
-use crate::engine;
 use crate::error::LoadError;
+use crate::runtime::{PolicyRuntime, RuntimeConfig};
 use crate::settings::{Limits, Settings, SettingsError};
 
 /// The default policy's component, built from `guest/` by the build script.
@@ -82,6 +82,8 @@ pub struct Policy {
 }
 
 pub(crate) struct Loaded {
+    /// The runtime it was compiled in, where its calls run.
+    runtime: PolicyRuntime,
     pub(crate) pre: PolicyPre<CallState>,
     /// Where each function of the `memory` export is, found once: an instance of the same
     /// component has them at the same places.
@@ -167,29 +169,38 @@ impl Policy {
         }
     }
 
-    /// Load a policy component from its bytes; `origin` names it in logs and errors.
+    /// Load a policy component from its bytes, in the shared runtime
+    /// ([`PolicyRuntime::shared`]); `origin` names it in logs and errors.
     ///
     /// Compiling takes tens of milliseconds (more for a large component): from async code, call
     /// this on a blocking thread (`tokio::task::spawn_blocking`), as
     /// [`crate::Memory::replace_policy_bytes`] does.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, LoadError> {
-        Self::from_bytes_in(engine::shared(), bytes, origin)
+        PolicyRuntime::shared().load(bytes, origin)
     }
 
     /// Like [`Policy::from_bytes`], compiled in the embedder's own `engine` (so a runtime that
-    /// already has one, for its agent components, keeps one code cache and one configuration).
+    /// already has one, for its agent components, keeps one code cache and one configuration),
+    /// in a new [`PolicyRuntime`] over it with the default configuration. To share call slots
+    /// and the idle-instance budget among several policies, make the runtime once
+    /// ([`PolicyRuntime::with_engine`]) and load each with [`PolicyRuntime::load`].
     ///
     /// The engine must have the component model and fuel enabled
     /// (`Config::wasm_component_model(true)`, `Config::consume_fuel(true)`: fuel is the
     /// policy's compute budget); an engine without fuel is refused with [`LoadError::Engine`].
-    /// The instance pool ([`crate::MAX_CONCURRENT_CALLS`]) is the shared engine's: with another
-    /// engine, its own allocation strategy applies (the pooling allocator with at least 4 core
-    /// instances, 2 memories and 4 tables per component is what the shared engine uses).
     pub fn from_bytes_in(engine: &Engine, bytes: &[u8], origin: &str) -> Result<Self, LoadError> {
-        check_engine(engine)?;
-        let component =
-            Component::new(engine, bytes).map_err(|error| compile_error(bytes, &error))?;
-        Self::check(engine, component, digest(bytes), origin)
+        PolicyRuntime::with_engine(engine.clone(), RuntimeConfig::default())?.load(bytes, origin)
+    }
+
+    /// Compile and check `bytes` in `runtime` (what [`PolicyRuntime::load`] does).
+    pub(crate) fn load_in(
+        runtime: &PolicyRuntime,
+        bytes: &[u8],
+        origin: &str,
+    ) -> Result<Self, LoadError> {
+        let component = Component::new(runtime.engine(), bytes)
+            .map_err(|error| compile_error(bytes, &error))?;
+        Self::check(runtime, component, digest(bytes), origin)
     }
 
     /// Load a policy component file (a regular file of at most [`MAX_POLICY_BYTES`]).
@@ -210,7 +221,8 @@ impl Policy {
         origin: &str,
         cache_dir: &Path,
     ) -> Result<Self, LoadError> {
-        let engine = engine::shared();
+        let runtime = PolicyRuntime::shared();
+        let engine = runtime.engine();
         let digest = digest(bytes);
         let path = cache_path(engine, cache_dir, &digest);
         // Read the artifact into memory rather than mapping the file: a mapping would crash the
@@ -221,7 +233,7 @@ impl Policy {
             // directory (see above), and wasmtime checks its header, version and configuration
             // before use.
             match unsafe { Component::deserialize(engine, &artifact) } {
-                Ok(component) => return Self::check(engine, component, digest, origin),
+                Ok(component) => return Self::check(runtime, component, digest, origin),
                 Err(error) => {
                     tracing::debug!(%error, path = %path.display(), "compiled policy cache refused; recompiling");
                 }
@@ -232,15 +244,16 @@ impl Policy {
         if let Err(error) = write_cache(&component, &path) {
             tracing::debug!(%error, path = %path.display(), "could not write the compiled policy cache");
         }
-        Self::check(engine, component, digest, origin)
+        Self::check(runtime, component, digest, origin)
     }
 
     fn check(
-        engine: &Engine,
+        runtime: &PolicyRuntime,
         component: Component,
         digest: String,
         origin: &str,
     ) -> Result<Self, LoadError> {
+        let engine = runtime.engine();
         let linker = linker(engine).map_err(|error| LoadError::Contract(format!("{error:#}")))?;
         let instance_pre = linker
             .instantiate_pre(&component)
@@ -258,6 +271,7 @@ impl Policy {
             .map_err(|problem| LoadError::Contract(format!("its `describe.settings` {problem}")))?;
         Ok(Self {
             inner: Arc::new(Loaded {
+                runtime: runtime.clone(),
                 pre,
                 exports,
                 settings,
@@ -311,8 +325,35 @@ impl Policy {
         names(component.exports(self.inner.engine()))
     }
 
+    /// The runtime it was compiled in, where its calls run.
+    pub fn runtime(&self) -> &PolicyRuntime {
+        &self.inner.runtime
+    }
+
     pub(crate) fn loaded(&self) -> &Loaded {
         &self.inner
+    }
+}
+
+/// Loading policies into a runtime (here rather than in `runtime`, which knows nothing of
+/// policies, so the two modules do not import each other).
+impl PolicyRuntime {
+    /// Compile and check the policy component `bytes` in this runtime; `origin` names it in
+    /// logs and errors. See [`Policy::from_bytes`].
+    pub fn load(&self, bytes: &[u8], origin: &str) -> Result<Policy, LoadError> {
+        Policy::load_in(self, bytes, origin)
+    }
+
+    /// The built-in default policy, compiled in this runtime. Compiling takes tens of
+    /// milliseconds: keep the result (the shared runtime's is cached,
+    /// [`Policy::default_policy`]).
+    pub fn default_policy(&self) -> Result<Policy, LoadError> {
+        self.load(DEFAULT_POLICY_WASM, "built-in default")
+    }
+
+    /// The built-in tool-safe policy, compiled in this runtime (see [`Policy::tool_safe`]).
+    pub fn tool_safe(&self) -> Result<Policy, LoadError> {
+        self.load(TOOL_SAFE_POLICY_WASM, "built-in tool-safe")
     }
 }
 
@@ -321,14 +362,6 @@ impl Loaded {
     pub(crate) fn engine(&self) -> &Engine {
         self.pre.instance_pre().component().engine()
     }
-}
-
-/// Refuse an embedder's engine that could not run a policy within its limits.
-fn check_engine(engine: &Engine) -> Result<(), LoadError> {
-    let mut store = wasmtime::Store::new(engine, ());
-    store.set_fuel(0).map_err(|_| {
-        LoadError::Engine("fuel is not enabled (Config::consume_fuel(true))".to_string())
-    })
 }
 
 /// The linker holding the host's side of the world: `store`, `log` and `config`.

@@ -1,10 +1,11 @@
-//! One policy call in its sandbox: a fresh instance, the host's imports, and the limits.
+//! One policy call in its sandbox: an instance of the handle's policy (warm or fresh, see
+//! [`crate::instances`]), the host's imports, and the limits.
 //!
-//! Every call instantiates the policy into a new `Store`, so a trap, a leak or a bad state in
-//! one call cannot reach the next, and calls run concurrently without sharing guest memory.
-//! Limits: linear memory (`StoreLimits`), compute (fuel: the policy's own instructions, see
-//! [`crate::engine`] for why), and a wall-clock bound on the whole call (fuel does not run out
-//! while a host call waits on I/O; the store's own timeouts and this bound stop that).
+//! Calls run concurrently, each on its own instance: no two calls ever share guest memory at
+//! once. Limits: linear memory (`StoreLimits`), compute (fuel: the policy's own instructions,
+//! see [`crate::runtime`] for why), and a wall-clock bound on the whole call (fuel does not run
+//! out while a host call waits on I/O; the store's own timeouts and this bound stop that). An
+//! instance whose call did not return cleanly is dropped, never reused.
 //!
 //! The compute budget (see [`crate::call_state`]) is a fixed part plus an allowance per byte
 //! handed to the policy: a policy handed little data that loops is stopped after the fixed
@@ -15,21 +16,18 @@ use wasmtime::component::{
     ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower, TypedFunc,
 };
 
-use crate::bindings;
-use crate::call_state::{CallState, new_store};
-use crate::engine;
-use crate::error::PolicyError;
-use crate::policy::{MemoryExports, Policy};
-use crate::settings::{Limits, Settings};
-use crate::store::Store;
+use std::sync::Arc;
 
-/// Where and how one call runs: the policy, the store it may reach, the handle's settings and
-/// limits, and the session it is about.
+use crate::bindings;
+use crate::call_state::CallState;
+use crate::error::PolicyError;
+use crate::instances::Instances;
+use crate::policy::MemoryExports;
+
+/// Where one call runs: the instances of the handle's policy version (which know its store,
+/// settings and limits), and the session it is about.
 pub(crate) struct Call<'a> {
-    pub(crate) policy: &'a Policy,
-    pub(crate) store: &'a Store,
-    pub(crate) settings: &'a Settings,
-    pub(crate) limits: &'a Limits,
+    pub(crate) instances: &'a Arc<Instances>,
     pub(crate) session_id: &'a str,
 }
 
@@ -145,9 +143,10 @@ fn message_bytes(messages: &[bindings::Message]) -> u64 {
 }
 
 impl Call<'_> {
-    /// Run `export` in a fresh instance of the policy, within every limit: a slot in the
-    /// instance pool (waited for within the call timeout), memory, fuel for `request_bytes`,
-    /// and the wall-clock call timeout.
+    /// Run `export` on an instance of the policy, within every limit: a call slot of the
+    /// runtime (waited for within the call timeout), memory, fuel for `request_bytes`, and the
+    /// wall-clock call timeout. The instance goes back to the handle only if the call returned
+    /// cleanly; on a timeout it is dropped with the cancelled call.
     async fn run<T>(
         self,
         request_bytes: u64,
@@ -157,40 +156,35 @@ impl Call<'_> {
             &mut wasmtime::Store<CallState>,
         ) -> wasmtime::Result<T>,
     ) -> Result<T, PolicyError> {
-        let timeout = self.limits.call_timeout;
+        let instances = self.instances;
+        let policy = instances.policy();
+        let timeout = instances.limits().call_timeout;
         let run = async {
-            let _slot = engine::call_slot().await;
-            let state = CallState::new(
-                Some(self.store.clone()),
-                self.settings,
-                self.session_id,
-                self.limits,
-                request_bytes,
-            );
-            let loaded = self.policy.loaded();
-            let mut wasm_store = new_store(loaded.engine(), state);
-            let instance = loaded
-                .pre
-                .instance_pre()
-                .instantiate_async(&mut wasm_store)
-                .await
-                .map_err(|error| classify_instantiate(&error))?;
-            export(&instance, &loaded.exports, &mut wasm_store)
-                .await
-                .map_err(|error| classify_trap(&error, wasm_store.data()))
+            let _slot = policy.runtime().call_slot().await;
+            let mut warm = instances.checkout().await?;
+            let fuel = warm
+                .store
+                .data_mut()
+                .begin_call(self.session_id, request_bytes);
+            // Fails only without fuel in the engine, which the runtime checks.
+            let _ = warm.store.set_fuel(fuel);
+            let result = export(&warm.instance, &policy.loaded().exports, &mut warm.store).await;
+            match result {
+                Ok(value) => {
+                    instances.checkin(warm);
+                    Ok(value)
+                }
+                Err(error) => Err(classify_trap(&error, warm.store.data())),
+            }
         };
         // Every log line of the call (the policy's own, the store's) carries the version
         // that served it.
-        let span = tracing::debug_span!("agent_memory.call", policy = self.policy.short_digest());
+        let span = tracing::debug_span!("agent_memory.call", policy = policy.short_digest());
         match tokio::time::timeout(timeout, run).instrument(span).await {
             Ok(result) => result,
             Err(_) => Err(PolicyError::CallTimeout(timeout)),
         }
     }
-}
-
-fn classify_instantiate(error: &wasmtime::Error) -> PolicyError {
-    PolicyError::Instantiate(format!("{error:#}"))
 }
 
 fn classify_trap(error: &wasmtime::Error, state: &CallState) -> PolicyError {

@@ -20,6 +20,11 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1 << 20;
 /// about 3 x 50 MiB at the peak — with room to spare; ordinary sessions use about 2 MiB.
 pub const DEFAULT_MEMORY_BYTES: usize = 256 << 20;
 
+/// Largest linear memory a policy instance may ever have: the ceiling for
+/// [`Limits::memory_bytes`], and the default (and most) for
+/// [`crate::RuntimeConfig::max_memory_bytes`], which lays out the instance pool.
+pub const MAX_POLICY_MEMORY_BYTES: usize = 1 << 30;
+
 /// How many times the window's worth of message bytes a policy instance must be able to hold
 /// (entries as read, decoded messages, the result being returned): the cross-check in
 /// [`Limits::check_against`] uses it.
@@ -197,8 +202,9 @@ impl Settings {
 
 /// The sandbox around each policy call, and the caps on what it may ask of the host.
 ///
-/// Every limit is per call: a call gets a fresh instance, so nothing a call does (or leaks)
-/// carries over to the next. Each default is a `DEFAULT_…` constant that says why.
+/// Every limit is per call: a warm instance gets each one afresh when a call begins
+/// (`memory_bytes` bounds the instance, which is dropped once its memory grows past its initial
+/// size). Each default is a `DEFAULT_…` constant that says why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest linear memory of the policy instance ([`DEFAULT_MEMORY_BYTES`]).
@@ -261,11 +267,11 @@ impl Limits {
         if let Some((name, _)) = zero.into_iter().find(|(_, is_zero)| *is_zero) {
             return Err(SettingsError::ZeroLimit(name));
         }
-        if self.memory_bytes > crate::engine::MAX_POLICY_MEMORY_BYTES {
+        if self.memory_bytes > MAX_POLICY_MEMORY_BYTES {
             return Err(SettingsError::OverCeiling {
                 limit: "memory_bytes",
                 value: self.memory_bytes as u64,
-                ceiling: crate::engine::MAX_POLICY_MEMORY_BYTES as u64,
+                ceiling: MAX_POLICY_MEMORY_BYTES as u64,
             });
         }
         Ok(())

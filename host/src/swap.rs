@@ -9,7 +9,9 @@
 
 use crate::bindings as wit;
 use crate::error::LoadError;
+use crate::instances::Instances;
 use crate::policy::Policy;
+use crate::runtime::Isolation;
 use crate::sandbox::{self, Call, PolicyResult};
 use crate::session::SessionId;
 use crate::settings::{Limits, Settings};
@@ -23,26 +25,31 @@ pub(crate) async fn admit(
     policy: &Policy,
     settings: &Settings,
     limits: &Limits,
+    isolation: Isolation,
 ) -> Result<(), LoadError> {
     policy
         .check_settings(settings)
         .map_err(LoadError::Settings)?;
     policy.trial_instantiation(limits)?;
-    self_check(policy, settings, limits)
+    self_check(policy, settings, limits, isolation)
         .await
         .map_err(LoadError::SelfCheck)
 }
 
-/// Write, read back, write-and-read, clear and read again, against a fresh store in memory;
-/// every answer must be consistent with the writes and with what the policy reported.
-async fn self_check(policy: &Policy, settings: &Settings, limits: &Limits) -> Result<(), String> {
+/// Write, read back, write-and-read, clear and read again, against a fresh store in memory,
+/// in the isolation the handle runs with; every answer must be consistent with the writes and
+/// with what the policy reported. Its instances are the self-check's own, dropped after it.
+async fn self_check(
+    policy: &Policy,
+    settings: &Settings,
+    limits: &Limits,
+    isolation: Isolation,
+) -> Result<(), String> {
     let store = Store::from(crate::store::InMemoryStore::new());
+    let instances = Instances::new(policy.clone(), store, settings.clone(), *limits, isolation);
     let session = SessionId::try_from(SELF_CHECK_SESSION).map_err(|error| error.to_string())?;
     let call = || Call {
-        policy,
-        store: &store,
-        settings,
-        limits,
+        instances: &instances,
         session_id: session.as_str(),
     };
     let first = text_message("user", "agent-memory self-check: one");

@@ -1,15 +1,18 @@
 //! What one call of each built-in policy costs on its own, over the in-memory store: an add of
 //! one ~200-byte message (to a full window, so it trims), and a read of a full window of 50 such
-//! messages. Used to weigh sandbox mechanisms (fuel against epochs: see `agent_memory`'s engine
-//! module) and to price the tool-safe policy's read-before-write.
+//! messages, on warm instances and in strict isolation (a fresh instance per call). Used to weigh
+//! sandbox mechanisms (fuel against epochs: see `agent_memory`'s runtime module; warm against
+//! fresh instances) and to price the tool-safe policy's read-before-write.
 //!
 //! ```sh
 //! cargo run --release -p agent-memory-tests --example policy_cost
+//! # one case only, e.g. under `perf record`: POLICY_COST_ONLY="default (warm)"
+//! # adds only: POLICY_COST_ADD_ONLY=1
 //! ```
 
 use std::time::{Duration, Instant};
 
-use agent_memory::{Memory, Message, Policy, StoreSpec};
+use agent_memory::{Isolation, Memory, Message, Policy, StoreSpec};
 
 const CALLS: u32 = 2000;
 const ROUNDS: u32 = 5;
@@ -27,12 +30,20 @@ fn main() {
         ("default", Policy::default_policy()),
         ("tool-safe", Policy::tool_safe()),
     ] {
-        let memory = Memory::builder()
-            .store(StoreSpec::InMemory)
-            .policy(policy.expect("a built-in policy"))
-            .build()
-            .expect("a memory");
-        runtime.block_on(measure(name, &memory));
+        let policy = policy.expect("a built-in policy");
+        for (mode, isolation) in [("warm", Isolation::Warm), ("strict", Isolation::Strict)] {
+            let case = format!("{name} ({mode})");
+            if std::env::var("POLICY_COST_ONLY").is_ok_and(|only| only != case) {
+                continue;
+            }
+            let memory = Memory::builder()
+                .store(StoreSpec::InMemory)
+                .policy(policy.clone())
+                .isolation(isolation)
+                .build()
+                .expect("a memory");
+            runtime.block_on(measure(&case, &memory));
+        }
     }
 }
 

@@ -14,7 +14,7 @@ mod tied;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use agent_memory::{Memory, Message, Policy, RedisOptions, Settings, Store, StoreSpec};
+use agent_memory::{Isolation, Memory, Message, Policy, RedisOptions, Settings, Store, StoreSpec};
 use anyhow::{Context as _, bail};
 
 use self::measure::{Measured, Timing};
@@ -55,7 +55,7 @@ struct Results {
     /// The policy "ours" ran: where it came from, and its digest.
     policy: String,
     rows: Vec<Row>,
-    /// The policy alone over the in-memory store, microseconds per call.
+    /// The policy alone over the in-memory store, microseconds per call (warm, then strict).
     policy_alone_us: Vec<(&'static str, f64)>,
     /// Peak resident memory of this process while agent-memory served the highest concurrency.
     peak_rss_bytes: u64,
@@ -232,6 +232,21 @@ async fn measure_everything(
                     .settings(settings.clone())
                     .build()?,
             );
+            // Strict isolation (a fresh instance per call) is measured on the single server,
+            // side by side with the warm default.
+            let strict = if index == 0 {
+                Some(Subject::Ours(
+                    Memory::builder()
+                        .store(StoreSpec::parse(url)?)
+                        .redis_options(RedisOptions::default())
+                        .policy(policy.clone())
+                        .settings(settings.clone())
+                        .isolation(Isolation::Strict)
+                        .build()?,
+                ))
+            } else {
+                None
+            };
             let native = native_subject(url)
                 .await
                 .context("connecting the native baseline")?;
@@ -241,7 +256,7 @@ async fn measure_everything(
                 results,
                 deployment,
                 url,
-                (&ours, &native),
+                (&ours, strict.as_ref(), &native),
                 measure_peak,
                 (&mut done, cells),
             )
@@ -293,7 +308,7 @@ impl Run<'_> {
         results: &mut Results,
         deployment: &'static str,
         url: &str,
-        (ours, native): (&Subject, &Subject),
+        (ours, strict, native): (&Subject, Option<&Subject>, &Subject),
         measure_peak: bool,
         (done, cells): (&mut usize, usize),
     ) -> anyhow::Result<()> {
@@ -341,6 +356,18 @@ impl Run<'_> {
                         "ours",
                         measured,
                     );
+                }
+                if let Some(strict) = strict {
+                    let measured = measure::cell(
+                        strict,
+                        operation,
+                        concurrency,
+                        timing,
+                        &label("ours-strict"),
+                        text,
+                    )
+                    .await;
+                    results.push(deployment, operation, concurrency, "ours-strict", measured);
                 }
                 let measured = measure::cell(
                     native,
@@ -477,37 +504,47 @@ fn parse_workloads(names: &[String]) -> anyhow::Result<Workloads> {
     Ok(workloads)
 }
 
-/// The policy alone over the in-memory store: microseconds per add of one message and per read
-/// of a full window, the best of three rounds of 2000 calls.
+/// The policy alone over the in-memory store, on warm instances and in strict isolation:
+/// microseconds per add of one message and per read of a full window, the best of three rounds
+/// of 2000 calls.
 async fn policy_alone(
     text: &str,
     policy: &Policy,
     settings: &Settings,
 ) -> anyhow::Result<Vec<(&'static str, f64)>> {
-    let memory = Memory::builder()
-        .store(StoreSpec::InMemory)
-        .policy(policy.clone())
-        .settings(settings.clone())
-        .build()?;
-    let message = Message::user(text);
-    for _ in 0..50 {
-        let _ = memory.add_message("alone", message.clone()).await?;
-    }
-    const CALLS: u32 = 2000;
-    let (mut add, mut get) = (f64::MAX, f64::MAX);
-    for _ in 0..3 {
-        let started = Instant::now();
-        for _ in 0..CALLS {
+    let mut timings = Vec::new();
+    for (isolation, add_name, get_name) in [
+        (Isolation::Warm, "add", "get"),
+        (Isolation::Strict, "add (strict)", "get (strict)"),
+    ] {
+        let memory = Memory::builder()
+            .store(StoreSpec::InMemory)
+            .policy(policy.clone())
+            .settings(settings.clone())
+            .isolation(isolation)
+            .build()?;
+        let message = Message::user(text);
+        for _ in 0..50 {
             let _ = memory.add_message("alone", message.clone()).await?;
         }
-        add = add.min(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
-        let started = Instant::now();
-        for _ in 0..CALLS {
-            memory.get_context("alone").await?;
+        const CALLS: u32 = 2000;
+        let (mut add, mut get) = (f64::MAX, f64::MAX);
+        for _ in 0..3 {
+            let started = Instant::now();
+            for _ in 0..CALLS {
+                let _ = memory.add_message("alone", message.clone()).await?;
+            }
+            add = add.min(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
+            let started = Instant::now();
+            for _ in 0..CALLS {
+                memory.get_context("alone").await?;
+            }
+            get = get.min(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
         }
-        get = get.min(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
+        timings.push((add_name, add));
+        timings.push((get_name, get));
     }
-    Ok(vec![("add", add), ("get", get)])
+    Ok(timings)
 }
 
 /// The tables: per workload, a row per concurrency.
@@ -550,8 +587,8 @@ fn report(results: &Results) -> String {
         }
         out.push_str(&format!(
             "\n{workload}: ops/s (p50 / p99 us)\n\
-             | conc | ours | native | ours/native ops | ours/native p50 | python | ours/python |{}\n\
-             |---|---|---|---|---|---|---|{}\n",
+             | conc | ours | native | ours/native ops | ours/native p50 | python | ours/python | strict | strict/native |{}\n\
+             |---|---|---|---|---|---|---|---|---|{}\n",
             if workload == "turn" { " ours combined | combined/native |" } else { "" },
             if workload == "turn" { "---|---|" } else { "" },
         ));
@@ -569,14 +606,17 @@ fn report(results: &Results) -> String {
                 _ => "—".to_string(),
             };
             let (ours, native, python) = (cell("ours"), cell("native"), cell("python"));
+            let strict = cell("ours-strict");
             out.push_str(&format!(
-                "| {concurrency} | {} | {} | {} | {} | {} | {} |",
+                "| {concurrency} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 shown(ours),
                 shown(native),
                 ratio(ours, native, |m| m.ops_per_second),
                 ratio(ours, native, |m| m.p50_us as f64),
                 shown(python),
                 ratio(ours, python, |m| m.ops_per_second),
+                shown(strict),
+                ratio(strict, native, |m| m.ops_per_second),
             ));
             if workload == "turn" {
                 let combined = results.find("turn-combined", concurrency, "ours");

@@ -1,0 +1,267 @@
+//! The policy instances of one memory handle and one policy version: warm ones kept between
+//! calls, within bounds, or a fresh one per call in strict isolation.
+//!
+//! Why reuse, and why this shape. A profile of fresh-per-call instances put most of a call in
+//! making and dropping the instance (a pool slot, resetting its dirty pages, three core modules,
+//! a fiber for the async call, the Store); the policy's own code was 4-8 %. Every system that
+//! runs a sandboxed policy on a hot path reuses warm instances (OPA, proxy-wasm, Extism, and
+//! now `wasmtime serve`, wasmCloud and Fastly, bounded), and wasmtime 48 has no way to reset an
+//! instance, so reuse means keeping the Store and the instance, and isolation means bounding
+//! what they serve:
+//!
+//! - one handle (tenant) and one policy version per set of instances: never shared across
+//!   handles; when the version is replaced, new calls go to the new version's set, and the old
+//!   set (its idle instances with it) is dropped when the last call still running on it ends;
+//! - at most [`RuntimeConfig::reuse_limit`] calls each;
+//! - dropped after any call that did not return cleanly (a trap, fuel run out, a timeout, a
+//!   host error): wasmtime marks such a Store as unusable anyway;
+//! - dropped once its linear memory grew more than [`RuntimeConfig::reuse_memory_growth`] past
+//!   its size at instantiation (or a table grew at all), so a policy that leaks or hoards
+//!   cannot keep memory across calls. Not any growth at all: Rust's default allocator on
+//!   `wasm32` takes its heap by growing memory, never from the initial memory, so its first
+//!   allocation grows every instance once;
+//! - dropped after [`RuntimeConfig::idle_timeout`] unused;
+//! - every per-call value (session, guard, fuel, log allowance) set afresh by
+//!   [`CallState::begin_call`].
+//!
+//! The other shape the profile suggested, a contract where the policy only plans and the host
+//! does the I/O (no imports, so one core module and no fiber), would also let a pool the size
+//! of the cores serve any concurrency. It changes every policy and agent: it is the next step
+//! if reuse alone leaves the sandbox short of its targets (see the README's benchmark notes).
+//! With reuse, an instance is held across the store round trip, so instances alive equal
+//! calls in flight (bounded by [`RuntimeConfig::max_concurrent_calls`]), as they were when
+//! each call made its own.
+//!
+//! [`RuntimeConfig::reuse_limit`]: crate::RuntimeConfig::reuse_limit
+//! [`RuntimeConfig::reuse_memory_growth`]: crate::RuntimeConfig::reuse_memory_growth
+//! [`RuntimeConfig::idle_timeout`]: crate::RuntimeConfig::idle_timeout
+//! [`RuntimeConfig::max_concurrent_calls`]: crate::RuntimeConfig::max_concurrent_calls
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use wasmtime::component::Instance;
+
+use crate::call_state::{CallState, new_store};
+use crate::error::PolicyError;
+use crate::policy::Policy;
+use crate::runtime::{Isolation, PolicyRuntime};
+use crate::settings::{Limits, Settings};
+use crate::store::Store;
+
+/// The instances of one policy version for one handle.
+pub(crate) struct Instances {
+    policy: Policy,
+    store: Store,
+    settings: Settings,
+    limits: Limits,
+    isolation: Isolation,
+    idle: Mutex<Idle>,
+}
+
+/// Warm instances waiting for a call, newest last.
+struct Idle {
+    instances: Vec<Warm>,
+    /// Whether the task that drops instances idle too long runs.
+    reaper: bool,
+}
+
+/// A policy instance in its Store, and what it has served.
+pub(crate) struct Warm {
+    pub(crate) store: wasmtime::Store<CallState>,
+    pub(crate) instance: Instance,
+    calls: u32,
+    idle_since: Instant,
+}
+
+impl Instances {
+    /// The instances of `policy` for a handle with this store, settings and limits.
+    pub(crate) fn new(
+        policy: Policy,
+        store: Store,
+        settings: Settings,
+        limits: Limits,
+        isolation: Isolation,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            policy,
+            store,
+            settings,
+            limits,
+            isolation,
+            idle: Mutex::new(Idle {
+                instances: Vec::new(),
+                reaper: false,
+            }),
+        })
+    }
+
+    /// The policy version these instances run.
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The handle's limits.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn runtime(&self) -> &PolicyRuntime {
+        self.policy.runtime()
+    }
+
+    /// An instance for one call: the most recently used warm one, or a fresh one.
+    pub(crate) async fn checkout(&self) -> Result<Warm, PolicyError> {
+        if let Some(warm) = self.take_idle() {
+            return Ok(warm);
+        }
+        self.instantiate().await
+    }
+
+    /// The most recently used idle instance, if one is still fresh enough. Idle instances are
+    /// kept newest last, so when the newest has expired, every one has.
+    fn take_idle(&self) -> Option<Warm> {
+        let timeout = self.runtime().config().idle_timeout;
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let newest = idle.instances.pop()?;
+        let (found, expired) = if newest.idle_since.elapsed() <= timeout {
+            (Some(newest), Vec::new())
+        } else {
+            let mut expired = std::mem::take(&mut idle.instances);
+            expired.push(newest);
+            (None, expired)
+        };
+        drop(idle);
+        // Dropped outside the lock: dropping a Store is not free.
+        let released = expired.len() + usize::from(found.is_some());
+        drop(expired);
+        self.runtime().release_idle(released as u32);
+        found
+    }
+
+    async fn instantiate(&self) -> Result<Warm, PolicyError> {
+        let loaded = self.policy.loaded();
+        let state = CallState::new(Some(self.store.clone()), &self.settings, &self.limits);
+        let mut store = new_store(loaded.engine(), state);
+        // Start code runs on the fixed part of the budget.
+        let _ = store.set_fuel(self.limits.fuel_base);
+        let instance = loaded
+            .pre
+            .instance_pre()
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|error| PolicyError::Instantiate(format!("{error:#}")))?;
+        store.data_mut().watch_memory_growth();
+        Ok(Warm {
+            store,
+            instance,
+            calls: 0,
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// Take back `warm` after a call that returned cleanly: kept for the next call if every
+    /// bound allows, dropped otherwise.
+    pub(crate) fn checkin(self: &Arc<Self>, mut warm: Warm) {
+        warm.store.data_mut().end_call();
+        warm.calls += 1;
+        let config = self.runtime().config();
+        let state = warm.store.data();
+        let reusable = self.isolation == Isolation::Warm
+            && warm.calls < config.reuse_limit
+            && state.memory_growth() <= config.reuse_memory_growth
+            && !state.table_grew();
+        if !reusable || !self.runtime().reserve_idle() {
+            return;
+        }
+        warm.idle_since = Instant::now();
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        idle.instances.push(warm);
+        let start_reaper = !std::mem::replace(&mut idle.reaper, true);
+        // Started outside the lock: a task spawned on a runtime that is shutting down is
+        // dropped at once, and its drop takes the lock.
+        drop(idle);
+        if start_reaper && !self.start_reaper() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .reaper = false;
+        }
+    }
+
+    /// Drop the instances idle past the timeout.
+    fn drop_expired(&self) {
+        let timeout = self.runtime().config().idle_timeout;
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Newest last: the expired ones are a prefix.
+        let fresh_from = idle
+            .instances
+            .iter()
+            .position(|warm| warm.idle_since.elapsed() <= timeout)
+            .unwrap_or(idle.instances.len());
+        let expired: Vec<Warm> = idle.instances.drain(..fresh_from).collect();
+        drop(idle);
+        let released = expired.len() as u32;
+        drop(expired);
+        self.runtime().release_idle(released);
+    }
+
+    /// Start the task that drops instances left idle past the timeout, on the Tokio runtime
+    /// of the call that first kept one (calls always run on one), until these instances are
+    /// dropped. If that runtime shuts down first, the next instance kept starts it again on
+    /// its own; meanwhile the expired instances are still dropped by the next checkout.
+    fn start_reaper(self: &Arc<Self>) -> bool {
+        let Ok(tokio) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let reaper = Reaper(Arc::downgrade(self));
+        let period = self.runtime().config().idle_timeout;
+        tokio.spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(instances) = reaper.0.upgrade() else {
+                    return;
+                };
+                instances.drop_expired();
+            }
+        });
+        true
+    }
+}
+
+/// The reaper task's hold on the instances it tends; when the task ends (its runtime shut
+/// down), the instances learn that no reaper runs.
+struct Reaper(Weak<Instances>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(instances) = self.0.upgrade() {
+            let mut idle = instances
+                .idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            idle.reaper = false;
+        }
+    }
+}
+
+impl Drop for Instances {
+    fn drop(&mut self) {
+        let idle = self
+            .idle
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = idle.instances.len() as u32;
+        idle.instances.clear();
+        self.policy.runtime().release_idle(count);
+    }
+}
