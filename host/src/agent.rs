@@ -145,10 +145,9 @@ impl wit::types_host::Host for AgentMemoryView<'_> {}
 impl memory_import::Host for AgentMemoryView<'_> {
     async fn get_context(&mut self, session_id: String) -> Result<wit::Context, wit::MemoryError> {
         let session = self.ctx.session(&session_id)?;
-        let context = self.ctx.memory.wit_get_context(&session).await;
-        let context = context.map_err(|error| refusal(&error))?;
-        convert::check_context(&context).map_err(|error| refusal(&error.into()))?;
-        Ok(context)
+        let accept = |context| convert::check_context(&context).map(|()| context);
+        let context = self.ctx.memory.wit_get_context(&session, accept).await;
+        context.map_err(|error| refusal(&error))
     }
 
     async fn add_message(
@@ -165,10 +164,9 @@ impl memory_import::Host for AgentMemoryView<'_> {
         messages: Vec<wit::Message>,
     ) -> Result<wit::WriteOutcome, wit::MemoryError> {
         let session = self.ctx.session(&session_id)?;
-        let outcome = self.ctx.memory.wit_add_messages(&session, messages).await;
-        let outcome = outcome.map_err(|error| refusal(&error))?;
-        convert::check_write_outcome(&outcome).map_err(|error| refusal(&error.into()))?;
-        Ok(outcome)
+        let accept = |outcome| convert::check_write_outcome(&outcome).map(|()| outcome);
+        let outcome = self.ctx.memory.wit_add_messages(&session, messages, accept);
+        outcome.await.map_err(|error| refusal(&error))
     }
 
     async fn add_and_get_context(
@@ -177,21 +175,22 @@ impl memory_import::Host for AgentMemoryView<'_> {
         messages: Vec<wit::Message>,
     ) -> Result<wit::Turn, wit::MemoryError> {
         let session = self.ctx.session(&session_id)?;
+        let accept = |turn: wit::Turn| {
+            convert::check_write_outcome(&turn.outcome)
+                .and_then(|()| convert::check_context(&turn.context))
+                .map(|()| turn)
+        };
         let turn = self
             .ctx
             .memory
-            .wit_add_and_get_context(&session, messages)
-            .await;
-        let turn = turn.map_err(|error| refusal(&error))?;
-        convert::check_write_outcome(&turn.outcome)
-            .and_then(|()| convert::check_context(&turn.context))
-            .map_err(|error| refusal(&error.into()))?;
-        Ok(turn)
+            .wit_add_and_get_context(&session, messages, accept);
+        turn.await.map_err(|error| refusal(&error))
     }
 
     async fn clear(&mut self, session_id: String) -> Result<wit::WriteOutcome, wit::MemoryError> {
         let session = self.ctx.session(&session_id)?;
-        let outcome = self.ctx.memory.wit_clear(&session).await;
+        let accept = |outcome| convert::check_write_outcome(&outcome).map(|()| outcome);
+        let outcome = self.ctx.memory.wit_clear(&session, accept).await;
         outcome.map_err(|error| refusal(&error))
     }
 }

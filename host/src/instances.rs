@@ -13,14 +13,18 @@
 //!   handles; when the version is replaced, new calls go to the new version's set, and the old
 //!   set (its idle instances with it) is dropped when the last call still running on it ends;
 //! - at most [`RuntimeConfig::reuse_limit`] calls each;
-//! - dropped after any call that did not return cleanly (a trap, fuel run out, a timeout, a
-//!   host error): wasmtime marks such a Store as unusable anyway;
+//! - dropped after any call that did not return cleanly (a trap, fuel run out, a host error:
+//!   wasmtime marks such a Store as unusable anyway; a timeout or a dropped caller: the
+//!   instance goes with the cancelled call), and after an answer the host refused (see
+//!   [`crate::sandbox::ServedBy`]);
 //! - dropped once its linear memory grew more than [`RuntimeConfig::reuse_memory_growth`] past
 //!   its size at instantiation (or a table grew at all), so a policy that leaks or hoards
 //!   cannot keep memory across calls. Not any growth at all: Rust's default allocator on
 //!   `wasm32` takes its heap by growing memory, never from the initial memory, so its first
 //!   allocation grows every instance once;
-//! - dropped after [`RuntimeConfig::idle_timeout`] unused;
+//! - dropped after [`RuntimeConfig::idle_timeout`] unused (by a task on the Tokio runtime of
+//!   the calls, which runs while instances are idle; a [`crate::BlockingMemory`]'s runtime
+//!   only runs during its calls, so there the next call drops them);
 //! - every per-call value (session, guard, fuel, log allowance) set afresh by
 //!   [`CallState::begin_call`].
 //!
@@ -143,6 +147,7 @@ impl Instances {
     }
 
     async fn instantiate(&self) -> Result<Warm, PolicyError> {
+        self.runtime().count_instantiation();
         let loaded = self.policy.loaded();
         let state = CallState::new(Some(self.store.clone()), &self.settings, &self.limits);
         let mut store = new_store(loaded.engine(), state);
@@ -177,11 +182,12 @@ impl Instances {
         if !reusable || !self.runtime().reserve_idle() {
             return;
         }
-        warm.idle_since = Instant::now();
         let mut idle = self
             .idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Stamped under the lock, so the list stays ordered by it.
+        warm.idle_since = Instant::now();
         idle.instances.push(warm);
         let start_reaper = !std::mem::replace(&mut idle.reaper, true);
         // Started outside the lock: a task spawned on a runtime that is shutting down is
@@ -195,8 +201,9 @@ impl Instances {
         }
     }
 
-    /// Drop the instances idle past the timeout.
-    fn drop_expired(&self) {
+    /// Drop the instances idle past the timeout. Returns `false`, and marks the reaper as
+    /// stopped, when none is left idle: the next instance kept starts it again.
+    fn drop_expired(&self) -> bool {
         let timeout = self.runtime().config().idle_timeout;
         let mut idle = self
             .idle
@@ -209,10 +216,15 @@ impl Instances {
             .position(|warm| warm.idle_since.elapsed() <= timeout)
             .unwrap_or(idle.instances.len());
         let expired: Vec<Warm> = idle.instances.drain(..fresh_from).collect();
+        let keep_running = !idle.instances.is_empty();
+        if !keep_running {
+            idle.reaper = false;
+        }
         drop(idle);
         let released = expired.len() as u32;
         drop(expired);
         self.runtime().release_idle(released);
+        keep_running
     }
 
     /// Start the task that drops instances left idle past the timeout, on the Tokio runtime
@@ -223,28 +235,49 @@ impl Instances {
         let Ok(tokio) = tokio::runtime::Handle::try_current() else {
             return false;
         };
-        let reaper = Reaper(Arc::downgrade(self));
-        let period = self.runtime().config().idle_timeout;
+        let mut reaper = Reaper {
+            instances: Arc::downgrade(self),
+            stopped: false,
+        };
+        // Half the timeout: an instance goes at most half a timeout late.
+        let period = self.runtime().config().idle_timeout / 2;
         tokio.spawn(async move {
             loop {
                 tokio::time::sleep(period).await;
-                let Some(instances) = reaper.0.upgrade() else {
+                let Some(instances) = reaper.instances.upgrade() else {
                     return;
                 };
-                instances.drop_expired();
+                if !instances.drop_expired() {
+                    // Nothing idle left: marked as stopped by `drop_expired`.
+                    reaper.stopped();
+                    return;
+                }
             }
         });
         true
     }
 }
 
-/// The reaper task's hold on the instances it tends; when the task ends (its runtime shut
-/// down), the instances learn that no reaper runs.
-struct Reaper(Weak<Instances>);
+/// The reaper task's hold on the instances it tends; when the task ends before it stopped on
+/// its own (its runtime shut down), the instances learn that no reaper runs.
+struct Reaper {
+    instances: Weak<Instances>,
+    stopped: bool,
+}
+
+impl Reaper {
+    /// The task stopped on its own, and said so: nothing to do when it is dropped.
+    fn stopped(&mut self) {
+        self.stopped = true;
+    }
+}
 
 impl Drop for Reaper {
     fn drop(&mut self) {
-        if let Some(instances) = self.0.upgrade() {
+        if self.stopped {
+            return;
+        }
+        if let Some(instances) = self.instances.upgrade() {
             let mut idle = instances
                 .idle
                 .lock()

@@ -13,7 +13,7 @@ use crate::policy::{Policy, read_policy_file};
 use crate::report::InvalidMessage;
 use crate::report::{Context, Turn, WriteOutcome};
 use crate::runtime::{Isolation, PolicyRuntime};
-use crate::sandbox::{self, Call};
+use crate::sandbox::{self, Answer, Call};
 use crate::session::SessionId;
 use crate::settings::{Limits, Settings, SettingsError};
 use crate::store::{RedisOptions, Store, StoreSpec};
@@ -190,8 +190,8 @@ impl Memory {
         &self,
         session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
     ) -> Result<Context, MemoryError> {
-        let context = self.wit_get_context(&session_id.try_into()?).await?;
-        Ok(convert::context_from_policy(context)?)
+        self.wit_get_context(&session_id.try_into()?, convert::context_from_policy)
+            .await
     }
 
     /// Append one message to `session_id`, trimming to the window and renewing the TTL.
@@ -217,8 +217,8 @@ impl Memory {
     ) -> Result<WriteOutcome, MemoryError> {
         let session = session_id.try_into()?;
         let messages = messages.into_iter().map(Into::into).collect();
-        let outcome = self.wit_add_messages(&session, messages).await?;
-        Ok(convert::write_outcome_from_policy(outcome)?)
+        self.wit_add_messages(&session, messages, convert::write_outcome_from_policy)
+            .await
     }
 
     /// An agent's turn in one round trip: append `messages` to `session_id` and read the
@@ -235,8 +235,8 @@ impl Memory {
     ) -> Result<Turn, MemoryError> {
         let session = session_id.try_into()?;
         let messages = messages.into_iter().map(Into::into).collect();
-        let turn = self.wit_add_and_get_context(&session, messages).await?;
-        Ok(convert::turn_from_policy(turn)?)
+        self.wit_add_and_get_context(&session, messages, convert::turn_from_policy)
+            .await
     }
 
     /// Forget `session_id`.
@@ -244,55 +244,56 @@ impl Memory {
         &self,
         session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
     ) -> Result<WriteOutcome, MemoryError> {
-        let outcome = self.wit_clear(&session_id.try_into()?).await?;
-        Ok(convert::write_outcome_from_policy(outcome)?)
+        self.wit_clear(&session_id.try_into()?, convert::write_outcome_from_policy)
+            .await
     }
 
-    // The calls in the contract's own types: what the methods above convert, and what an agent
-    // component gets as it is (see `crate::agent`).
+    // The calls in the contract's own types. Each hands the policy's answer to `accept`: the
+    // methods above convert it, an agent component checks it and gets it as it is (see
+    // `crate::agent`). An answer `accept` refuses drops the instance that gave it.
 
-    pub(crate) async fn wit_get_context(
+    pub(crate) async fn wit_get_context<R>(
         &self,
         session: &SessionId,
-    ) -> Result<wit::Context, MemoryError> {
+        accept: impl FnOnce(wit::Context) -> Result<R, PolicyError>,
+    ) -> Result<R, MemoryError> {
         let instances = self.inner.serving.load_full();
-        settle(
-            &instances,
-            sandbox::get_context(call(&instances, session)).await,
-        )
+        let answer = sandbox::get_context(call(&instances, session)).await;
+        settle(&instances, answer, accept)
     }
 
-    pub(crate) async fn wit_add_messages(
-        &self,
-        session: &SessionId,
-        messages: Vec<wit::Message>,
-    ) -> Result<wit::WriteOutcome, MemoryError> {
-        self.check_request(&messages)?;
-        let instances = self.inner.serving.load_full();
-        let call = call(&instances, session);
-        settle(&instances, sandbox::add_messages(call, messages).await)
-    }
-
-    pub(crate) async fn wit_add_and_get_context(
+    pub(crate) async fn wit_add_messages<R>(
         &self,
         session: &SessionId,
         messages: Vec<wit::Message>,
-    ) -> Result<wit::Turn, MemoryError> {
+        accept: impl FnOnce(wit::WriteOutcome) -> Result<R, PolicyError>,
+    ) -> Result<R, MemoryError> {
         self.check_request(&messages)?;
         let instances = self.inner.serving.load_full();
-        let call = call(&instances, session);
-        settle(
-            &instances,
-            sandbox::add_and_get_context(call, messages).await,
-        )
+        let answer = sandbox::add_messages(call(&instances, session), messages).await;
+        settle(&instances, answer, accept)
     }
 
-    pub(crate) async fn wit_clear(
+    pub(crate) async fn wit_add_and_get_context<R>(
         &self,
         session: &SessionId,
-    ) -> Result<wit::WriteOutcome, MemoryError> {
+        messages: Vec<wit::Message>,
+        accept: impl FnOnce(wit::Turn) -> Result<R, PolicyError>,
+    ) -> Result<R, MemoryError> {
+        self.check_request(&messages)?;
         let instances = self.inner.serving.load_full();
-        settle(&instances, sandbox::clear(call(&instances, session)).await)
+        let answer = sandbox::add_and_get_context(call(&instances, session), messages).await;
+        settle(&instances, answer, accept)
+    }
+
+    pub(crate) async fn wit_clear<R>(
+        &self,
+        session: &SessionId,
+        accept: impl FnOnce(wit::WriteOutcome) -> Result<R, PolicyError>,
+    ) -> Result<R, MemoryError> {
+        let instances = self.inner.serving.load_full();
+        let answer = sandbox::clear(call(&instances, session)).await;
+        settle(&instances, answer, accept)
     }
 
     /// The host's own checks of a write request, so oversized input is refused as such instead
@@ -478,15 +479,34 @@ fn check_memory_ceiling(policy: &Policy, limits: &Limits) -> Result<(), Settings
     Ok(())
 }
 
-/// A policy call's result as the API reports it: the policy failing (logged with its version)
-/// or refusing the request are both errors.
-fn settle<T>(
+/// A policy call's result as the API reports it: the answer as `accept` takes it, or the policy
+/// failing (logged with its version) or refusing the request, both errors. The instance that
+/// answered serves again only if its answer was valid: accepted, or a refusal the contract
+/// allows.
+fn settle<T, R>(
     instances: &Instances,
-    result: Result<sandbox::PolicyResult<T>, PolicyError>,
-) -> Result<T, MemoryError> {
-    match result {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(refused)) => Err(convert::memory_error_from_policy(refused)),
+    result: Result<Answer<sandbox::PolicyResult<T>>, PolicyError>,
+    accept: impl FnOnce(T) -> Result<R, PolicyError>,
+) -> Result<R, MemoryError> {
+    let outcome = result.and_then(|answer| {
+        let served_by = answer.served_by;
+        match answer.value {
+            Ok(value) => accept(value).map(|accepted| {
+                served_by.keep();
+                Ok(accepted)
+            }),
+            Err(refused) => match convert::memory_error_from_policy(refused) {
+                // A policy returning an error only the host may report misbehaved.
+                MemoryError::Policy(error) => Err(error),
+                refusal => {
+                    served_by.keep();
+                    Ok(Err(refusal))
+                }
+            },
+        }
+    });
+    match outcome {
+        Ok(answer) => answer,
         Err(error) => {
             let policy = instances.policy();
             tracing::warn!(

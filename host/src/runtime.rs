@@ -15,7 +15,7 @@
 //! (`tests/examples/policy_cost.rs`, fuel against epochs, alternated).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -50,6 +50,10 @@ pub const DEFAULT_REUSE_MEMORY_GROWTH: usize = 1 << 20;
 /// Linear memory (and table) bytes of a pool slot kept resident between instances, reset in
 /// place rather than discarded and faulted in again.
 const KEEP_RESIDENT_BYTES: usize = 8 << 20;
+
+/// Instances kept free in the pool for trial instantiations and self-checks (loading a policy,
+/// building a handle, a swap), which run outside the call slots: 16 loads or swaps at once, each a trial and a self-check.
+const TRIAL_INSTANCES: u32 = 32;
 
 /// Core instances a policy component may hold: a `wit-component` policy is its module plus a
 /// shim and a fixup module.
@@ -122,6 +126,12 @@ impl RuntimeConfig {
         if self.max_concurrent_calls == 0 {
             return refuse("max_concurrent_calls is 0: no call could ever run");
         }
+        if self.idle_timeout.is_zero() {
+            return refuse(
+                "idle_timeout is 0: an instance could never be kept (for no warm instances, set \
+                 max_idle_instances to 0)",
+            );
+        }
         if self.reuse_limit == 0 {
             return refuse(
                 "reuse_limit is 0: an instance serves at least the call it was made for",
@@ -146,9 +156,11 @@ impl RuntimeConfig {
         Ok(())
     }
 
-    /// Instances alive at once: every running call holds one, and idle ones wait.
+    /// Instances alive at once: every running call holds one, idle ones wait, and loading or
+    /// swapping a policy makes one on trial (and the swap's self-check one more), outside the
+    /// call slots.
     fn total_instances(&self) -> u32 {
-        self.max_concurrent_calls + self.max_idle_instances
+        self.max_concurrent_calls + self.max_idle_instances + TRIAL_INSTANCES
     }
 }
 
@@ -184,6 +196,8 @@ struct RuntimeInner {
     /// [`RuntimeConfig::max_idle_instances`], so that running calls plus idle instances never
     /// exceed the pool.
     idle_instances: AtomicU32,
+    /// Policy instances made for calls so far (trial instantiations not counted).
+    instantiations: AtomicU64,
 }
 
 impl std::fmt::Debug for PolicyRuntime {
@@ -237,6 +251,7 @@ impl PolicyRuntime {
                 call_slots: Semaphore::new(config.max_concurrent_calls as usize),
                 config,
                 idle_instances: AtomicU32::new(0),
+                instantiations: AtomicU64::new(0),
             }),
         }
     }
@@ -254,6 +269,17 @@ impl PolicyRuntime {
     /// Warm instances idle now, across every handle.
     pub fn idle_instances(&self) -> u32 {
         self.inner.idle_instances.load(Ordering::Relaxed)
+    }
+
+    /// Policy instances made for calls so far, across every handle: with warm instances, far
+    /// fewer than the calls; in strict isolation, one per call.
+    pub fn instantiations(&self) -> u64 {
+        self.inner.instantiations.load(Ordering::Relaxed)
+    }
+
+    /// Count one instance made for calls.
+    pub(crate) fn count_instantiation(&self) {
+        self.inner.instantiations.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A slot to run one call: waits while [`RuntimeConfig::max_concurrent_calls`] calls are

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::bindings;
 use crate::call_state::CallState;
 use crate::error::PolicyError;
-use crate::instances::Instances;
+use crate::instances::{Instances, Warm};
 use crate::policy::MemoryExports;
 
 /// Where one call runs: the instances of the handle's policy version (which know its store,
@@ -34,10 +34,33 @@ pub(crate) struct Call<'a> {
 /// What a `memory` export returns: its result, or the error the policy chose to return.
 pub(crate) type PolicyResult<T> = Result<T, bindings::MemoryError>;
 
+/// A policy's answer, and the instance that gave it.
+pub(crate) struct Answer<T> {
+    /// What the export returned.
+    pub(crate) value: T,
+    /// The instance, kept warm only once the host has accepted the answer.
+    pub(crate) served_by: ServedBy,
+}
+
+/// The instance that answered a call: [`ServedBy::keep`] gives it back to its handle once the
+/// host has accepted the answer; dropped instead (an answer the host refused, such as invalid
+/// JSON in a message), it is dropped with it, never reused.
+pub(crate) struct ServedBy {
+    instance: Warm,
+    instances: Arc<Instances>,
+}
+
+impl ServedBy {
+    /// The answer was accepted: the instance may serve the handle's next call.
+    pub(crate) fn keep(self) {
+        self.instances.checkin(self.instance);
+    }
+}
+
 /// `memory.get-context`.
 pub(crate) async fn get_context(
     call: Call<'_>,
-) -> Result<PolicyResult<bindings::Context>, PolicyError> {
+) -> Result<Answer<PolicyResult<bindings::Context>>, PolicyError> {
     let session = call.session_id;
     call.run(0, async move |instance, exports, store| {
         // SAFETY (for every `call_export` below): the types are those the generated bindings
@@ -52,7 +75,7 @@ pub(crate) async fn get_context(
 pub(crate) async fn add_messages(
     call: Call<'_>,
     messages: Vec<bindings::Message>,
-) -> Result<PolicyResult<bindings::WriteOutcome>, PolicyError> {
+) -> Result<Answer<PolicyResult<bindings::WriteOutcome>>, PolicyError> {
     let session = call.session_id;
     call.run(
         message_bytes(&messages),
@@ -73,7 +96,7 @@ pub(crate) async fn add_messages(
 pub(crate) async fn add_and_get_context(
     call: Call<'_>,
     messages: Vec<bindings::Message>,
-) -> Result<PolicyResult<bindings::Turn>, PolicyError> {
+) -> Result<Answer<PolicyResult<bindings::Turn>>, PolicyError> {
     let session = call.session_id;
     call.run(
         message_bytes(&messages),
@@ -88,7 +111,7 @@ pub(crate) async fn add_and_get_context(
 /// `memory.clear`.
 pub(crate) async fn clear(
     call: Call<'_>,
-) -> Result<PolicyResult<bindings::WriteOutcome>, PolicyError> {
+) -> Result<Answer<PolicyResult<bindings::WriteOutcome>>, PolicyError> {
     let session = call.session_id;
     call.run(0, async move |instance, exports, store| {
         unsafe { call_export(instance, store, exports.clear, (session,)) }.await
@@ -145,8 +168,8 @@ fn message_bytes(messages: &[bindings::Message]) -> u64 {
 impl Call<'_> {
     /// Run `export` on an instance of the policy, within every limit: a call slot of the
     /// runtime (waited for within the call timeout), memory, fuel for `request_bytes`, and the
-    /// wall-clock call timeout. The instance goes back to the handle only if the call returned
-    /// cleanly; on a timeout it is dropped with the cancelled call.
+    /// wall-clock call timeout. The answer holds the instance (see [`ServedBy`]); a call that
+    /// did not return cleanly drops it, and on a timeout it is dropped with the cancelled call.
     async fn run<T>(
         self,
         request_bytes: u64,
@@ -155,7 +178,7 @@ impl Call<'_> {
             &MemoryExports,
             &mut wasmtime::Store<CallState>,
         ) -> wasmtime::Result<T>,
-    ) -> Result<T, PolicyError> {
+    ) -> Result<Answer<T>, PolicyError> {
         let instances = self.instances;
         let policy = instances.policy();
         let timeout = instances.limits().call_timeout;
@@ -170,10 +193,13 @@ impl Call<'_> {
             let _ = warm.store.set_fuel(fuel);
             let result = export(&warm.instance, &policy.loaded().exports, &mut warm.store).await;
             match result {
-                Ok(value) => {
-                    instances.checkin(warm);
-                    Ok(value)
-                }
+                Ok(value) => Ok(Answer {
+                    value,
+                    served_by: ServedBy {
+                        instance: warm,
+                        instances: Arc::clone(instances),
+                    },
+                }),
                 Err(error) => Err(classify_trap(&error, warm.store.data())),
             }
         };

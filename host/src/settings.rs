@@ -203,8 +203,9 @@ impl Settings {
 /// The sandbox around each policy call, and the caps on what it may ask of the host.
 ///
 /// Every limit is per call: a warm instance gets each one afresh when a call begins
-/// (`memory_bytes` bounds the instance, which is dropped once its memory grows past its initial
-/// size). Each default is a `DEFAULT_…` constant that says why.
+/// (`memory_bytes` bounds the instance, which is dropped once its memory grew more than
+/// [`crate::RuntimeConfig::reuse_memory_growth`]). Each default is a `DEFAULT_…` constant that
+/// says why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest linear memory of the policy instance ([`DEFAULT_MEMORY_BYTES`]).

@@ -12,7 +12,7 @@ use crate::error::LoadError;
 use crate::instances::Instances;
 use crate::policy::Policy;
 use crate::runtime::Isolation;
-use crate::sandbox::{self, Call, PolicyResult};
+use crate::sandbox::{self, Answer, Call, PolicyResult};
 use crate::session::SessionId;
 use crate::settings::{Limits, Settings};
 use crate::store::Store;
@@ -93,18 +93,27 @@ fn text_message(role: &str, text: &str) -> wit::Message {
 /// The policy's answer to one call of the self-check, or why there is none.
 fn answer<T>(
     operation: &str,
-    result: Result<PolicyResult<T>, crate::PolicyError>,
+    result: Result<Answer<PolicyResult<T>>, crate::PolicyError>,
 ) -> Result<T, String> {
     match result {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(refused)) => Err(format!("{operation} refused a valid request: {refused:?}")),
+        Ok(Answer {
+            value: Ok(value),
+            served_by,
+        }) => {
+            served_by.keep();
+            Ok(value)
+        }
+        Ok(Answer {
+            value: Err(refused),
+            ..
+        }) => Err(format!("{operation} refused a valid request: {refused:?}")),
         Err(error) => Err(format!("{operation} failed: {error}")),
     }
 }
 
 fn stored(
     operation: &str,
-    result: Result<PolicyResult<wit::WriteOutcome>, crate::PolicyError>,
+    result: Result<Answer<PolicyResult<wit::WriteOutcome>>, crate::PolicyError>,
 ) -> Result<wit::Stored, String> {
     written(operation, answer(operation, result)?)
 }

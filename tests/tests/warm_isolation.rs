@@ -146,6 +146,75 @@ async fn an_instance_that_ran_out_of_fuel_never_serves_again() {
 }
 
 #[tokio::test]
+async fn an_instance_whose_answer_the_host_refused_never_serves_again() {
+    let runtime = runtime(RuntimeConfig::default());
+    let policy = hostile(&runtime);
+    let memory = stashed(&policy).await;
+    // `garbage` returns, cleanly, a message whose member is not JSON.
+    let refused = memory.get_context("garbage").await;
+    assert!(
+        matches!(
+            refused,
+            Err(MemoryError::Policy(PolicyError::InvalidOutput(_)))
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        !peek(&memory).await,
+        "an instance whose answer was refused served again"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_the_host_stopped_never_serves_again() {
+    let runtime = runtime(RuntimeConfig::default());
+    let policy = hostile(&runtime);
+    let memory = stashed(&policy).await;
+    // `chatter` logs without end; the host stops it (an error out of a host function).
+    let stopped = memory.get_context("chatter").await;
+    assert!(stopped.is_err(), "{stopped:?}");
+    assert!(!peek(&memory).await);
+}
+
+#[tokio::test]
+async fn the_built_in_policy_serves_every_call_up_to_the_reuse_limit_on_one_instance() {
+    let runtime = runtime(RuntimeConfig {
+        reuse_limit: 500,
+        ..RuntimeConfig::default()
+    });
+    let memory = Memory::builder()
+        .policy(runtime.default_policy().unwrap())
+        .build()
+        .unwrap();
+    // A full window read back and rewritten: the policy's arena must start over after every
+    // call, or its memory would grow past the allowance and the instance be replaced.
+    for turn in 0..200 {
+        let outcome = memory
+            .add_message("s", Message::user("x".repeat(2000)))
+            .await
+            .unwrap();
+        assert!(outcome.is_stored());
+        let context = memory.get_context("s").await.unwrap();
+        assert_eq!(context.messages.len(), (turn + 1).min(50));
+    }
+    assert_eq!(
+        runtime.instantiations(),
+        1,
+        "400 calls needed more than one instance"
+    );
+    // Strict isolation: one instance per call.
+    let strict = Memory::builder()
+        .policy(runtime.default_policy().unwrap())
+        .isolation(Isolation::Strict)
+        .build()
+        .unwrap();
+    for _ in 0..10 {
+        strict.get_context("s").await.unwrap();
+    }
+    assert_eq!(runtime.instantiations(), 11);
+}
+
+#[tokio::test]
 async fn an_instance_is_dropped_after_the_reuse_limit() {
     let runtime = runtime(RuntimeConfig {
         reuse_limit: 4,
