@@ -325,8 +325,10 @@ fn engine_config(config: &RuntimeConfig) -> Config {
         .wasm_component_model(true)
         .consume_fuel(true)
         // The component-model-async machinery (streams, futures, concurrent tasks) is not part
-        // of the policy contract; with it on, every Store sets up concurrent-task state and
-        // every `call_async` pays for it (wasmtime#11209).
+        // of the policy contract, and its cargo feature is not compiled in (the workspace's
+        // wasmtime features), so there is no concurrent-task state per Store for `call_async`
+        // to pay for (wasmtime#11209). Said here too, so that enabling the feature for
+        // something else does not quietly bring that cost back.
         .concurrency_support(false)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool(config)));
     engine
