@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use agent_memory::{
     Isolation, Limits, Memory, MemoryError, Message, Policy, PolicyError, PolicyRuntime,
-    RuntimeConfig, Settings, StoreSpec,
+    RedisOptions, RuntimeConfig, Settings, StoreSpec,
 };
-use agent_memory_tests::HOSTILE_POLICY_WASM;
+use agent_memory_tests::{HOSTILE_POLICY_WASM, RedisServer};
 
 /// A runtime of the test's own, so that no other test shares its idle-instance budget.
 fn runtime(config: RuntimeConfig) -> PolicyRuntime {
@@ -212,6 +212,50 @@ async fn the_built_in_policy_serves_every_call_up_to_the_reuse_limit_on_one_inst
         strict.get_context("s").await.unwrap();
     }
     assert_eq!(runtime.instantiations(), 11);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_call_timed_out_never_serves_again() {
+    let server = RedisServer::start();
+    let runtime = runtime(RuntimeConfig::default());
+    let policy = hostile(&runtime);
+    let memory = Memory::builder()
+        .store(StoreSpec::parse(&server.url()).unwrap())
+        // The store would wait far longer than the call may take.
+        .redis_options(RedisOptions {
+            response: Duration::from_secs(30),
+            ..RedisOptions::default()
+        })
+        .policy(policy)
+        .limits(Limits {
+            call_timeout: Duration::from_millis(500),
+            ..limits()
+        })
+        .settings(Settings {
+            max_message_bytes: 64 << 10,
+            ..Settings::default()
+        })
+        .build()
+        .unwrap();
+    stash(&memory).await;
+    assert!(peek(&memory).await, "the handle did not reuse its instance");
+    // A write that waits on a frozen server: the call times out mid-way, its instance inside
+    // a store call.
+    server.pause();
+    let timed_out = memory.add_message("slow", Message::user("x")).await;
+    server.resume();
+    assert!(
+        matches!(
+            timed_out,
+            Err(MemoryError::Policy(PolicyError::CallTimeout(_)))
+        ),
+        "{timed_out:?}"
+    );
+    assert!(
+        !peek(&memory).await,
+        "an instance whose call timed out served again"
+    );
+    assert_eq!(runtime.instantiations(), 2);
 }
 
 #[tokio::test]
