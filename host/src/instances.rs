@@ -28,13 +28,15 @@
 //! - every per-call value (session, guard, fuel, log allowance) set afresh by
 //!   [`CallState::begin_call`].
 //!
-//! The other shape the profile suggested, a contract where the policy only plans and the host
-//! does the I/O (no imports, so one core module and no fiber), would also let a pool the size
-//! of the cores serve any concurrency. It changes every policy and agent: it is the next step
-//! if reuse alone leaves the sandbox short of its targets (see the README's benchmark notes).
-//! With reuse, an instance is held across the store round trip, so instances alive equal
+//! Reuse came first because it keeps the contract: every policy and agent component works
+//! unchanged. The other shape the profile suggested, a contract where the policy only plans
+//! and the host does the I/O (no imports, so one core module and no fiber), would also let a
+//! pool the size of the cores serve any concurrency; it changes every policy and agent. Reuse
+//! alone took add from 0.36x to 0.60x native at 16 sessions, short of the 0.9x target, and
+//! the profile after it (the README's benchmark section) points at that contract as the next
+//! step. With reuse, an instance is held across the store round trip, so instances alive equal
 //! calls in flight (bounded by [`RuntimeConfig::max_concurrent_calls`]), as they were when
-//! each call made its own.
+//! each call made its own: 92 MB peak RSS at 256 concurrent calls.
 //!
 //! [`RuntimeConfig::reuse_limit`]: crate::RuntimeConfig::reuse_limit
 //! [`RuntimeConfig::reuse_memory_growth`]: crate::RuntimeConfig::reuse_memory_growth
@@ -147,7 +149,6 @@ impl Instances {
     }
 
     async fn instantiate(&self) -> Result<Warm, PolicyError> {
-        self.runtime().count_instantiation();
         let loaded = self.policy.loaded();
         let state = CallState::new(Some(self.store.clone()), &self.settings, &self.limits);
         let mut store = new_store(loaded.engine(), state);
@@ -160,6 +161,7 @@ impl Instances {
             .await
             .map_err(|error| PolicyError::Instantiate(format!("{error:#}")))?;
         store.data_mut().watch_memory_growth();
+        self.runtime().count_instantiation();
         Ok(Warm {
             store,
             instance,
