@@ -76,6 +76,19 @@ pub enum PolicyError {
     /// The whole call took longer than [`crate::Limits::call_timeout`].
     #[error("call took longer than {0:?}")]
     CallTimeout(std::time::Duration),
+    /// The policy never ran: every call slot of its runtime
+    /// ([`crate::RuntimeConfig::max_concurrent_calls`]) stayed taken for the whole
+    /// [`crate::Limits::call_timeout`]. The runtime is saturated, not the policy slow.
+    #[error(
+        "no call slot was free within {waited:?}: all {max_concurrent_calls} of the runtime's \
+         call slots were taken (RuntimeConfig::max_concurrent_calls)"
+    )]
+    NoCallSlot {
+        /// How long the call waited: its whole timeout.
+        waited: std::time::Duration,
+        /// The runtime's number of slots.
+        max_concurrent_calls: u32,
+    },
     /// It trapped (a panic, an out-of-bounds access, memory over the limit, ...). The full
     /// wasm backtrace is logged at debug level.
     #[error("trapped ({reason}){}", panic_words(.panic))]

@@ -438,6 +438,11 @@ fn compile_error(bytes: &[u8], error: &wasmtime::Error) -> LoadError {
         "not a WebAssembly file (it does not start with the `\\0asm` header): a policy is a \
          component built from a guest crate"
             .to_string()
+    } else if format!("{error:#}").contains("pooling allocator") {
+        format!(
+            "it needs more than this runtime's instance pool gives one instance (raise \
+             RuntimeConfig::max_memory_bytes): {error:#}"
+        )
     } else if bytes.get(4..8) == Some(CORE_MODULE) {
         "this is a core WebAssembly module, not a component: turn it into one with \
          `wasm-tools component new` (or build-support's build_component, as host/build.rs does)"

@@ -51,9 +51,15 @@ pub const DEFAULT_REUSE_MEMORY_GROWTH: usize = 1 << 20;
 /// place rather than discarded and faulted in again.
 const KEEP_RESIDENT_BYTES: usize = 8 << 20;
 
-/// Instances kept free in the pool for trial instantiations and self-checks (loading a policy,
-/// building a handle, a swap), which run outside the call slots: 16 loads or swaps at once, each a trial and a self-check.
+/// Instances kept free in the pool for trial instantiations (loading a policy, building a
+/// handle, a swap), which run outside the call slots. A swap's self-check runs its calls in
+/// call slots, like any call.
 const TRIAL_INSTANCES: u32 = 32;
+
+/// Most instances a runtime's pool may hold (running calls plus idle ones): each slot reserves
+/// a linear memory's address space (several GiB with guard regions), and 47 bits of address
+/// space run out between 20,000 and 30,000 slots.
+const MAX_INSTANCES: u32 = 16_384;
 
 /// Core instances a policy component may hold: a `wit-component` policy is its module plus a
 /// shim and a fixup module.
@@ -126,10 +132,10 @@ impl RuntimeConfig {
         if self.max_concurrent_calls == 0 {
             return refuse("max_concurrent_calls is 0: no call could ever run");
         }
-        if self.idle_timeout.is_zero() {
+        if self.idle_timeout.is_zero() && self.max_idle_instances > 0 {
             return refuse(
-                "idle_timeout is 0: an instance could never be kept (for no warm instances, set \
-                 max_idle_instances to 0)",
+                "idle_timeout is 0 while max_idle_instances is not: an instance could never be \
+                 kept (for no warm instances, set max_idle_instances to 0)",
             );
         }
         if self.reuse_limit == 0 {
@@ -146,19 +152,18 @@ impl RuntimeConfig {
         if self
             .max_concurrent_calls
             .saturating_add(self.max_idle_instances)
-            > 100_000
+            > MAX_INSTANCES
         {
-            return refuse(
-                "max_concurrent_calls + max_idle_instances is over 100000 instances: the pool \
-                 reserves address space for each",
-            );
+            return Err(LoadError::Engine(format!(
+                "max_concurrent_calls + max_idle_instances is over {MAX_INSTANCES} instances: the \
+                 pool reserves several GiB of address space for each"
+            )));
         }
         Ok(())
     }
 
-    /// Instances alive at once: every running call holds one, idle ones wait, and loading or
-    /// swapping a policy makes one on trial (and the swap's self-check one more), outside the
-    /// call slots.
+    /// Instances alive at once: every running call holds one, idle ones wait, and loading a
+    /// policy, building a handle or swapping makes one on trial, outside the call slots.
     fn total_instances(&self) -> u32 {
         self.max_concurrent_calls + self.max_idle_instances + TRIAL_INSTANCES
     }
@@ -271,8 +276,9 @@ impl PolicyRuntime {
         self.inner.idle_instances.load(Ordering::Relaxed)
     }
 
-    /// Policy instances made for calls so far, across every handle: with warm instances, far
-    /// fewer than the calls; in strict isolation, one per call.
+    /// Policy instances made for calls so far, across every handle, a swap's self-check
+    /// included (trial instantiations are not counted): with warm instances, far fewer than
+    /// the calls; in strict isolation, one per call.
     pub fn instantiations(&self) -> u64 {
         self.inner.instantiations.load(Ordering::Relaxed)
     }

@@ -182,34 +182,47 @@ impl Call<'_> {
         let instances = self.instances;
         let policy = instances.policy();
         let timeout = instances.limits().call_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         let run = async {
-            let _slot = policy.runtime().call_slot().await;
-            let mut warm = instances.checkout().await?;
-            let fuel = warm
-                .store
-                .data_mut()
-                .begin_call(self.session_id, request_bytes);
-            // Fails only without fuel in the engine, which the runtime checks.
-            let _ = warm.store.set_fuel(fuel);
-            let result = export(&warm.instance, &policy.loaded().exports, &mut warm.store).await;
-            match result {
-                Ok(value) => Ok(Answer {
-                    value,
-                    served_by: ServedBy {
-                        instance: warm,
-                        instances: Arc::clone(instances),
-                    },
-                }),
-                Err(error) => Err(classify_trap(&error, warm.store.data())),
+            // Waiting for a slot counts against the call's timeout, but running out of time
+            // there is the runtime's saturation, not the policy's slowness: said apart.
+            let Ok(_slot) = tokio::time::timeout_at(deadline, policy.runtime().call_slot()).await
+            else {
+                return Err(PolicyError::NoCallSlot {
+                    waited: timeout,
+                    max_concurrent_calls: policy.runtime().config().max_concurrent_calls,
+                });
+            };
+            let call = async {
+                let mut warm = instances.checkout().await?;
+                let fuel = warm
+                    .store
+                    .data_mut()
+                    .begin_call(self.session_id, request_bytes);
+                // Fails only without fuel in the engine, which the runtime checks.
+                let _ = warm.store.set_fuel(fuel);
+                let result =
+                    export(&warm.instance, &policy.loaded().exports, &mut warm.store).await;
+                match result {
+                    Ok(value) => Ok(Answer {
+                        value,
+                        served_by: ServedBy {
+                            instance: warm,
+                            instances: Arc::clone(instances),
+                        },
+                    }),
+                    Err(error) => Err(classify_trap(&error, warm.store.data())),
+                }
+            };
+            match tokio::time::timeout_at(deadline, call).await {
+                Ok(result) => result,
+                Err(_) => Err(PolicyError::CallTimeout(timeout)),
             }
         };
         // Every log line of the call (the policy's own, the store's) carries the version
         // that served it.
         let span = tracing::debug_span!("agent_memory.call", policy = policy.short_digest());
-        match tokio::time::timeout(timeout, run).instrument(span).await {
-            Ok(result) => result,
-            Err(_) => Err(PolicyError::CallTimeout(timeout)),
-        }
+        run.instrument(span).await
     }
 }
 

@@ -258,6 +258,51 @@ async fn an_instance_whose_call_timed_out_never_serves_again() {
     assert_eq!(runtime.instantiations(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_finds_no_free_slot_says_so_rather_than_blame_the_policy() {
+    let server = RedisServer::start();
+    let runtime = runtime(RuntimeConfig {
+        max_concurrent_calls: 1,
+        ..RuntimeConfig::default()
+    });
+    let handle = |call_timeout| {
+        Memory::builder()
+            .store(StoreSpec::parse(&server.url()).unwrap())
+            .redis_options(RedisOptions {
+                response: Duration::from_secs(30),
+                ..RedisOptions::default()
+            })
+            .policy(runtime.default_policy().unwrap())
+            .limits(Limits {
+                call_timeout,
+                ..Limits::default()
+            })
+            .build()
+            .unwrap()
+    };
+    let holder = handle(Duration::from_secs(3));
+    let waiter = handle(Duration::from_millis(300));
+    // The one slot is held by a call waiting on a frozen server.
+    server.pause();
+    let held = tokio::spawn(async move { holder.get_context("held").await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waited = waiter.get_context("waiting").await;
+    server.resume();
+    assert!(
+        matches!(
+            waited,
+            Err(MemoryError::Policy(PolicyError::NoCallSlot {
+                max_concurrent_calls: 1,
+                ..
+            }))
+        ),
+        "{waited:?}"
+    );
+    held.await.unwrap().unwrap();
+    // With the slot free again, the waiter is served.
+    waiter.get_context("waiting").await.unwrap();
+}
+
 #[tokio::test]
 async fn an_instance_is_dropped_after_the_reuse_limit() {
     let runtime = runtime(RuntimeConfig {
