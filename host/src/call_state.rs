@@ -50,7 +50,7 @@ pub(crate) struct CallState {
     /// The call being served; `None` between calls (and during instantiation), when every
     /// store call is refused.
     guard: Option<Guard>,
-    settings: bindings::Settings,
+    settings: Settings,
     limits: Limits,
     memory: MemoryWatch,
     fuel: FuelAccount,
@@ -167,7 +167,7 @@ impl CallState {
         Self {
             store,
             guard: None,
-            settings: settings.into(),
+            settings: settings.clone(),
             limits: *limits,
             memory: MemoryWatch {
                 limits: StoreLimitsBuilder::new()
@@ -198,7 +198,7 @@ impl CallState {
             .fuel_base
             .saturating_add(request_bytes.saturating_mul(limits.fuel_per_byte));
         self.guard = Some(Guard::new(
-            format!("{}{session_id}", self.settings.key_prefix),
+            self.settings.key_for(session_id),
             self.settings.max_message_bytes,
             *limits,
         ));
@@ -215,7 +215,6 @@ impl CallState {
     /// until the next one begins.
     pub(crate) fn end_call(&mut self) {
         self.guard = None;
-        self.fuel = FuelAccount::default();
         // Dropping the account reports what it dropped.
         self.logs = LogAccount::default();
     }
@@ -402,7 +401,7 @@ impl bindings::log::Host for CallState {
 
 impl bindings::config::Host for CallState {
     async fn get_settings(&mut self) -> wasmtime::Result<bindings::Settings> {
-        Ok(self.settings.clone())
+        Ok((&self.settings).into())
     }
 }
 

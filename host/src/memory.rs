@@ -15,7 +15,7 @@ use crate::report::{Context, Turn, WriteOutcome};
 use crate::runtime::{Isolation, PolicyRuntime};
 use crate::sandbox::{self, Answer, Call};
 use crate::session::SessionId;
-use crate::settings::{Limits, Settings, SettingsError};
+use crate::settings::{Limits, Settings};
 use crate::store::{RedisOptions, Store, StoreSpec};
 use crate::swap;
 
@@ -153,7 +153,8 @@ impl MemoryBuilder {
             (None, Some(runtime)) => runtime.default_policy()?,
             (None, None) => Policy::default_policy()?,
         };
-        check_memory_ceiling(&policy, &self.limits)?;
+        self.limits
+            .check_memory_ceiling(policy.runtime().config().max_memory_bytes)?;
         policy.check_settings(&self.settings)?;
         // The policy was tried with the default limits when it was loaded; these may be
         // tighter (less memory, less fuel).
@@ -346,7 +347,8 @@ impl Memory {
     pub async fn replace_policy(&self, policy: Policy) -> Result<(), LoadError> {
         let current = self.policy();
         let inner = &self.inner;
-        let outcome = match check_memory_ceiling(&policy, &inner.limits) {
+        let ceiling = policy.runtime().config().max_memory_bytes;
+        let outcome = match inner.limits.check_memory_ceiling(ceiling) {
             Ok(()) => swap::admit(&policy, &inner.settings, &inner.limits, inner.isolation).await,
             Err(error) => Err(LoadError::Settings(error)),
         };
@@ -463,20 +465,6 @@ fn call<'a>(instances: &'a Arc<Instances>, session: &'a SessionId) -> Call<'a> {
         instances,
         session_id: session.as_str(),
     }
-}
-
-/// Refuse limits whose memory the policy's runtime could never give: its pool is laid out for
-/// at most [`crate::RuntimeConfig::max_memory_bytes`] per instance.
-fn check_memory_ceiling(policy: &Policy, limits: &Limits) -> Result<(), SettingsError> {
-    let ceiling = policy.runtime().config().max_memory_bytes;
-    if limits.memory_bytes > ceiling {
-        return Err(SettingsError::OverCeiling {
-            limit: "memory_bytes",
-            value: limits.memory_bytes as u64,
-            ceiling: ceiling as u64,
-        });
-    }
-    Ok(())
 }
 
 /// A policy call's result as the API reports it: the answer as `accept` takes it, or the policy

@@ -268,11 +268,18 @@ impl Limits {
         if let Some((name, _)) = zero.into_iter().find(|(_, is_zero)| *is_zero) {
             return Err(SettingsError::ZeroLimit(name));
         }
-        if self.memory_bytes > MAX_POLICY_MEMORY_BYTES {
+        self.check_memory_ceiling(MAX_POLICY_MEMORY_BYTES)
+    }
+
+    /// Check that `memory_bytes` is at most `ceiling`: [`MAX_POLICY_MEMORY_BYTES`] for any
+    /// handle, and a policy's runtime's [`crate::RuntimeConfig::max_memory_bytes`], which its
+    /// instance pool is laid out for.
+    pub(crate) fn check_memory_ceiling(&self, ceiling: usize) -> Result<(), SettingsError> {
+        if self.memory_bytes > ceiling {
             return Err(SettingsError::OverCeiling {
                 limit: "memory_bytes",
                 value: self.memory_bytes as u64,
-                ceiling: MAX_POLICY_MEMORY_BYTES as u64,
+                ceiling: ceiling as u64,
             });
         }
         Ok(())

@@ -340,45 +340,18 @@ impl Run<'_> {
                 };
                 results.push(deployment, operation, concurrency, "ours", measured);
                 if operation == Operation::Turn {
-                    let measured = measure::cell(
-                        ours,
-                        Operation::TurnCombined,
-                        concurrency,
-                        timing,
-                        &label("ours-combined"),
-                        text,
-                    )
-                    .await;
-                    results.push(
-                        deployment,
-                        Operation::TurnCombined,
-                        concurrency,
-                        "ours",
-                        measured,
-                    );
+                    let cell = (deployment, Operation::TurnCombined, concurrency);
+                    let who = label("ours-combined");
+                    self.measure_into(results, cell, ours, "ours", &who).await;
                 }
+                let cell = (deployment, operation, concurrency);
                 if let Some(strict) = strict {
-                    let measured = measure::cell(
-                        strict,
-                        operation,
-                        concurrency,
-                        timing,
-                        &label("ours-strict"),
-                        text,
-                    )
-                    .await;
-                    results.push(deployment, operation, concurrency, "ours-strict", measured);
+                    let who = label("ours-strict");
+                    self.measure_into(results, cell, strict, "ours-strict", &who)
+                        .await;
                 }
-                let measured = measure::cell(
-                    native,
-                    operation,
-                    concurrency,
-                    timing,
-                    &label("native"),
-                    text,
-                )
-                .await;
-                results.push(deployment, operation, concurrency, "native", measured);
+                self.measure_into(results, cell, native, "native", &label("native"))
+                    .await;
                 if let Some(python) = self.python {
                     // LangChain's history takes a plain Redis URL only.
                     let implementations = if args.langchain && deployment == SINGLE {
@@ -412,6 +385,28 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Measure `subject` at one cell (deployment, operation, concurrency) and record it as
+    /// `name`; `label` names its sessions.
+    async fn measure_into(
+        &self,
+        results: &mut Results,
+        (deployment, operation, concurrency): (&'static str, Operation, usize),
+        subject: &Subject,
+        name: &'static str,
+        label: &str,
+    ) {
+        let measured = measure::cell(
+            subject,
+            operation,
+            concurrency,
+            self.timing,
+            label,
+            self.text,
+        )
+        .await;
+        results.push(deployment, operation, concurrency, name, measured);
     }
 }
 
