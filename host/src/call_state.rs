@@ -17,6 +17,7 @@ use wasmtime::{CallHook, Engine, ResourceLimiter, StoreLimits, StoreLimitsBuilde
 
 use crate::bindings::{self, Level};
 use crate::guard::Guard;
+use crate::runtime::RuntimeConfig;
 use crate::settings::{FUEL_YIELD_INTERVAL, Limits, Settings};
 use crate::store::{ListOp, Store};
 
@@ -163,7 +164,18 @@ impl FuelAccount {
 impl CallState {
     /// The state of an instance serving a handle with this store (`None` for a trial), settings
     /// and limits; no call yet.
-    pub(crate) fn new(store: Option<Store>, settings: &Settings, limits: &Limits) -> Self {
+    ///
+    /// The instance, table and memory counts come from the runtime's `sandbox`, the same
+    /// numbers its pool enforces per component: with an embedder's own engine
+    /// ([`crate::PolicyRuntime::with_engine`]), whose allocator may bound nothing, they are
+    /// the only bound.
+    pub(crate) fn new(
+        store: Option<Store>,
+        settings: &Settings,
+        limits: &Limits,
+        sandbox: &RuntimeConfig,
+    ) -> Self {
+        let count = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
         Self {
             store,
             guard: None,
@@ -172,10 +184,10 @@ impl CallState {
             memory: MemoryWatch {
                 limits: StoreLimitsBuilder::new()
                     .memory_size(limits.memory_bytes)
-                    .instances(4)
-                    .tables(8)
-                    .memories(2)
-                    .table_elements(100_000)
+                    .instances(count(sandbox.max_core_instances_per_component))
+                    .tables(count(sandbox.max_tables_per_component))
+                    .memories(count(sandbox.max_memories_per_component))
+                    .table_elements(sandbox.max_table_elements)
                     // A failed memory.grow returns -1 to the guest; Rust's allocator then
                     // aborts, which is a trap. Trapping right away gives the clearer error.
                     .trap_on_grow_failure(true)
@@ -260,8 +272,12 @@ pub(crate) fn new_store(engine: &Engine, state: CallState) -> wasmtime::Store<Ca
 
 /// A store for a trial instantiation in `engine`: no store access, the given limits, a call
 /// begun so that the trial runs on the fixed part of the budget.
-pub(crate) fn trial_store(engine: &Engine, limits: &Limits) -> wasmtime::Store<CallState> {
-    let mut state = CallState::new(None, &Settings::default(), limits);
+pub(crate) fn trial_store(
+    engine: &Engine,
+    limits: &Limits,
+    sandbox: &RuntimeConfig,
+) -> wasmtime::Store<CallState> {
+    let mut state = CallState::new(None, &Settings::default(), limits, sandbox);
     let fuel = state.begin_call("trial", 0);
     let mut store = new_store(engine, state);
     let _ = store.set_fuel(fuel);

@@ -141,6 +141,21 @@ pub enum LoadError {
         version = crate::policy::CONTRACT_VERSION
     )]
     Contract(String),
+    /// The component is valid but needs more of something than this runtime's sandbox gives
+    /// one policy instance (core instances, tables, table entries, memories, memory): raise
+    /// the named [`crate::RuntimeConfig`] field, or make the component smaller.
+    #[error(
+        "the component needs more {what} than this runtime's sandbox gives one policy \
+         (raise RuntimeConfig::{setting}): {detail}"
+    )]
+    ExceedsSandbox {
+        /// What it needs more of.
+        what: &'static str,
+        /// The [`crate::RuntimeConfig`] field that raises the limit.
+        setting: &'static str,
+        /// wasmtime's own account of the need and the limit.
+        detail: String,
+    },
     /// The component failed its trial instantiation.
     #[error("component failed its trial instantiation: {0}")]
     Trial(String),

@@ -150,7 +150,12 @@ impl Instances {
 
     async fn instantiate(&self) -> Result<Warm, PolicyError> {
         let loaded = self.policy.loaded();
-        let state = CallState::new(Some(self.store.clone()), &self.settings, &self.limits);
+        let state = CallState::new(
+            Some(self.store.clone()),
+            &self.settings,
+            &self.limits,
+            self.runtime().config(),
+        );
         let mut store = new_store(loaded.engine(), state);
         // Start code runs on the fixed part of the budget.
         let _ = store.set_fuel(self.limits.fuel_base);

@@ -77,16 +77,17 @@ pub use json::{Json, JsonError, NotStandardJson};
 pub use memory::{Memory, MemoryBuilder};
 pub use message::{EntryProblem, MemberValue, Message, MessageJsonError};
 pub use policy::{
-    CONTRACT_VERSION, DEFAULT_POLICY_WASM, MAX_POLICY_BYTES, Policy, TOOL_SAFE_POLICY_WASM,
-    read_policy_file,
+    CONTRACT_VERSION, CONTRACT_WIT, DEFAULT_POLICY_WASM, MAX_POLICY_BYTES, Policy,
+    TOOL_SAFE_POLICY_WASM, read_policy_file,
 };
 pub use report::{
     Context, InvalidMessage, SkippedEntry, Stored, Turn, WindowLimit, WindowRefusal, WriteOutcome,
 };
 pub use runtime::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_IDLE_INSTANCES, DEFAULT_REUSE_LIMIT,
-    DEFAULT_REUSE_MEMORY_GROWTH, Isolation, MAX_CONCURRENT_CALLS, MAX_POLICY_MEMORY_BYTES,
-    PolicyRuntime, RuntimeConfig,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CORE_INSTANCES_PER_COMPONENT, DEFAULT_MAX_IDLE_INSTANCES,
+    DEFAULT_MAX_MEMORIES_PER_COMPONENT, DEFAULT_MAX_TABLE_ELEMENTS,
+    DEFAULT_MAX_TABLES_PER_COMPONENT, DEFAULT_REUSE_LIMIT, DEFAULT_REUSE_MEMORY_GROWTH, Isolation,
+    MAX_CONCURRENT_CALLS, MAX_POLICY_MEMORY_BYTES, PolicyRuntime, RuntimeConfig,
 };
 pub use session::{MAX_SESSION_ID_BYTES, SessionId, SessionIdError};
 pub use settings::{

@@ -124,6 +124,11 @@ impl MemoryExports {
 /// refused at load, with both versions named.
 pub const CONTRACT_VERSION: &str = contract_version!();
 
+/// The contract's WIT text (`wit/policy.wit`), as this host speaks it: what a policy author
+/// builds against. `agent-memory policy build` hands it to the language's tool, so an author
+/// needs neither this repository nor its WIT files.
+pub const CONTRACT_WIT: &str = include_str!("../../wit/policy.wit");
+
 /// The exported interface a policy must provide.
 const MEMORY_INTERFACE: &str = concat!("agent-memory:policy/memory@", contract_version!());
 
@@ -221,7 +226,17 @@ impl Policy {
         origin: &str,
         cache_dir: &Path,
     ) -> Result<Self, LoadError> {
-        let runtime = PolicyRuntime::shared();
+        PolicyRuntime::shared().load_cached(bytes, origin, cache_dir)
+    }
+
+    /// Compile `bytes` in `runtime` through the cache in `cache_dir` (what
+    /// [`PolicyRuntime::load_cached`] does).
+    pub(crate) fn load_cached_in(
+        runtime: &PolicyRuntime,
+        bytes: &[u8],
+        origin: &str,
+        cache_dir: &Path,
+    ) -> Result<Self, LoadError> {
         let engine = runtime.engine();
         let digest = digest(bytes);
         let path = cache_path(engine, cache_dir, &digest);
@@ -230,8 +245,8 @@ impl Policy {
         if let Ok(artifact) = std::fs::read(&path) {
             // SAFETY: `deserialize` trusts the artifact's machine code. The file is one this
             // function wrote from a component it compiled, in the caller's private cache
-            // directory (see above), and wasmtime checks its header, version and configuration
-            // before use.
+            // directory (see `Policy::from_bytes_cached`), and wasmtime checks its header,
+            // version and configuration before use.
             match unsafe { Component::deserialize(engine, &artifact) } {
                 Ok(component) => return Self::check(runtime, component, digest, origin),
                 Err(error) => {
@@ -265,7 +280,7 @@ impl Policy {
                 "no `{MEMORY_INTERFACE}` export with every function"
             ))
         })?;
-        let declared = trial(&pre, &Limits::default())?;
+        let declared = trial(&pre, &Limits::default(), runtime.config())?;
         let settings: Vec<SettingSpec> = declared.into_iter().map(Into::into).collect();
         check_declaration(&settings)
             .map_err(|problem| LoadError::Contract(format!("its `describe.settings` {problem}")))?;
@@ -284,7 +299,7 @@ impl Policy {
     /// Instantiate the policy once with `limits` (see [`trial`]): done at load with the
     /// default limits, and again with a handle's own limits before the handle takes it.
     pub(crate) fn trial_instantiation(&self, limits: &Limits) -> Result<(), LoadError> {
-        trial(&self.inner.pre, limits).map(|_| ())
+        trial(&self.inner.pre, limits, self.inner.runtime.config()).map(|_| ())
     }
 
     /// The settings the policy reads from [`crate::Settings::extra`], as it declares them.
@@ -342,6 +357,22 @@ impl PolicyRuntime {
     /// logs and errors. See [`Policy::from_bytes`].
     pub fn load(&self, bytes: &[u8], origin: &str) -> Result<Policy, LoadError> {
         Policy::load_in(self, bytes, origin)
+    }
+
+    /// Like [`PolicyRuntime::load`], keeping the compiled code in `cache_dir` so that a later
+    /// process (or a later load of the same bytes) skips compilation: a Python or JavaScript
+    /// policy of 10-20 MB takes tens of seconds to compile, its cached artifact well under one.
+    /// Keyed by the component's SHA-256 and the engine's compatibility hash (wasmtime version
+    /// and this runtime's configuration); an artifact made under another is recompiled and
+    /// replaced. Only point this at a directory no one else can write: compiled code is
+    /// trusted as it is.
+    pub fn load_cached(
+        &self,
+        bytes: &[u8],
+        origin: &str,
+        cache_dir: &Path,
+    ) -> Result<Policy, LoadError> {
+        Policy::load_cached_in(self, bytes, origin, cache_dir)
     }
 
     /// The built-in default policy, compiled in this runtime. Compiling takes tens of
@@ -412,10 +443,11 @@ fn write_cache(component: &Component, path: &Path) -> anyhow::Result<()> {
 fn trial(
     pre: &PolicyPre<CallState>,
     limits: &Limits,
+    sandbox: &RuntimeConfig,
 ) -> Result<Vec<crate::bindings::SettingSpec>, LoadError> {
     let check = async {
         let engine = pre.instance_pre().component().engine();
-        let mut store = call_state::trial_store(engine, limits);
+        let mut store = call_state::trial_store(engine, limits, sandbox);
         let instance = pre.instance_pre().instantiate_async(&mut store).await?;
         let bindings = PolicyBindings::new(&mut store, &instance)?;
         bindings
@@ -425,7 +457,10 @@ fn trial(
     };
     // The trial touches no store and never waits on I/O, so it completes on first poll
     // unless the component's start code runs past its CPU budget, which yields.
-    futures_lite_block_on(check).map_err(|error| LoadError::Trial(format!("{error:#}")))
+    futures_lite_block_on(check).map_err(|error| {
+        crate::runtime::sandbox_refusal(&error)
+            .unwrap_or_else(|| LoadError::Trial(format!("{error:#}")))
+    })
 }
 
 /// Why `bytes` did not compile, in terms of the step that was missed: a core module that was
@@ -438,11 +473,8 @@ fn compile_error(bytes: &[u8], error: &wasmtime::Error) -> LoadError {
         "not a WebAssembly file (it does not start with the `\\0asm` header): a policy is a \
          component built from a guest crate"
             .to_string()
-    } else if format!("{error:#}").contains("pooling allocator") {
-        format!(
-            "it needs more than this runtime's instance pool gives one instance (raise \
-             RuntimeConfig::max_memory_bytes): {error:#}"
-        )
+    } else if let Some(refusal) = crate::runtime::sandbox_refusal(error) {
+        return refusal;
     } else if bytes.get(4..8) == Some(CORE_MODULE) {
         "this is a core WebAssembly module, not a component: turn it into one with \
          `wasm-tools component new` (or build-support's build_component, as host/build.rs does)"

@@ -61,9 +61,27 @@ const TRIAL_INSTANCES: u32 = 32;
 /// space run out between 20,000 and 30,000 slots.
 const MAX_INSTANCES: u32 = 16_384;
 
-/// Core instances a policy component may hold: a `wit-component` policy is its module plus a
-/// shim and a fixup module.
-const CORE_INSTANCES_PER_COMPONENT: u32 = 4;
+/// Default for [`RuntimeConfig::max_core_instances_per_component`]: room for interpreted
+/// policies. A Rust policy made by `wit-component` holds 3 core instances (its module, a shim
+/// and a fixup module); a componentize-py policy holds 38 (the interpreter's libraries are
+/// linked as separate modules); a ComponentizeJS one holds CORE_JS. The count bounds the
+/// per-instance bookkeeping wasmtime allocates, not memory reserved up front.
+pub const DEFAULT_MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+
+/// Default for [`RuntimeConfig::max_tables_per_component`]: tables a policy component may
+/// define (a Rust policy defines 1 or 2, a componentize-py one TABLES_PY, a ComponentizeJS one
+/// TABLES_JS). Each table slot in the pool reserves address space for
+/// [`RuntimeConfig::max_table_elements`] entries.
+pub const DEFAULT_MAX_TABLES_PER_COMPONENT: u32 = 16;
+
+/// Default for [`RuntimeConfig::max_table_elements`]: the most entries one table may have
+/// (function references). A Rust policy's table holds a few hundred; CPython's holds
+/// ELEMENTS_PY, SpiderMonkey's ELEMENTS_JS.
+pub const DEFAULT_MAX_TABLE_ELEMENTS: usize = 65_536;
+
+/// Default for [`RuntimeConfig::max_memories_per_component`]: every policy toolchain in use
+/// makes components with one linear memory; one more leaves room for an adapter's.
+pub const DEFAULT_MAX_MEMORIES_PER_COMPONENT: u32 = 2;
 
 /// How a memory handle runs its policy: on warm instances (the default) or a fresh instance
 /// per call.
@@ -111,6 +129,17 @@ pub struct RuntimeConfig {
     /// is also the most it can be set to): fixed when the pool is laid out, the ceiling for
     /// every handle's [`crate::Limits::memory_bytes`].
     pub max_memory_bytes: usize,
+    /// Core module instances one policy component may hold
+    /// ([`DEFAULT_MAX_CORE_INSTANCES_PER_COMPONENT`]). A component that holds more is refused
+    /// at load with [`LoadError::ExceedsSandbox`] naming this setting.
+    pub max_core_instances_per_component: u32,
+    /// Tables one policy component may define ([`DEFAULT_MAX_TABLES_PER_COMPONENT`]).
+    pub max_tables_per_component: u32,
+    /// Entries one table may hold ([`DEFAULT_MAX_TABLE_ELEMENTS`]).
+    pub max_table_elements: usize,
+    /// Linear memories one policy component may define
+    /// ([`DEFAULT_MAX_MEMORIES_PER_COMPONENT`]).
+    pub max_memories_per_component: u32,
 }
 
 impl Default for RuntimeConfig {
@@ -122,6 +151,10 @@ impl Default for RuntimeConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             reuse_memory_growth: DEFAULT_REUSE_MEMORY_GROWTH,
             max_memory_bytes: MAX_POLICY_MEMORY_BYTES,
+            max_core_instances_per_component: DEFAULT_MAX_CORE_INSTANCES_PER_COMPONENT,
+            max_tables_per_component: DEFAULT_MAX_TABLES_PER_COMPONENT,
+            max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
+            max_memories_per_component: DEFAULT_MAX_MEMORIES_PER_COMPONENT,
         }
     }
 }
@@ -241,8 +274,9 @@ impl PolicyRuntime {
     /// component model and fuel enabled (`Config::wasm_component_model(true)`,
     /// `Config::consume_fuel(true)`); its own allocation strategy applies, so `config`'s
     /// `max_memory_bytes` is checked against each handle's limits but the pool is the
-    /// engine's (the pooling allocator with at least 4 core instances, 2 memories and 4 tables
-    /// per component is what [`PolicyRuntime::new`] uses).
+    /// engine's (a Rust policy needs at least 4 core instances, 2 memories and 4 tables per
+    /// component; interpreted ones far more: see [`RuntimeConfig::default`]'s values, which
+    /// [`PolicyRuntime::new`] gives its pool).
     pub fn with_engine(engine: Engine, config: RuntimeConfig) -> Result<Self, LoadError> {
         config.validate()?;
         check_engine(&engine)?;
@@ -316,6 +350,70 @@ impl PolicyRuntime {
     }
 }
 
+/// A component the pool refused because it needs more than one instance's share, as a
+/// [`LoadError::ExceedsSandbox`] naming the [`RuntimeConfig`] field that raises the limit, or
+/// `None` for any other error.
+///
+/// wasmtime reports these refusals as text only (`PoolingInstanceAllocator::validate_*`), so
+/// they are recognised by their wording, which `tests/tests/policy_languages.rs` pins against
+/// the wasmtime in use: a changed wording falls back to the generic compile error, which still
+/// carries wasmtime's own message.
+pub(crate) fn sandbox_refusal(error: &wasmtime::Error) -> Option<LoadError> {
+    const LIMITS: [(&str, &str, &str); 9] = [
+        // The per-store counts (`CallState`'s limiter), which mirror the pool's.
+        (
+            "instance count too high",
+            "core module instances",
+            "max_core_instances_per_component",
+        ),
+        ("table count too high", "tables", "max_tables_per_component"),
+        (
+            "memory count too high",
+            "linear memories",
+            "max_memories_per_component",
+        ),
+        (
+            "core module instances, which exceeds",
+            "core module instances",
+            "max_core_instances_per_component",
+        ),
+        (
+            "linear memories, which exceeds",
+            "linear memories",
+            "max_memories_per_component",
+        ),
+        (
+            "tables, which exceeds",
+            "tables",
+            "max_tables_per_component",
+        ),
+        (
+            "defined tables count of",
+            "tables in one module",
+            "max_tables_per_component",
+        ),
+        (
+            "minimum element size of",
+            "table entries",
+            "max_table_elements",
+        ),
+        (
+            "memory has a minimum byte size of",
+            "linear memory bytes",
+            "max_memory_bytes",
+        ),
+    ];
+    let text = format!("{error:#}");
+    LIMITS
+        .iter()
+        .find(|(wording, _, _)| text.contains(wording))
+        .map(|&(_, what, setting)| LoadError::ExceedsSandbox {
+            what,
+            setting,
+            detail: text.replace('\n', " "),
+        })
+}
+
 /// Refuse an embedder's engine that could not run a policy within its limits.
 fn check_engine(engine: &Engine) -> Result<(), LoadError> {
     let mut store = wasmtime::Store::new(engine, ());
@@ -348,14 +446,19 @@ fn engine_config(config: &RuntimeConfig) -> Config {
 fn pool(config: &RuntimeConfig) -> PoolingAllocationConfig {
     let instances = config.total_instances();
     let mut pool = PoolingAllocationConfig::new();
+    // Core instances are counted, not reserved, so their total may assume every instance is
+    // the largest allowed. Memories and tables reserve address space per slot: their totals
+    // assume one memory per instance on average, and a few tables.
     pool.total_component_instances(instances)
-        .total_core_instances(instances * CORE_INSTANCES_PER_COMPONENT)
+        .total_core_instances(instances.saturating_mul(config.max_core_instances_per_component))
         .total_memories(instances)
-        .total_tables(instances * CORE_INSTANCES_PER_COMPONENT)
+        .total_tables(instances.saturating_mul(config.max_tables_per_component))
         .total_stacks(instances)
-        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
-        .max_memories_per_component(2)
-        .max_tables_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_core_instances_per_component(config.max_core_instances_per_component)
+        .max_memories_per_component(config.max_memories_per_component)
+        .max_tables_per_component(config.max_tables_per_component)
+        .max_tables_per_module(config.max_tables_per_component)
+        .table_elements(config.max_table_elements)
         .max_memory_size(config.max_memory_bytes)
         // Reset a reused slot by copying back only the pages the last instance touched (found
         // with Linux's PAGEMAP_SCAN where the kernel has it, 6.7+), instead of discarding them

@@ -42,8 +42,16 @@ pub const DEFAULT_FUEL_BASE: u64 = 100_000_000;
 /// shape. Measured on full windows of 50 messages of 1 MiB (`tests/examples/fuel_probe.rs`),
 /// the default policy needs per byte: ASCII text 30 to read, 54 to write; non-ASCII text 61 and
 /// 177 (each UTF-8 byte becomes part of a `\uXXXX` escape); lists of floats, integers or small
-/// objects, the worst shapes, 230 to 285. 1,000 leaves a margin of 3.5 over the worst.
-pub const DEFAULT_FUEL_PER_BYTE: u64 = 1_000;
+/// objects, the worst shapes, 230 to 285. Interpreted policies need up to a hundred times
+/// that, measured the same way on windows of 50 messages of 16 KiB (`fuel_probe --policy`):
+/// the JavaScript example (SpiderMonkey, with its own exact-JSON tokenizer) 10,000 per byte of
+/// floats, 25,700 of integers and 28,400 of small objects; the Python example (CPython's
+/// `json`) 1,040 per byte of floats, 790 of integers and 3,650 of small objects. 32,000 fits them all, so that no legitimate call of an interpreted
+/// policy is stopped by its budget. What this costs: a runaway handed a large input may run
+/// until the call timeout instead (32,000 per byte of a 1 MiB message is about 15 s of
+/// compute, past the 10 s timeout); a runaway handed little is stopped by the fixed part
+/// within tens of milliseconds. Compiled policies (the built-in ones) never come near it.
+pub const DEFAULT_FUEL_PER_BYTE: u64 = 32_000;
 
 /// Fuel between yields to the async executor: a long call shares its thread every few
 /// milliseconds instead of holding it to the end.

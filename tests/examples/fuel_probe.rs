@@ -1,14 +1,20 @@
-//! How much fuel per byte the default policy needs for the heaviest calls the default settings
-//! allow: a full window (50 messages of 1 MiB) written and read, for several shapes of data.
-//! The figures behind `agent_memory::DEFAULT_FUEL_PER_BYTE`.
+//! How much fuel per byte a policy needs for the heaviest calls the default settings allow: a
+//! full window (50 messages of 1 MiB) written and read, for several shapes of data. The figures
+//! behind `agent_memory::DEFAULT_FUEL_PER_BYTE`. `--policy python|js` measures the example
+//! policies in those languages instead of the built-in default, `--bytes N` another message size
+//! (an interpreter takes seconds per call at 1 MiB).
 //!
 //! ```sh
-//! cargo run --release -p agent-memory-tests --example fuel_probe -- ascii unicode floats ints nested
+//! cargo run --release -p agent-memory-tests --example fuel_probe -- ascii unicode floats ints nested emoji
+//! cargo run --release -p agent-memory-tests --example fuel_probe -- --policy js --bytes 16384 ascii emoji nested
 //! ```
 
 use std::time::Instant;
 
-use agent_memory::{Json, Limits, Memory, MemoryError, Message, PolicyError, Store, StoreSpec};
+use agent_memory::{
+    Json, Limits, Memory, MemoryError, Message, Policy, PolicyError, Store, StoreSpec,
+};
+use agent_memory_tests::language_policies;
 
 /// A message of about `target` bytes encoded, made of one shape of data.
 fn message(shape: &str, target: usize) -> Option<Message> {
@@ -22,6 +28,9 @@ fn message(shape: &str, target: usize) -> Option<Message> {
         "floats" => Message::user("").with("f", repeated("0.4245191891425139", 20)),
         "ints" => Message::user("").with("i", repeated("7", 3)),
         "nested" => Message::user("").with("n", repeated("{\"a\": [{}]}", 13)),
+        // Four UTF-8 bytes, two UTF-16 units and a 12-byte `\ud83d\ude00` escape each.
+        "emoji" => Message::user("😀".repeat((target - 40) / 12)),
+        "japanese" => Message::user("日本語".repeat((target - 40) / 18)),
         _ => return None,
     })
 }
@@ -49,9 +58,28 @@ fn smallest(works: impl Fn(u64) -> bool) -> u64 {
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    for shape in std::env::args().skip(1) {
-        let Some(message) = message(&shape, 1 << 20) else {
-            eprintln!("unknown shape {shape}: use ascii, unicode, floats, ints or nested");
+    let mut args = std::env::args().skip(1).peekable();
+    let (mut policy, mut bytes) = (Policy::default_policy().expect("built in"), 1 << 20);
+    let mut shapes = Vec::new();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--policy" => {
+                policy = match args.next().as_deref() {
+                    Some("python") => language_policies::window_python(),
+                    Some("js") => language_policies::window_js(),
+                    Some("default") => policy,
+                    other => panic!("--policy takes default, python or js, not {other:?}"),
+                }
+            }
+            "--bytes" => bytes = args.next().and_then(|n| n.parse().ok()).expect("--bytes N"),
+            _ => shapes.push(arg),
+        }
+    }
+    for shape in shapes {
+        let Some(message) = message(&shape, bytes) else {
+            eprintln!(
+                "unknown shape {shape}: use ascii, unicode, floats, ints, nested, emoji or japanese"
+            );
             continue;
         };
         let size = message.to_json_string().len();
@@ -59,6 +87,7 @@ fn main() {
         let memory = |fuel_per_byte| {
             Memory::builder()
                 .store_handle(store.clone())
+                .policy(policy.clone())
                 .limits(Limits {
                     fuel_per_byte,
                     ..Limits::default()

@@ -39,6 +39,74 @@ pub const HOSTILE_POLICY_WASM: &[u8] =
 /// The example agent component (examples/chat-agent): imports `memory`, exports `chat`.
 pub const CHAT_AGENT_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chat_agent.wasm"));
 
+/// The example policies in other languages (examples/policies), built by the build script
+/// with componentize-py and ComponentizeJS.
+pub mod language_policies {
+    use std::sync::OnceLock;
+
+    use agent_memory::Policy;
+
+    /// The original's window in Python (examples/policies/window-python).
+    pub const WINDOW_PYTHON_WASM: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/window_python.wasm"));
+    /// The window with e-mail addresses and secrets redacted before they are stored
+    /// (examples/policies/redact-python).
+    pub const REDACT_PYTHON_WASM: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/redact_python.wasm"));
+    /// A Python policy that misbehaves on request (examples/policies/hostile-python).
+    pub const HOSTILE_PYTHON_WASM: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/hostile_python.wasm"));
+    /// The original's window in JavaScript (examples/policies/window-js).
+    pub const WINDOW_JS_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/window_js.wasm"));
+    /// A JavaScript policy that misbehaves on request (examples/policies/hostile-js).
+    pub const HOSTILE_JS_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile_js.wasm"));
+
+    /// Where compiled policies are kept between test processes: an interpreter's component
+    /// compiles for tens of seconds, its cached artifact loads in well under one.
+    pub fn compile_cache() -> std::path::PathBuf {
+        std::path::Path::new(env!("OUT_DIR")).join("compiled-policies")
+    }
+
+    /// `bytes` compiled in the shared runtime through [`compile_cache`], once per process.
+    fn cached(cell: &'static OnceLock<Policy>, bytes: &[u8], origin: &str) -> Policy {
+        cell.get_or_init(|| {
+            Policy::from_bytes_cached(bytes, origin, &compile_cache())
+                .unwrap_or_else(|error| panic!("{origin} does not load: {error}"))
+        })
+        .clone()
+    }
+
+    /// The Python window, compiled.
+    pub fn window_python() -> Policy {
+        static CELL: OnceLock<Policy> = OnceLock::new();
+        cached(&CELL, WINDOW_PYTHON_WASM, "window-python")
+    }
+
+    /// The redacting Python window, compiled.
+    pub fn redact_python() -> Policy {
+        static CELL: OnceLock<Policy> = OnceLock::new();
+        cached(&CELL, REDACT_PYTHON_WASM, "redact-python")
+    }
+
+    /// The hostile Python policy, compiled.
+    pub fn hostile_python() -> Policy {
+        static CELL: OnceLock<Policy> = OnceLock::new();
+        cached(&CELL, HOSTILE_PYTHON_WASM, "hostile-python")
+    }
+
+    /// The JavaScript window, compiled.
+    pub fn window_js() -> Policy {
+        static CELL: OnceLock<Policy> = OnceLock::new();
+        cached(&CELL, WINDOW_JS_WASM, "window-js")
+    }
+
+    /// The hostile JavaScript policy, compiled.
+    pub fn hostile_js() -> Policy {
+        static CELL: OnceLock<Policy> = OnceLock::new();
+        cached(&CELL, HOSTILE_JS_WASM, "hostile-js")
+    }
+}
+
 /// The session ids that make the hostile policy misbehave, one per way.
 pub use agent_memory_hostile_policy::BEHAVIOURS as HOSTILE_BEHAVIOURS;
 

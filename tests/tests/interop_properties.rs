@@ -23,7 +23,9 @@ use agent_memory::{
     WriteOutcome,
 };
 use agent_memory_tests::agent::{ChatAgentInstance, ChatAgentRuntime};
-use agent_memory_tests::{GeneratedMessage, Judgement, PythonWorker, RedisServer, message_text};
+use agent_memory_tests::{
+    GeneratedMessage, Judgement, PythonWorker, RedisServer, language_policies, message_text,
+};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 /// Cases per direction and subject. Each case is a few Redis round trips and two Python calls.
@@ -46,6 +48,10 @@ enum Subject {
     ToolSafe,
     /// The example agent component, over `Memory` with the default policy.
     Agent,
+    /// `Memory` with the Python example window (examples/policies/window-python).
+    PythonWindow,
+    /// `Memory` with the JavaScript example window (examples/policies/window-js).
+    JsWindow,
 }
 
 /// What reading a session gave: the messages as JSON text, and the skipped entries.
@@ -79,6 +85,8 @@ impl Fixture {
         let policy = match subject {
             Subject::ToolSafe => Policy::tool_safe().unwrap(),
             Subject::Default | Subject::Agent => Policy::default_policy().unwrap(),
+            Subject::PythonWindow => language_policies::window_python(),
+            Subject::JsWindow => language_policies::window_js(),
         };
         let memory = Memory::builder()
             .store(StoreSpec::parse(&server.url()).unwrap())
@@ -118,7 +126,10 @@ impl Fixture {
         let mut agent = self.agent.borrow_mut();
         self.runtime.block_on(async {
             match self.subject {
-                Subject::Default | Subject::ToolSafe => {
+                Subject::Default
+                | Subject::ToolSafe
+                | Subject::PythonWindow
+                | Subject::JsWindow => {
                     let context = self.memory.get_context(session).await.unwrap();
                     Read {
                         messages: context
@@ -162,13 +173,14 @@ impl Fixture {
         let mut agent = self.agent.borrow_mut();
         self.runtime.block_on(async {
             match self.subject {
-                Subject::Default | Subject::ToolSafe => {
-                    match self.memory.add_message(session, message).await {
-                        Ok(WriteOutcome::Stored(_)) => Wrote::Stored,
-                        Err(MemoryError::DoesNotFit { reason, .. }) => Wrote::DoesNotFit(reason),
-                        other => panic!("write failed: {other:?}"),
-                    }
-                }
+                Subject::Default
+                | Subject::ToolSafe
+                | Subject::PythonWindow
+                | Subject::JsWindow => match self.memory.add_message(session, message).await {
+                    Ok(WriteOutcome::Stored(_)) => Wrote::Stored,
+                    Err(MemoryError::DoesNotFit { reason, .. }) => Wrote::DoesNotFit(reason),
+                    other => panic!("write failed: {other:?}"),
+                },
                 Subject::Agent => {
                     let answer = agent.remember(session, message.into()).await.unwrap();
                     match answer {
@@ -329,6 +341,26 @@ fn what_python_writes_an_agent_component_reads_exactly() {
 #[test]
 fn what_an_agent_component_writes_python_reads_exactly() {
     what_we_write_python_reads_exactly(Subject::Agent);
+}
+
+#[test]
+fn what_python_writes_the_python_example_policy_reads_exactly() {
+    what_python_writes_we_read_exactly(Subject::PythonWindow);
+}
+
+#[test]
+fn what_the_python_example_policy_writes_python_reads_exactly() {
+    what_we_write_python_reads_exactly(Subject::PythonWindow);
+}
+
+#[test]
+fn what_python_writes_the_javascript_example_policy_reads_exactly() {
+    what_python_writes_we_read_exactly(Subject::JsWindow);
+}
+
+#[test]
+fn what_the_javascript_example_policy_writes_python_reads_exactly() {
+    what_we_write_python_reads_exactly(Subject::JsWindow);
 }
 
 /// Floats in the forms most likely to differ between two shortest-digit algorithms: exact ties

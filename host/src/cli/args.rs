@@ -227,6 +227,47 @@ pub enum PolicyCommand {
         /// The component file, or a built-in policy's name (`default`, `tool-safe`).
         policy: String,
     },
+    /// Write a working policy project (the original's window, with tests that run natively
+    /// on a fake store) into a new or empty directory.
+    New {
+        /// The language to write it in.
+        #[arg(long, value_enum)]
+        lang: PolicyLang,
+        /// Where to write it.
+        dir: std::path::PathBuf,
+    },
+    /// Build a policy project (from `policy new`) into a component, with this binary's
+    /// contract, then check it as `policy check` does. Rust: cargo (wasm32-unknown-unknown);
+    /// Python: componentize-py --stub-wasi; JavaScript: jco componentize --disable all.
+    Build {
+        /// The project directory.
+        dir: std::path::PathBuf,
+        /// The component file to write.
+        #[arg(short, long, default_value = "policy.wasm")]
+        output: std::path::PathBuf,
+    },
+}
+
+/// A language `policy new` writes a project in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyLang {
+    /// Rust, built by cargo for wasm32-unknown-unknown.
+    Rust,
+    /// Python, built by componentize-py.
+    Python,
+    /// JavaScript, built by ComponentizeJS (jco).
+    Js,
+}
+
+impl PolicyLang {
+    /// The language's name, for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rust => "Rust",
+            Self::Python => "Python",
+            Self::Js => "JavaScript",
+        }
+    }
 }
 
 /// `agent-memory bench` options.

@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 
 use super::args::{Cli, Command, PolicyCommand};
 use super::interrupt::Stops;
-use super::{doctor, keys, output, paths};
+use super::{authoring, doctor, keys, output, paths};
 
 /// Run the command `cli` names.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -21,6 +21,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy {
             command: PolicyCommand::Check { policy },
         } => return policy_check(&cli, policy).await,
+        Command::Policy {
+            command: PolicyCommand::New { lang, dir },
+        } => {
+            authoring::new_project(*lang, dir)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Policy {
+            command: PolicyCommand::Build { dir, output },
+        } => {
+            authoring::build_project(dir, output)?;
+            return policy_check(&cli, &output.display().to_string()).await;
+        }
         // Repair works on a file that does not open: it must not open the store first.
         Command::Repair => return repair(&cli),
         Command::Copy { from, to, dry_run } => {
@@ -99,10 +111,14 @@ fn load_policy(choice: &str) -> anyhow::Result<Policy> {
         ),
         path => (read_policy_file(path.as_ref())?, path.to_string()),
     };
-    Ok(match paths::default_cache_dir() {
-        Ok(cache) => Policy::from_bytes_cached(&bytes, &origin, &cache)?,
-        Err(_) => Policy::from_bytes(&bytes, &origin)?,
-    })
+    let what = format!("{origin} ({})", output::byte_size(bytes.len() as u64));
+    Ok(output::with_progress(
+        &what,
+        || match paths::default_cache_dir() {
+            Ok(cache) => Policy::from_bytes_cached(&bytes, &origin, &cache),
+            Err(_) => Policy::from_bytes(&bytes, &origin),
+        },
+    )?)
 }
 
 async fn demo(memory: &Memory, session: &str) -> anyhow::Result<ExitCode> {

@@ -1,6 +1,7 @@
 //! The CLI's parts: argument definitions, commands, output formatting, default paths.
 
 pub mod args;
+pub mod authoring;
 pub mod bench;
 pub mod commands;
 pub mod doctor;

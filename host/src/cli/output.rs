@@ -93,6 +93,63 @@ pub fn duration(duration: Duration) -> String {
     }
 }
 
+/// `bytes` for people: `830 B`, `130.2 KB`, `18.5 MB` (decimal units, as `ls -h --si`).
+pub fn byte_size(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} KB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
+}
+
+/// Loads that take longer than this show progress on stderr: a cached or small policy loads
+/// well within it, while a Python or JavaScript policy compiles for tens of seconds the first
+/// time.
+const QUIET_LOAD: Duration = Duration::from_secs(2);
+
+/// How often a long load says it is still going.
+const LOAD_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Run `load` (the compile of `what`), saying on stderr that it is compiling if it takes
+/// longer than [`QUIET_LOAD`], every [`LOAD_PROGRESS_EVERY`] after, and how long it took.
+pub fn with_progress<T>(what: &str, load: impl FnOnce() -> T) -> T {
+    let done = std::sync::Mutex::new(false);
+    let finished = std::sync::Condvar::new();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let started = std::time::Instant::now();
+            let mut wait = QUIET_LOAD;
+            let mut said = false;
+            let Ok(mut guard) = done.lock() else { return };
+            loop {
+                let Ok((next, _)) = finished.wait_timeout_while(guard, wait, |done| !*done) else {
+                    return;
+                };
+                guard = next;
+                if *guard {
+                    if said {
+                        eprintln!("compiled in {} s", started.elapsed().as_secs());
+                    }
+                    return;
+                }
+                if said {
+                    eprintln!("  still compiling: {} s", started.elapsed().as_secs());
+                } else {
+                    eprintln!("compiling {what}: done once, then cached for later runs");
+                    said = true;
+                }
+                wait = LOAD_PROGRESS_EVERY;
+            }
+        });
+        let result = load();
+        if let Ok(mut done) = done.lock() {
+            *done = true;
+        }
+        finished.notify_all();
+        result
+    })
+}
+
 /// Why a write failed, for people: what happened, and whether it may have been stored.
 pub fn failed_write(error: &StoreError) -> String {
     if error.may_have_applied() {
