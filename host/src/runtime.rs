@@ -64,19 +64,19 @@ const MAX_INSTANCES: u32 = 16_384;
 /// Default for [`RuntimeConfig::max_core_instances_per_component`]: room for interpreted
 /// policies. A Rust policy made by `wit-component` holds 3 core instances (its module, a shim
 /// and a fixup module); a componentize-py policy holds 38 (the interpreter's libraries are
-/// linked as separate modules); a ComponentizeJS one holds CORE_JS. The count bounds the
+/// linked as separate modules); a ComponentizeJS one 7. The count bounds the
 /// per-instance bookkeeping wasmtime allocates, not memory reserved up front.
 pub const DEFAULT_MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 
 /// Default for [`RuntimeConfig::max_tables_per_component`]: tables a policy component may
-/// define (a Rust policy defines 1 or 2, a componentize-py one TABLES_PY, a ComponentizeJS one
-/// TABLES_JS). Each table slot in the pool reserves address space for
-/// [`RuntimeConfig::max_table_elements`] entries.
+/// define (a Rust policy defines 1 or 2, a componentize-py or ComponentizeJS one 2). Each
+/// table slot in the pool reserves address space for [`RuntimeConfig::max_table_elements`]
+/// entries.
 pub const DEFAULT_MAX_TABLES_PER_COMPONENT: u32 = 16;
 
 /// Default for [`RuntimeConfig::max_table_elements`]: the most entries one table may have
 /// (function references). A Rust policy's table holds a few hundred; CPython's holds
-/// ELEMENTS_PY, SpiderMonkey's ELEMENTS_JS.
+/// 5,674, SpiderMonkey's 7,691.
 pub const DEFAULT_MAX_TABLE_ELEMENTS: usize = 65_536;
 
 /// Default for [`RuntimeConfig::max_memories_per_component`]: every policy toolchain in use

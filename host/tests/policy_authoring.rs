@@ -137,6 +137,28 @@ fn policy_new_refuses_a_directory_with_files_and_build_refuses_what_is_not_a_pro
     );
     let line = assert_one_line_failure(&cli.run(&["policy", "build", "taken"]));
     assert!(line.contains("policy new"), "{line}");
+    let line = assert_one_line_failure(&cli.run(&["policy", "build", "missing"]));
+    assert!(line.contains("missing does not exist"), "{line}");
+    let line = assert_one_line_failure(&cli.run(&["policy", "build", "taken/notes.txt"]));
+    assert!(line.contains("is not a directory"), "{line}");
+    // The output is checked before a build that can take minutes: none runs here (the PATH
+    // has no tool, so a build would fail on that instead).
+    assert!(
+        cli.run(&["policy", "new", "--lang", "python", "p"])
+            .status
+            .success()
+    );
+    let mut build = cli.command(&["policy", "build", "p", "-o", "no/such/dir/p.wasm"]);
+    build.env("PATH", cli.home().join("empty"));
+    let line = assert_one_line_failure(&build.output().unwrap());
+    assert!(
+        line.contains("the directory no/such/dir does not exist"),
+        "{line}"
+    );
+    let mut build = cli.command(&["policy", "build", "p", "-o", "taken"]);
+    build.env("PATH", cli.home().join("empty"));
+    let line = assert_one_line_failure(&build.output().unwrap());
+    assert!(line.contains("taken is a directory"), "{line}");
 }
 
 #[test]

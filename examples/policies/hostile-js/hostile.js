@@ -16,18 +16,16 @@ import { keepLeadingBom, readRangeVia, skipUnusedCodepointCount } from '../windo
 
 keepLeadingBom();
 
-const windowPolicy = componentExports(
-  createWindowPolicy({
-    getSettings() {
-      const settings = getSettings();
-      skipUnusedCodepointCount(settings);
-      return settings;
-    },
-    readRange: readRangeVia(readRange, apply),
-    apply,
-    log,
-  }),
-);
+const windowPolicy = createWindowPolicy({
+  getSettings() {
+    const settings = getSettings();
+    skipUnusedCodepointCount(settings);
+    return settings;
+  },
+  readRange: readRangeVia(readRange, apply),
+  apply,
+  log,
+});
 
 /** What `alloc` holds on to, so that nothing can be collected. */
 const hoard = [];
@@ -72,13 +70,35 @@ function misbehave(sessionId, kind) {
   return undefined;
 }
 
-export const memory = {
-  getContext: (sessionId) => misbehave(sessionId, 'context') ?? windowPolicy.memory.getContext(sessionId),
-  addMessage: (sessionId, message) => misbehave(sessionId, 'write') ?? windowPolicy.memory.addMessage(sessionId, message),
-  addMessages: (sessionId, messages) => misbehave(sessionId, 'write') ?? windowPolicy.memory.addMessages(sessionId, messages),
-  addAndGetContext: (sessionId, messages) =>
-    misbehave(sessionId, 'turn') ?? windowPolicy.memory.addAndGetContext(sessionId, messages),
-  clear: (sessionId) => misbehave(sessionId, 'write') ?? windowPolicy.memory.clear(sessionId),
+const ok = (val) => ({ tag: 'ok', val });
+
+/** The window, unless the session id asks for misbehaviour (behind the same export wrapper as
+ * the window's, so an exception is reported as a template's would be). */
+const hostilePolicy = {
+  getContext: (sessionId) => {
+    const bad = misbehave(sessionId, 'context');
+    return bad ? ok(bad) : windowPolicy.getContext(sessionId);
+  },
+  addMessage: (sessionId, message) => {
+    const bad = misbehave(sessionId, 'write');
+    return bad ? ok(bad) : windowPolicy.addMessage(sessionId, message);
+  },
+  addMessages: (sessionId, messages) => {
+    const bad = misbehave(sessionId, 'write');
+    return bad ? ok(bad) : windowPolicy.addMessages(sessionId, messages);
+  },
+  addAndGetContext: (sessionId, messages) => {
+    const bad = misbehave(sessionId, 'turn');
+    return bad ? ok(bad) : windowPolicy.addAndGetContext(sessionId, messages);
+  },
+  clear: (sessionId) => {
+    const bad = misbehave(sessionId, 'write');
+    return bad ? ok(bad) : windowPolicy.clear(sessionId);
+  },
+  describeSettings: () => windowPolicy.describeSettings(),
 };
 
-export const describe = windowPolicy.describe;
+const exported = componentExports(hostilePolicy, log);
+
+export const memory = exported.memory;
+export const describe = exported.describe;

@@ -20,7 +20,7 @@ const host = {
   log,
 };
 
-const exported = componentExports(createWindowPolicy(host));
+const exported = componentExports(createWindowPolicy(host), log);
 
 export const memory = exported.memory;
 export const describe = exported.describe;

@@ -212,21 +212,34 @@ export function createWindowPolicy(host) {
  * The `memory` and `describe` exports of a component over `policy` (ComponentizeJS conventions:
  * a function returning result<T, E> returns T, and throws an object whose `payload` is E).
  */
-export function componentExports(policy) {
-  const unwrap = (result) => {
+export function componentExports(policy, log = () => {}) {
+  // An unexpected exception traps, which the host reports as `policy-failed`; a log line at
+  // error level starting with `panicked` is what it quotes as the reason (without it, the
+  // reason is lost).
+  const reported = (call) => {
+    let result;
+    try {
+      result = call();
+    } catch (error) {
+      // SpiderMonkey's `stack` holds the frames only; the message is in the error's string.
+      const where = String(error?.stack ?? '').split('\n')[0];
+      log('error', `panicked${where ? ` at ${where}` : ''}: ${error}`);
+      throw error;
+    }
     if (result.tag === 'err') throw { payload: result.val };
     return result.val;
   };
   return {
     memory: {
-      getContext: (sessionId) => unwrap(policy.getContext(sessionId)),
-      addMessage: (sessionId, message) => unwrap(policy.addMessage(sessionId, message)),
-      addMessages: (sessionId, messages) => unwrap(policy.addMessages(sessionId, messages)),
-      addAndGetContext: (sessionId, messages) => unwrap(policy.addAndGetContext(sessionId, messages)),
-      clear: (sessionId) => unwrap(policy.clear(sessionId)),
+      getContext: (sessionId) => reported(() => policy.getContext(sessionId)),
+      addMessage: (sessionId, message) => reported(() => policy.addMessage(sessionId, message)),
+      addMessages: (sessionId, messages) => reported(() => policy.addMessages(sessionId, messages)),
+      addAndGetContext: (sessionId, messages) =>
+        reported(() => policy.addAndGetContext(sessionId, messages)),
+      clear: (sessionId) => reported(() => policy.clear(sessionId)),
     },
     describe: {
-      settings: () => policy.describeSettings(),
+      settings: () => reported(() => ({ tag: 'ok', val: policy.describeSettings() })),
     },
   };
 }

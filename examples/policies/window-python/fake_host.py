@@ -16,7 +16,7 @@ _RECORDS = {
     "Replication": "wanted acknowledged", "SkippedEntry": "position problem",
     "Context": "messages skipped degraded", "Stored": "appended trimmed length evicted",
     "Turn": "outcome context", "SettingSpec": "name accepts description",
-    "IntegerRange": "min max",
+    "IntegerRange": "min max", "WindowOverflow": "limit needed allowed",
 }
 _VARIANTS = {
     "StoreError": {"Unavailable": 1, "Timeout": 0, "OutcomeUnknown": 1, "OutOfMemory": 0,
@@ -31,6 +31,7 @@ _VARIANTS = {
     "ListOp": {"Expect": 1, "Push": 1, "PushFront": 1, "Trim": 1, "Expire": 1, "Delete": 0,
                "Read": 1},
     "SettingKind": {"Boolean": 0, "Integer": 1, "OneOf": 1, "Text": 0},
+    "WindowRefusal": {"Overflow": 1, "OrphanResult": 1, "PolicyRule": 1},
 }
 
 
@@ -55,6 +56,7 @@ def _namespace():
     names["EntryProblem"] = enum.Enum(
         "EntryProblem", "NOT_JSON TOO_DEEP LONE_SURROGATE NOT_AN_OBJECT NO_ROLE", start=0)
     names["Level"] = enum.Enum("Level", "DEBUG INFO WARN ERROR", start=0)
+    names["WindowLimit"] = enum.Enum("WindowLimit", "MESSAGES TOKENS", start=0)
     return SimpleNamespace(Ok=Ok, Err=Err, **names)
 
 

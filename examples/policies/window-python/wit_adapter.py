@@ -32,24 +32,39 @@ def exports_for(policy_class):
     """
     policy = policy_class(Imports(), WIT)
 
+    def reported(call):
+        """`call()`, with an unexpected exception announced before it traps.
+
+        The host reports a trap as `policy-failed`; a log line at error level starting with
+        `panicked` is what it quotes as the reason. Without it the reason is lost: printing
+        the traceback needs a filesystem, which a policy does not have.
+        """
+        try:
+            return call()
+        except Err:
+            raise
+        except BaseException as error:
+            log.log(log.Level.ERROR, f"panicked: {type(error).__name__}: {error}")
+            raise
+
     class Memory(exports.Memory):
         def get_context(self, session_id):
-            return policy.get_context(session_id)
+            return reported(lambda: policy.get_context(session_id))
 
         def add_message(self, session_id, message):
-            return policy.add_message(session_id, message)
+            return reported(lambda: policy.add_message(session_id, message))
 
         def add_messages(self, session_id, messages):
-            return policy.add_messages(session_id, messages)
+            return reported(lambda: policy.add_messages(session_id, messages))
 
         def add_and_get_context(self, session_id, messages):
-            return policy.add_and_get_context(session_id, messages)
+            return reported(lambda: policy.add_and_get_context(session_id, messages))
 
         def clear(self, session_id):
-            return policy.clear(session_id)
+            return reported(lambda: policy.clear(session_id))
 
     class Describe(exports.Describe):
         def settings(self):
-            return policy.setting_specs()
+            return reported(policy.setting_specs)
 
     return Memory, Describe

@@ -201,10 +201,11 @@ pub fn new_project(lang: PolicyLang, dir: &Path) -> anyhow::Result<()> {
 
 fn next_steps(lang: PolicyLang, dir: &Path) -> String {
     let dir = dir.display();
+    // Each step runs from where `policy new` ran: the tests in a subshell.
     let test = match lang {
-        PolicyLang::Rust => format!("cd {dir} && cargo test"),
-        PolicyLang::Python => format!("cd {dir} && python3 -m unittest"),
-        PolicyLang::Js => format!("cd {dir} && npm install && npm test"),
+        PolicyLang::Rust => format!("(cd {dir} && cargo test)"),
+        PolicyLang::Python => format!("(cd {dir} && python3 -m unittest)"),
+        PolicyLang::Js => format!("(cd {dir} && npm install && npm test)"),
     };
     format!(
         "next:\n  {test}\n  agent-memory policy build {dir} -o policy.wasm\n  \
@@ -214,7 +215,31 @@ fn next_steps(lang: PolicyLang, dir: &Path) -> String {
 
 /// `policy build DIR -o OUT`: build the project in `dir` into a component at `out`.
 pub fn build_project(dir: &Path, out: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        bail!("{} does not exist", dir.display());
+    }
+    if !dir.is_dir() {
+        bail!(
+            "{} is not a directory: give the project's directory",
+            dir.display()
+        );
+    }
     let lang = detect(dir)?;
+    // Checked before a build that can take minutes, not after it.
+    if out.is_dir() {
+        bail!(
+            "{} is a directory: -o names the component file to write",
+            out.display()
+        );
+    }
+    let parent = out.parent().filter(|parent| !parent.as_os_str().is_empty());
+    if let Some(parent) = parent.filter(|parent| !parent.is_dir()) {
+        bail!(
+            "cannot write {}: the directory {} does not exist",
+            out.display(),
+            parent.display()
+        );
+    }
     let dir = dir
         .canonicalize()
         .with_context(|| format!("cannot open {}", dir.display()))?;
@@ -259,11 +284,20 @@ pub fn build_project(dir: &Path, out: &Path) -> anyhow::Result<()> {
                     dir.display()
                 )
             })?;
+            // The contract's imports are the component's, not modules to bundle: saying so
+            // keeps the bundler from warning about each of them.
+            let bundle_config = contract.path().join("rolldown.config.js");
+            write_file(
+                &bundle_config,
+                "export default { external: [/^agent-memory:policy\\//] };\n",
+            )?;
             let mut command = Command::new(tool);
             command
                 .current_dir(&dir)
                 // --bundle: the policy is several modules; ComponentizeJS takes one.
-                .args(["componentize", "policy.js", "--bundle", "--wit"])
+                .args(["componentize", "policy.js", "--bundle", "--bundle-config"])
+                .arg(&bundle_config)
+                .arg("--wit")
                 .arg(&wit_dir)
                 .args(["--world-name", "policy"])
                 // No WASI, no fetch, no clocks, no random: the contract's imports only.

@@ -31,7 +31,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: PolicyCommand::Build { dir, output },
         } => {
             authoring::build_project(dir, output)?;
-            return policy_check(&cli, &output.display().to_string()).await;
+            // The component stays for the author to inspect either way; the error says so.
+            return policy_check(&cli, &output.display().to_string())
+                .await
+                .with_context(|| {
+                    format!(
+                        "built {}, but it fails `policy check` (no handle will take it)",
+                        output.display()
+                    )
+                });
         }
         // Repair works on a file that does not open: it must not open the store first.
         Command::Repair => return repair(&cli),

@@ -21,8 +21,8 @@ wit_bindgen::generate!({
 use agent_memory::policy::log::Level;
 use agent_memory::policy::store::{Applied, ListOp, Range};
 use agent_memory::policy::types::{
-    Context, EntryProblem, InvalidMessage, Member, MemberValue, MemoryError, Message,
-    SettingSpec, Settings, SizeLimit, SkippedEntry, StoreError, Stored, Turn, WriteOutcome,
+    Context, EntryProblem, InvalidMessage, Member, MemberValue, MemoryError, Message, SettingSpec,
+    Settings, SizeLimit, SkippedEntry, StoreError, Stored, Turn, WriteOutcome,
 };
 
 /// What the policy needs from its host: the imports of the `policy` world.
@@ -201,7 +201,10 @@ fn decode_all(host: &impl Host, entries: &[Vec<u8>]) -> Context {
                     .collect(),
             }),
             Err(problem) => {
-                host.log(Level::Warn, &format!("skipped entry {position}: {problem:?}"));
+                host.log(
+                    Level::Warn,
+                    &format!("skipped entry {position}: {problem:?}"),
+                );
                 context.skipped.push(SkippedEntry {
                     position: saturating(position),
                     problem: entry_problem(problem),
@@ -256,6 +259,22 @@ fn saturating(n: impl TryInto<u32>) -> u32 {
 /// The component's exports, over the real imports.
 struct Window;
 
+/// Say why before a panic traps: the host quotes an `error` log line starting with `panicked`
+/// as the reason of the failed call (without it, the reason is a bare `unreachable`).
+fn report_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let message = info.payload_as_str().unwrap_or("a panic without a message");
+            let place = info
+                .location()
+                .map(|place| format!(" at {}:{}", place.file(), place.line()))
+                .unwrap_or_default();
+            agent_memory::policy::log::log(Level::Error, &format!("panicked{place}: {message}"));
+        }));
+    });
+}
+
 struct Imports;
 
 impl Host for Imports {
@@ -275,18 +294,29 @@ impl Host for Imports {
 
 impl exports::agent_memory::policy::memory::Guest for Window {
     fn get_context(session_id: String) -> Result<Context, MemoryError> {
+        report_panics();
         Ok(get_context(&Imports, &session_id))
     }
     fn add_message(session_id: String, message: Message) -> Result<WriteOutcome, MemoryError> {
+        report_panics();
         add_messages(&Imports, &session_id, std::slice::from_ref(&message))
     }
-    fn add_messages(session_id: String, messages: Vec<Message>) -> Result<WriteOutcome, MemoryError> {
+    fn add_messages(
+        session_id: String,
+        messages: Vec<Message>,
+    ) -> Result<WriteOutcome, MemoryError> {
+        report_panics();
         add_messages(&Imports, &session_id, &messages)
     }
-    fn add_and_get_context(session_id: String, messages: Vec<Message>) -> Result<Turn, MemoryError> {
+    fn add_and_get_context(
+        session_id: String,
+        messages: Vec<Message>,
+    ) -> Result<Turn, MemoryError> {
+        report_panics();
         add_and_get_context(&Imports, &session_id, &messages)
     }
     fn clear(session_id: String) -> Result<WriteOutcome, MemoryError> {
+        report_panics();
         Ok(clear(&Imports, &session_id))
     }
 }
@@ -325,7 +355,9 @@ mod tests {
         let len = list.len() as i64;
         let at = |i: i64| if i < 0 { (len + i).max(0) } else { i.min(len) };
         let (start, stop) = (at(range.start), (at(range.stop) + 1).min(len));
-        list.get(start as usize..stop.max(start) as usize).unwrap_or_default().to_vec()
+        list.get(start as usize..stop.max(start) as usize)
+            .unwrap_or_default()
+            .to_vec()
     }
 
     impl Host for FakeStore {
@@ -339,11 +371,18 @@ mod tests {
             }
         }
         fn read_range(&self, key: &str, range: Range) -> Result<Vec<Vec<u8>>, StoreError> {
-            Ok(slice(self.lists.borrow().get(key).map_or(&[][..], |l| l), range))
+            Ok(slice(
+                self.lists.borrow().get(key).map_or(&[][..], |l| l),
+                range,
+            ))
         }
         fn apply(&self, key: &str, ops: &[ListOp]) -> Result<Applied, StoreError> {
             let mut lists = self.lists.borrow_mut();
-            let mut applied = Applied { length_after_push: None, deleted: None, read: None };
+            let mut applied = Applied {
+                length_after_push: None,
+                deleted: None,
+                read: None,
+            };
             for op in ops {
                 let list = lists.entry(key.to_string()).or_default();
                 match op {
@@ -371,7 +410,9 @@ mod tests {
             name: name.into(),
             value: MemberValue::Text(value.into()),
         };
-        Message { members: vec![text("role", role), text("content", content)] }
+        Message {
+            members: vec![text("role", role), text("content", content)],
+        }
     }
 
     #[test]
@@ -383,11 +424,16 @@ mod tests {
         let stored = store.lists.borrow()["ai:memory:s"].clone();
         assert_eq!(
             stored,
-            [br#"{"role": "user", "content": "two"}"#.to_vec(),
-             br#"{"role": "user", "content": "thr\u00e9e"}"#.to_vec()]
+            [
+                br#"{"role": "user", "content": "two"}"#.to_vec(),
+                br#"{"role": "user", "content": "thr\u00e9e"}"#.to_vec()
+            ]
         );
         let context = get_context(&store, "s");
-        assert_eq!(context.messages, vec![message("user", "two"), message("user", "thrée")]);
+        assert_eq!(
+            context.messages,
+            vec![message("user", "two"), message("user", "thrée")]
+        );
     }
 
     #[test]
@@ -395,7 +441,10 @@ mod tests {
         let store = FakeStore::new(50);
         store.lists.borrow_mut().insert(
             "ai:memory:s".into(),
-            vec![b"{broken".to_vec(), br#"{"role": "user", "content": "hi"}"#.to_vec()],
+            vec![
+                b"{broken".to_vec(),
+                br#"{"role": "user", "content": "hi"}"#.to_vec(),
+            ],
         );
         let context = get_context(&store, "s");
         assert_eq!(context.messages, vec![message("user", "hi")]);
