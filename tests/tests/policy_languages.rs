@@ -546,3 +546,54 @@ fn only_file(dir: &std::path::Path) -> std::path::PathBuf {
     assert_eq!(files.len(), 1, "{files:?}");
     files.into_iter().next().unwrap()
 }
+
+/// 200 calls (add, then read the window) of one handle on `policy`; the instances they took.
+async fn instances_for_200_calls(runtime: &PolicyRuntime, name: &str, bytes: &[u8]) -> u64 {
+    let policy = runtime
+        .load_cached(
+            bytes,
+            name,
+            &agent_memory_tests::language_policies::compile_cache(),
+        )
+        .unwrap();
+    let memory = Memory::builder().policy(policy).build().unwrap();
+    let before = runtime.instantiations();
+    for turn in 0..100 {
+        let text = format!("message {turn} {}", "x".repeat(500));
+        expect_stored(memory.add_message("s", Message::user(text)).await.unwrap());
+        let context = memory.get_context("s").await.unwrap();
+        assert_eq!(context.messages.len(), (turn + 1).min(50), "{name}");
+    }
+    runtime.instantiations() - before
+}
+
+#[tokio::test]
+async fn a_warm_interpreter_instance_serves_many_calls_before_it_is_replaced() {
+    use agent_memory_tests::language_policies::WINDOW_JS_WASM;
+    let runtime = |reuse_memory_growth| {
+        PolicyRuntime::new(RuntimeConfig {
+            reuse_limit: 500,
+            reuse_memory_growth,
+            max_concurrent_calls: 8,
+            max_idle_instances: 8,
+            ..RuntimeConfig::default()
+        })
+        .unwrap()
+    };
+    // CPython's heap settles within the default growth allowance (1 MiB): one instance.
+    let python = instances_for_200_calls(&runtime(1 << 20), "python", WINDOW_PYTHON_WASM).await;
+    // SpiderMonkey's garbage-collected heap grows past it every few dozen calls, so each
+    // instance is replaced after them; an allowance the size of its heap keeps one.
+    let js_default = instances_for_200_calls(&runtime(1 << 20), "javascript", WINDOW_JS_WASM).await;
+    let js_roomy = instances_for_200_calls(&runtime(64 << 20), "javascript", WINDOW_JS_WASM).await;
+    println!(
+        "200 calls: python {python} instance(s); javascript {js_default} with a 1 MiB growth \
+         allowance, {js_roomy} with 64 MiB"
+    );
+    assert_eq!(python, 1);
+    assert!(
+        js_default > 1,
+        "the JavaScript heap no longer grows: update the README"
+    );
+    assert_eq!(js_roomy, 1);
+}
