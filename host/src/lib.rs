@@ -40,8 +40,9 @@
 //!   `policy`: loading and checking components; `instances`: one handle's instances of one
 //!   policy version, warm or fresh; `sandbox`: one call in its limits; `call_state`: what an
 //!   instance can reach (the host side of the contract); `guard`: what a call may ask of the
-//!   store. `sandbox` uses `instances`, which uses `policy` and `call_state`; `policy` uses
-//!   `runtime` and `call_state`: no cycle.
+//!   store; `compile_cache`: compiled policies on disk, bounded. `sandbox` uses `instances`,
+//!   which uses `policy` and `call_state`; `policy` uses `runtime`, `call_state` and
+//!   `compile_cache`: no cycle.
 //! - `settings`, `session`, `error`: configuration, session ids, errors.
 
 #![deny(missing_docs)]
@@ -50,6 +51,7 @@ pub mod agent;
 mod bindings;
 mod blocking;
 mod call_state;
+mod compile_cache;
 mod convert;
 mod declared;
 mod error;

@@ -5,7 +5,7 @@
 //! right types) and instantiated once on trial. A component that asks for anything else, WASI
 //! included, is refused here, not at its first call.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 /// The contract version, as a literal for `concat!` (see [`CONTRACT_VERSION`]).
@@ -21,6 +21,7 @@ use wasmtime::component::{Component, ComponentExportIndex, Linker};
 
 use crate::bindings::{Policy as PolicyBindings, PolicyPre};
 use crate::call_state::{self, CallState};
+use crate::compile_cache;
 use crate::declared::{self, SettingSpec, check_declaration};
 use crate::error::LoadError;
 use crate::runtime::{PolicyRuntime, RuntimeConfig};
@@ -239,10 +240,8 @@ impl Policy {
     ) -> Result<Self, LoadError> {
         let engine = runtime.engine();
         let digest = digest(bytes);
-        let path = cache_path(engine, cache_dir, &digest);
-        // Read the artifact into memory rather than mapping the file: a mapping would crash the
-        // process (SIGBUS) if anyone truncated or rewrote the file in place while it runs.
-        if let Ok(artifact) = std::fs::read(&path) {
+        let path = compile_cache::path(engine, cache_dir, &digest);
+        if let Some(artifact) = compile_cache::read(&path) {
             // SAFETY: `deserialize` trusts the artifact's machine code. The file is one this
             // function wrote from a component it compiled, in the caller's private cache
             // directory (see `Policy::from_bytes_cached`), and wasmtime checks its header,
@@ -256,9 +255,10 @@ impl Policy {
         }
         let component =
             Component::new(engine, bytes).map_err(|error| compile_error(bytes, &error))?;
-        if let Err(error) = write_cache(&component, &path) {
+        if let Err(error) = compile_cache::write(&component, &path) {
             tracing::debug!(%error, path = %path.display(), "could not write the compiled policy cache");
         }
+        compile_cache::evict(cache_dir, compile_cache::MAX_CACHE_BYTES);
         Self::check(runtime, component, digest, origin)
     }
 
@@ -414,25 +414,6 @@ pub(crate) fn digest(bytes: &[u8]) -> String {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
-}
-
-fn cache_path(engine: &Engine, cache_dir: &Path, digest: &str) -> PathBuf {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut hasher = DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    cache_dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
-}
-
-fn write_cache(component: &Component, path: &Path) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let bytes = component.serialize()?;
-    // Write then rename, so a concurrent reader never sees half a file.
-    let partial = path.with_extension(format!("partial-{}", std::process::id()));
-    std::fs::write(&partial, bytes)?;
-    std::fs::rename(&partial, path)?;
-    Ok(())
 }
 
 /// `PolicyPre::new` checks export names only; instantiating once runs the component's start
