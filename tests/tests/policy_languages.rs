@@ -460,13 +460,7 @@ fn a_sandbox_too_small_for_a_component_names_the_setting_that_raises_it() {
 #[test]
 fn a_compiled_policy_is_loaded_from_the_cache_on_the_next_load() {
     let cache = tempfile::tempdir().unwrap();
-    let runtime = PolicyRuntime::new(RuntimeConfig {
-        max_concurrent_calls: 4,
-        max_idle_instances: 0,
-        idle_timeout: Duration::ZERO,
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let runtime = small_runtime();
     let started = Instant::now();
     let first = runtime
         .load_cached(WINDOW_PYTHON_WASM, "window-python", cache.path())
@@ -511,13 +505,7 @@ fn a_compiled_policy_is_loaded_from_the_cache_on_the_next_load() {
 #[test]
 fn an_artifact_compiled_under_another_configuration_is_recompiled_and_replaced() {
     let cache = tempfile::tempdir().unwrap();
-    let runtime = PolicyRuntime::new(RuntimeConfig {
-        max_concurrent_calls: 4,
-        max_idle_instances: 0,
-        idle_timeout: Duration::ZERO,
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let runtime = small_runtime();
     let bytes = agent_memory::DEFAULT_POLICY_WASM;
     runtime.load_cached(bytes, "default", cache.path()).unwrap();
     let artifact = only_file(cache.path());
@@ -535,6 +523,17 @@ fn an_artifact_compiled_under_another_configuration_is_recompiled_and_replaced()
     assert_eq!(policy.digest(), Policy::default_policy().unwrap().digest());
     let replaced = std::fs::read(&artifact).unwrap();
     assert_ne!(replaced, foreign, "the foreign artifact was kept");
+}
+
+/// A runtime of its own, small, keeping no idle instance: for tests of loading.
+fn small_runtime() -> PolicyRuntime {
+    PolicyRuntime::new(RuntimeConfig {
+        max_concurrent_calls: 4,
+        max_idle_instances: 0,
+        idle_timeout: Duration::ZERO,
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
 }
 
 /// The one file in `dir`.
