@@ -46,6 +46,7 @@ use crate::convert;
 use crate::error::MemoryError;
 use crate::memory::Memory;
 use crate::session::SessionId;
+use crate::telemetry::kinds::Operation;
 
 /// Builds an [`AgentMemoryCtx`].
 #[derive(Debug, Clone)]
@@ -97,8 +98,18 @@ impl AgentMemoryCtx {
     /// The handle's session id for the agent's `session_id`.
     /// The agent's id is checked on its own too: under a namespace, an empty id would
     /// otherwise name the namespace itself.
-    fn session(&self, session_id: &str) -> Result<SessionId, wit::MemoryError> {
-        let refuse = |error| wit::MemoryError::from(&MemoryError::InvalidSession(error));
+    /// A refused id is counted as a refusal of `operation`.
+    fn session(
+        &self,
+        operation: Operation,
+        session_id: &str,
+    ) -> Result<SessionId, wit::MemoryError> {
+        let refuse = |error| {
+            let error = self
+                .memory
+                .refused_early(operation, MemoryError::InvalidSession(error));
+            wit::MemoryError::from(&error)
+        };
         SessionId::try_from(session_id).map_err(refuse)?;
         SessionId::try_from(format!("{}{session_id}", self.namespace)).map_err(refuse)
     }
@@ -144,7 +155,7 @@ impl wit::types_host::Host for AgentMemoryView<'_> {}
 
 impl memory_import::Host for AgentMemoryView<'_> {
     async fn get_context(&mut self, session_id: String) -> Result<wit::Context, wit::MemoryError> {
-        let session = self.ctx.session(&session_id)?;
+        let session = self.ctx.session(Operation::GetContext, &session_id)?;
         let accept = |context| convert::check_context(&context).map(|()| context);
         let context = self.ctx.memory.wit_get_context(&session, accept).await;
         context.map_err(|error| refusal(&error))
@@ -163,7 +174,7 @@ impl memory_import::Host for AgentMemoryView<'_> {
         session_id: String,
         messages: Vec<wit::Message>,
     ) -> Result<wit::WriteOutcome, wit::MemoryError> {
-        let session = self.ctx.session(&session_id)?;
+        let session = self.ctx.session(Operation::AddMessages, &session_id)?;
         let accept = |outcome| convert::check_write_outcome(&outcome).map(|()| outcome);
         let outcome = self.ctx.memory.wit_add_messages(&session, messages, accept);
         outcome.await.map_err(|error| refusal(&error))
@@ -174,7 +185,7 @@ impl memory_import::Host for AgentMemoryView<'_> {
         session_id: String,
         messages: Vec<wit::Message>,
     ) -> Result<wit::Turn, wit::MemoryError> {
-        let session = self.ctx.session(&session_id)?;
+        let session = self.ctx.session(Operation::AddAndGetContext, &session_id)?;
         let accept = |turn: wit::Turn| {
             convert::check_write_outcome(&turn.outcome)
                 .and_then(|()| convert::check_context(&turn.context))
@@ -188,7 +199,7 @@ impl memory_import::Host for AgentMemoryView<'_> {
     }
 
     async fn clear(&mut self, session_id: String) -> Result<wit::WriteOutcome, wit::MemoryError> {
-        let session = self.ctx.session(&session_id)?;
+        let session = self.ctx.session(Operation::Clear, &session_id)?;
         let accept = |outcome| convert::check_write_outcome(&outcome).map(|()| outcome);
         let outcome = self.ctx.memory.wit_clear(&session, accept).await;
         outcome.map_err(|error| refusal(&error))

@@ -12,6 +12,8 @@
 //! [`crate::policy`] (its linker and trial instantiation), [`crate::instances`] and
 //! [`crate::sandbox`] (the calls) build on this module, which needs none of them.
 
+use std::time::{Duration, Instant};
+
 use tracing::Instrument;
 use wasmtime::{CallHook, Engine, ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
@@ -56,6 +58,9 @@ pub(crate) struct CallState {
     memory: MemoryWatch,
     fuel: FuelAccount,
     logs: LogAccount,
+    /// How long the call's store calls waited on the store: the rest of the call's export is
+    /// the policy's own time.
+    store_wait: Duration,
 }
 
 /// The memory limits, and how much the instance's memory and tables grew after it was
@@ -198,6 +203,7 @@ impl CallState {
             },
             fuel: FuelAccount::default(),
             logs: LogAccount::default(),
+            store_wait: Duration::ZERO,
         }
     }
 
@@ -220,6 +226,7 @@ impl CallState {
             pending: 0,
         };
         self.logs = LogAccount::default();
+        self.store_wait = Duration::ZERO;
         initial
     }
 
@@ -235,6 +242,11 @@ impl CallState {
     /// instance exists, so the sizes it was made with are its baseline.
     pub(crate) fn watch_memory_growth(&mut self) {
         self.memory.armed = true;
+    }
+
+    /// How long the current call's store calls have waited on the store so far.
+    pub(crate) fn store_wait(&self) -> Duration {
+        self.store_wait
     }
 
     /// Bytes the instance's linear memory grew since it was instantiated.
@@ -332,11 +344,14 @@ impl bindings::store::Host for CallState {
             start = range.start,
             stop = range.stop
         );
+        let started = Instant::now();
         let entries = store
             .read_range(&key, range.start, range.stop)
             .instrument(span)
-            .await
-            .and_then(|entries| guard.check_read_reply(&entries).map(|()| entries));
+            .await;
+        self.store_wait += started.elapsed();
+        let entries =
+            entries.and_then(|entries| guard.check_read_reply(&entries).map(|()| entries));
         if let Ok(entries) = &entries {
             let bytes: u64 = entries.iter().map(|entry| entry.len() as u64).sum();
             self.fuel.grant_for(bytes);
@@ -361,7 +376,9 @@ impl bindings::store::Host for CallState {
             return Ok(Err(error.into()));
         }
         let span = tracing::debug_span!("agent_memory.apply", ops = ops.len());
+        let started = Instant::now();
         let applied = store.apply(&key, ops).instrument(span).await;
+        self.store_wait += started.elapsed();
         Ok(applied
             .map(|mut applied| {
                 // The writes are applied; entries over the read caps are not handed over, and

@@ -184,6 +184,13 @@ pub enum BuildError {
     /// Settings or limits were refused.
     #[error("invalid settings")]
     Settings(#[from] SettingsError),
+    /// The handle's name is not 1 to 64 characters of `A-Z a-z 0-9 _ - .`
+    /// ([`crate::MemoryBuilder::name`]).
+    #[error(
+        "invalid handle name {0:?}: a name is 1 to {max} characters of A-Z a-z 0-9 _ - .",
+        max = crate::MAX_HANDLE_NAME_BYTES
+    )]
+    InvalidName(String),
     /// The blocking wrapper could not start its runtime.
     #[error("cannot start the blocking runtime: {0}")]
     Runtime(String),

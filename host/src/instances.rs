@@ -54,6 +54,7 @@ use crate::policy::Policy;
 use crate::runtime::{Isolation, PolicyRuntime};
 use crate::settings::{Limits, Settings};
 use crate::store::Store;
+use crate::telemetry::meter::{Meter, Recycle};
 
 /// The instances of one policy version for one handle.
 pub(crate) struct Instances {
@@ -63,6 +64,9 @@ pub(crate) struct Instances {
     limits: Limits,
     isolation: Isolation,
     idle: Mutex<Idle>,
+    /// Where the calls and instances are counted; `None` for a swap's self-check, whose
+    /// instances serve no one.
+    meter: Option<Arc<Meter>>,
 }
 
 /// Warm instances waiting for a call, newest last.
@@ -72,23 +76,48 @@ struct Idle {
     reaper: bool,
 }
 
-/// A policy instance in its Store, and what it has served.
+/// A policy instance in its Store, and what it has served. Dropping it counts it as recycled,
+/// for the reason last given to [`Warm::retire`] ([`Recycle::Cancelled`] if none: a call
+/// dropped while it ran).
 pub(crate) struct Warm {
     pub(crate) store: wasmtime::Store<CallState>,
     pub(crate) instance: Instance,
     calls: u32,
     idle_since: Instant,
+    meter: Option<Arc<Meter>>,
+    /// Whether it waits in the idle list (else it serves a call).
+    idle: bool,
+    retired: Option<Recycle>,
+}
+
+impl Warm {
+    /// It is to be dropped, for `reason`.
+    pub(crate) fn retire(&mut self, reason: Recycle) {
+        self.retired = Some(reason);
+    }
+}
+
+impl Drop for Warm {
+    fn drop(&mut self) {
+        if let Some(meter) = &self.meter {
+            let reason = self.retired.unwrap_or(Recycle::Cancelled);
+            meter.instance_dropped(self.idle, reason);
+        }
+    }
 }
 
 impl Instances {
-    /// The instances of `policy` for a handle with this store, settings and limits.
+    /// The instances of `policy` for a handle with this store, settings and limits, counted
+    /// under the handle name `meter_as` (`None`: not counted, for a swap's self-check).
     pub(crate) fn new(
         policy: Policy,
         store: Store,
         settings: Settings,
         limits: Limits,
         isolation: Isolation,
+        meter_as: Option<&Arc<str>>,
     ) -> Arc<Self> {
+        let meter = meter_as.map(|handle| Meter::new(handle, policy.short_digest()));
         Arc::new(Self {
             policy,
             store,
@@ -99,7 +128,13 @@ impl Instances {
                 instances: Vec::new(),
                 reaper: false,
             }),
+            meter,
         })
+    }
+
+    /// Where this version's calls are counted, if they are.
+    pub(crate) fn meter(&self) -> Option<&Meter> {
+        self.meter.as_deref()
     }
 
     /// The policy version these instances run.
@@ -118,7 +153,11 @@ impl Instances {
 
     /// An instance for one call: the most recently used warm one, or a fresh one.
     pub(crate) async fn checkout(&self) -> Result<Warm, PolicyError> {
-        if let Some(warm) = self.take_idle() {
+        if let Some(mut warm) = self.take_idle() {
+            warm.idle = false;
+            if let Some(meter) = &self.meter {
+                meter.instance_taken();
+            }
             return Ok(warm);
         }
         self.instantiate().await
@@ -133,13 +172,16 @@ impl Instances {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let newest = idle.instances.pop()?;
-        let (found, expired) = if newest.idle_since.elapsed() <= timeout {
+        let (found, mut expired) = if newest.idle_since.elapsed() <= timeout {
             (Some(newest), Vec::new())
         } else {
             let mut expired = std::mem::take(&mut idle.instances);
             expired.push(newest);
             (None, expired)
         };
+        expired
+            .iter_mut()
+            .for_each(|warm| warm.retire(Recycle::IdleTimeout));
         drop(idle);
         // Dropped outside the lock: dropping a Store is not free.
         let released = expired.len() + usize::from(found.is_some());
@@ -167,11 +209,17 @@ impl Instances {
             .map_err(|error| PolicyError::Instantiate(format!("{error:#}")))?;
         store.data_mut().watch_memory_growth();
         self.runtime().count_instantiation();
+        if let Some(meter) = &self.meter {
+            meter.instance_created();
+        }
         Ok(Warm {
             store,
             instance,
             calls: 0,
             idle_since: Instant::now(),
+            meter: self.meter.clone(),
+            idle: false,
+            retired: None,
         })
     }
 
@@ -182,13 +230,27 @@ impl Instances {
         warm.calls += 1;
         let config = self.runtime().config();
         let state = warm.store.data();
-        let reusable = self.isolation == Isolation::Warm
-            && warm.calls < config.reuse_limit
-            && state.memory_growth() <= config.reuse_memory_growth
-            && !state.table_grew();
-        if !reusable || !self.runtime().reserve_idle() {
+        let not_reusable = if self.isolation == Isolation::Strict {
+            Some(Recycle::StrictIsolation)
+        } else if warm.calls >= config.reuse_limit {
+            Some(Recycle::ReuseLimit)
+        } else if state.memory_growth() > config.reuse_memory_growth {
+            Some(Recycle::MemoryGrowth)
+        } else if state.table_grew() {
+            Some(Recycle::TableGrowth)
+        } else if !self.runtime().reserve_idle() {
+            Some(Recycle::IdleBudgetFull)
+        } else {
+            None
+        };
+        if let Some(reason) = not_reusable {
+            warm.retire(reason);
             return;
         }
+        if let Some(meter) = &self.meter {
+            meter.instance_kept();
+        }
+        warm.idle = true;
         let mut idle = self
             .idle
             .lock()
@@ -222,7 +284,10 @@ impl Instances {
             .iter()
             .position(|warm| warm.idle_since.elapsed() <= timeout)
             .unwrap_or(idle.instances.len());
-        let expired: Vec<Warm> = idle.instances.drain(..fresh_from).collect();
+        let mut expired: Vec<Warm> = idle.instances.drain(..fresh_from).collect();
+        expired
+            .iter_mut()
+            .for_each(|warm| warm.retire(Recycle::IdleTimeout));
         let keep_running = !idle.instances.is_empty();
         if !keep_running {
             idle.reaper = false;
@@ -301,6 +366,9 @@ impl Drop for Instances {
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let count = idle.instances.len() as u32;
+        idle.instances
+            .iter_mut()
+            .for_each(|warm| warm.retire(Recycle::Released));
         idle.instances.clear();
         self.policy.runtime().release_idle(count);
     }

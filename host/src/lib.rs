@@ -69,6 +69,7 @@ mod session;
 mod settings;
 pub mod store;
 mod swap;
+pub mod telemetry;
 
 pub use bindings::public as wit;
 pub use blocking::BlockingMemory;
@@ -76,7 +77,7 @@ pub use declared::{SettingKind, SettingSpec};
 pub use error::{BuildError, LoadError, MemoryError, PolicyError};
 pub use follow::{FollowStatus, PolicyFollower, UNREADABLE_AFTER};
 pub use json::{Json, JsonError, NotStandardJson};
-pub use memory::{Memory, MemoryBuilder};
+pub use memory::{DEFAULT_HANDLE_NAME, MAX_HANDLE_NAME_BYTES, Memory, MemoryBuilder};
 pub use message::{EntryProblem, MemberValue, Message, MessageJsonError};
 pub use policy::{
     CONTRACT_VERSION, CONTRACT_WIT, DEFAULT_POLICY_WASM, MAX_POLICY_BYTES, Policy,

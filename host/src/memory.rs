@@ -1,8 +1,11 @@
 //! The public handle agents use: [`Memory`], built by [`MemoryBuilder`].
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::bindings as wit;
 use crate::convert;
@@ -18,6 +21,14 @@ use crate::session::SessionId;
 use crate::settings::{Limits, Settings};
 use crate::store::{RedisOptions, Store, StoreSpec};
 use crate::swap;
+use crate::telemetry::kinds::{self, Operation, Outcome};
+use crate::telemetry::meter::{Meter, Summarize};
+
+/// The name a handle has unless [`MemoryBuilder::name`] gives it one.
+pub const DEFAULT_HANDLE_NAME: &str = "default";
+
+/// The longest handle name ([`MemoryBuilder::name`]).
+pub const MAX_HANDLE_NAME_BYTES: usize = 64;
 
 /// Conversation memory for agents: a policy component in its sandbox, over a store.
 ///
@@ -45,6 +56,8 @@ pub struct Memory {
 }
 
 struct Inner {
+    /// The handle's name, for metrics and spans.
+    name: Arc<str>,
     store: Store,
     /// The policy version serving new calls, with this handle's instances of it.
     serving: ArcSwap<Instances>,
@@ -53,9 +66,19 @@ struct Inner {
     isolation: Isolation,
 }
 
+/// The version serving when the handle goes stops serving it (for the `policy_info` gauge).
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(meter) = self.serving.load().meter() {
+            meter.serving(false);
+        }
+    }
+}
+
 impl std::fmt::Debug for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Memory")
+            .field("name", &self.inner.name)
             .field("store", &self.inner.store.describe())
             .field("policy", &self.inner.serving.load().policy().origin())
             .field("settings", &self.inner.settings)
@@ -67,6 +90,7 @@ impl std::fmt::Debug for Memory {
 /// Builds a [`Memory`]: a store, a policy, settings and limits, each with a default.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryBuilder {
+    name: Option<String>,
     store: Option<StoreChoice>,
     policy: Option<Policy>,
     settings: Settings,
@@ -83,6 +107,16 @@ enum StoreChoice {
 }
 
 impl MemoryBuilder {
+    /// Name the handle (default: [`DEFAULT_HANDLE_NAME`]): the `handle` label of its metrics
+    /// and the `agent_memory.handle` field of its spans, so an operator tells the memories of
+    /// one process apart (say `support-agent` and `planner`). 1 to
+    /// [`MAX_HANDLE_NAME_BYTES`] characters of `A-Z a-z 0-9 _ - .`: a label, never a session
+    /// id (a series per conversation would swamp the metrics).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
     /// Use the store `spec` names (default: process memory, [`StoreSpec::InMemory`]).
     pub fn store(mut self, spec: StoreSpec) -> Self {
         self.store = Some(StoreChoice::Spec(spec));
@@ -141,6 +175,9 @@ impl MemoryBuilder {
     /// at the first read). Redis connects on first use, so this succeeds while Redis is down;
     /// calls then degrade until it is back.
     pub fn build(self) -> Result<Memory, BuildError> {
+        let name = self.name.unwrap_or_else(|| DEFAULT_HANDLE_NAME.to_string());
+        check_name(&name)?;
+        let name: Arc<str> = Arc::from(name);
         self.settings.validate()?;
         self.limits.validate()?;
         self.limits.check_against(&self.settings)?;
@@ -165,9 +202,14 @@ impl MemoryBuilder {
             self.settings.clone(),
             self.limits,
             self.isolation,
+            Some(&name),
         );
+        if let Some(meter) = instances.meter() {
+            meter.serving(true);
+        }
         Ok(Memory {
             inner: Arc::new(Inner {
+                name,
                 store,
                 serving: ArcSwap::new(instances),
                 settings: self.settings,
@@ -191,7 +233,8 @@ impl Memory {
         &self,
         session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
     ) -> Result<Context, MemoryError> {
-        self.wit_get_context(&session_id.try_into()?, convert::context_from_policy)
+        let session = self.session(Operation::GetContext, session_id)?;
+        self.wit_get_context(&session, convert::context_from_policy)
             .await
     }
 
@@ -216,7 +259,7 @@ impl Memory {
         session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteOutcome, MemoryError> {
-        let session = session_id.try_into()?;
+        let session = self.session(Operation::AddMessages, session_id)?;
         let messages = messages.into_iter().map(Into::into).collect();
         self.wit_add_messages(&session, messages, convert::write_outcome_from_policy)
             .await
@@ -234,7 +277,7 @@ impl Memory {
         session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<Turn, MemoryError> {
-        let session = session_id.try_into()?;
+        let session = self.session(Operation::AddAndGetContext, session_id)?;
         let messages = messages.into_iter().map(Into::into).collect();
         self.wit_add_and_get_context(&session, messages, convert::turn_from_policy)
             .await
@@ -245,8 +288,31 @@ impl Memory {
         &self,
         session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
     ) -> Result<WriteOutcome, MemoryError> {
-        self.wit_clear(&session_id.try_into()?, convert::write_outcome_from_policy)
+        let session = self.session(Operation::Clear, session_id)?;
+        self.wit_clear(&session, convert::write_outcome_from_policy)
             .await
+    }
+
+    /// `session_id` as a [`SessionId`], or the refusal, counted.
+    fn session(
+        &self,
+        operation: Operation,
+        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
+    ) -> Result<SessionId, MemoryError> {
+        session_id
+            .try_into()
+            .map_err(|error| self.refused_early(operation, MemoryError::from(error)))
+    }
+
+    /// Count `error`, a request refused before any policy ran (such as an invalid session id
+    /// from an agent component), and return it.
+    pub(crate) fn refused_early(&self, operation: Operation, error: MemoryError) -> MemoryError {
+        if let (Some(meter), Some(reason)) =
+            (self.inner.serving.load().meter(), kinds::refusal(&error))
+        {
+            meter.refused(operation, reason, std::time::Duration::ZERO);
+        }
+        error
     }
 
     // The calls in the contract's own types. Each hands the policy's answer to `accept`: the
@@ -258,9 +324,9 @@ impl Memory {
         session: &SessionId,
         accept: impl FnOnce(wit::Context) -> Result<R, PolicyError>,
     ) -> Result<R, MemoryError> {
-        let instances = self.inner.serving.load_full();
-        let answer = sandbox::get_context(call(&instances, session)).await;
-        settle(&instances, answer, accept)
+        let run = async |call: Call<'_>| sandbox::get_context(call).await;
+        self.observed(Operation::GetContext, session, Ok(()), run, accept)
+            .await
     }
 
     pub(crate) async fn wit_add_messages<R>(
@@ -269,10 +335,10 @@ impl Memory {
         messages: Vec<wit::Message>,
         accept: impl FnOnce(wit::WriteOutcome) -> Result<R, PolicyError>,
     ) -> Result<R, MemoryError> {
-        self.check_request(&messages)?;
-        let instances = self.inner.serving.load_full();
-        let answer = sandbox::add_messages(call(&instances, session), messages).await;
-        settle(&instances, answer, accept)
+        let checked = self.check_request(&messages);
+        let run = async move |call: Call<'_>| sandbox::add_messages(call, messages).await;
+        self.observed(Operation::AddMessages, session, checked, run, accept)
+            .await
     }
 
     pub(crate) async fn wit_add_and_get_context<R>(
@@ -281,10 +347,10 @@ impl Memory {
         messages: Vec<wit::Message>,
         accept: impl FnOnce(wit::Turn) -> Result<R, PolicyError>,
     ) -> Result<R, MemoryError> {
-        self.check_request(&messages)?;
-        let instances = self.inner.serving.load_full();
-        let answer = sandbox::add_and_get_context(call(&instances, session), messages).await;
-        settle(&instances, answer, accept)
+        let checked = self.check_request(&messages);
+        let run = async move |call: Call<'_>| sandbox::add_and_get_context(call, messages).await;
+        self.observed(Operation::AddAndGetContext, session, checked, run, accept)
+            .await
     }
 
     pub(crate) async fn wit_clear<R>(
@@ -292,9 +358,60 @@ impl Memory {
         session: &SessionId,
         accept: impl FnOnce(wit::WriteOutcome) -> Result<R, PolicyError>,
     ) -> Result<R, MemoryError> {
+        let run = async |call: Call<'_>| sandbox::clear(call).await;
+        self.observed(Operation::Clear, session, Ok(()), run, accept)
+            .await
+    }
+
+    /// One call, observed: in its span, on the version serving now (it runs wholly on it even
+    /// if it is replaced meanwhile), counted by outcome. `checked` is the host's verdict on the
+    /// request: a refusal there means the policy never runs.
+    async fn observed<T: Summarize, R>(
+        &self,
+        operation: Operation,
+        session: &SessionId,
+        checked: Result<(), MemoryError>,
+        run: impl AsyncFnOnce(Call<'_>) -> Result<Answer<sandbox::PolicyResult<T>>, PolicyError>,
+        accept: impl FnOnce(T) -> Result<R, PolicyError>,
+    ) -> Result<R, MemoryError> {
+        let started = Instant::now();
         let instances = self.inner.serving.load_full();
-        let answer = sandbox::clear(call(&instances, session)).await;
-        settle(&instances, answer, accept)
+        // No payloads, no session id: the handle, the operation and the version.
+        let span = tracing::info_span!(
+            target: "agent_memory::call",
+            "agent_memory.call",
+            otel.name = operation.span_name(),
+            agent_memory.handle = &*self.inner.name,
+            agent_memory.operation = operation.name(),
+            agent_memory.policy.digest = instances.policy().short_digest(),
+            agent_memory.outcome = Empty,
+            error.type = Empty,
+        );
+        let (result, settled) = match checked {
+            Ok(()) => {
+                let call = Call {
+                    instances: &instances,
+                    session_id: session.as_str(),
+                };
+                let answer = run(call).instrument(span.clone()).await;
+                let _entered = span.enter();
+                settle(&instances, operation, started, answer, accept)
+            }
+            Err(refusal) => {
+                let reason = kinds::refusal(&refusal);
+                if let (Some(meter), Some(reason)) = (instances.meter(), reason) {
+                    meter.refused(operation, reason, started.elapsed());
+                }
+                (Err(refusal), Settled::new(Outcome::Refused, reason))
+            }
+        };
+        if !span.is_disabled() {
+            span.record("agent_memory.outcome", settled.outcome.name());
+            if let Some(kind) = settled.kind {
+                span.record("error.type", kind);
+            }
+        }
+        result
     }
 
     /// The host's own checks of a write request, so oversized input is refused as such instead
@@ -352,6 +469,8 @@ impl Memory {
             Ok(()) => swap::admit(&policy, &inner.settings, &inner.limits, inner.isolation).await,
             Err(error) => Err(LoadError::Settings(error)),
         };
+        let candidate = Meter::new(&inner.name, policy.short_digest());
+        candidate.swap(outcome.as_ref().err().map(kinds::load_error));
         if let Err(error) = &outcome {
             tracing::warn!(
                 target: "agent_memory::policy",
@@ -376,9 +495,16 @@ impl Memory {
             inner.settings.clone(),
             inner.limits,
             inner.isolation,
+            Some(&inner.name),
         );
+        if let Some(meter) = instances.meter() {
+            meter.serving(true);
+        }
         // The old version's instances go when the last call running on it ends.
-        inner.serving.store(instances);
+        let replaced = inner.serving.swap(instances);
+        if let Some(meter) = replaced.meter() {
+            meter.serving(false);
+        }
         Ok(())
     }
 
@@ -393,11 +519,14 @@ impl Memory {
     ) -> Result<Policy, LoadError> {
         let runtime = self.policy().runtime().clone();
         let origin = origin.to_string();
-        let policy = tokio::task::spawn_blocking(move || runtime.load(&bytes, &origin))
+        // Named for the metrics before the bytes go: a refused candidate is still a version.
+        let candidate = crate::policy::digest(&bytes);
+        let loaded = tokio::task::spawn_blocking(move || runtime.load(&bytes, &origin))
             .await
-            .map_err(|error| {
-                LoadError::Compile(format!("the compiling thread failed: {error}"))
-            })??;
+            .map_err(|error| LoadError::Compile(format!("the compiling thread failed: {error}")))
+            .and_then(|loaded| loaded);
+        let policy =
+            loaded.inspect_err(|error| self.count_refused_swap(&candidate[..12], error))?;
         self.replace_policy(policy.clone()).await?;
         Ok(policy)
     }
@@ -415,14 +544,28 @@ impl Memory {
             .map_err(|error| LoadError::Read {
                 path: path.to_path_buf(),
                 source: std::io::Error::other(error.to_string()),
-            })??;
+            })
+            .and_then(|read| read)
+            // No bytes, no version: counted under `unreadable`.
+            .inspect_err(|error| self.count_refused_swap("unreadable", error))?;
         self.replace_policy_bytes(bytes, &path.display().to_string())
             .await
+    }
+
+    /// Count a swap to the version `candidate` (a short digest) refused with `error` before it
+    /// could be checked.
+    fn count_refused_swap(&self, candidate: &str, error: &LoadError) {
+        Meter::new(&self.inner.name, candidate).swap(Some(kinds::load_error(error)));
     }
 
     /// The policy serving new calls.
     pub fn policy(&self) -> Policy {
         self.inner.serving.load().policy().clone()
+    }
+
+    /// The handle's name ([`MemoryBuilder::name`]).
+    pub fn name(&self) -> &str {
+        &self.inner.name
     }
 
     /// How this handle runs its policy: warm instances or a fresh one per call.
@@ -458,31 +601,47 @@ impl Memory {
     }
 }
 
-/// A call on `instances` (the version loaded once by the caller: the call runs on it even if
-/// it is replaced meanwhile) for `session`.
-fn call<'a>(instances: &'a Arc<Instances>, session: &'a SessionId) -> Call<'a> {
-    Call {
-        instances,
-        session_id: session.as_str(),
+/// How a call ended, for its span: the outcome, and the kind of what went wrong, if anything.
+struct Settled {
+    outcome: Outcome,
+    kind: Option<&'static str>,
+}
+
+impl Settled {
+    fn new(outcome: Outcome, kind: Option<&'static str>) -> Self {
+        Self { outcome, kind }
     }
 }
 
 /// A policy call's result as the API reports it: the answer as `accept` takes it, or the policy
-/// failing (logged with its version) or refusing the request, both errors. The instance that
-/// answered serves again only if its answer was valid: accepted, or a refusal the contract
-/// allows.
-fn settle<T, R>(
+/// failing (logged with its version) or refusing the request, both errors; counted by outcome.
+/// The instance that answered serves again only if its answer was valid: accepted, or a
+/// refusal the contract allows.
+fn settle<T: Summarize, R>(
     instances: &Instances,
+    operation: Operation,
+    started: Instant,
     result: Result<Answer<sandbox::PolicyResult<T>>, PolicyError>,
     accept: impl FnOnce(T) -> Result<R, PolicyError>,
-) -> Result<R, MemoryError> {
+) -> (Result<R, MemoryError>, Settled) {
+    let meter: Option<&Meter> = instances.meter();
     let outcome = result.and_then(|answer| {
-        let served_by = answer.served_by;
-        match answer.value {
-            Ok(value) => accept(value).map(|accepted| {
-                served_by.keep();
-                Ok(accepted)
-            }),
+        let Answer {
+            value,
+            served_by,
+            policy_time,
+        } = answer;
+        match value {
+            Ok(value) => {
+                let summary = value.summarize();
+                accept(value).map(|accepted| {
+                    served_by.keep();
+                    if let Some(meter) = meter {
+                        meter.answered(operation, &summary, started.elapsed(), policy_time);
+                    }
+                    Ok((accepted, Settled::new(summary.outcome(), summary.kind())))
+                })
+            }
             Err(refused) => match convert::memory_error_from_policy(refused) {
                 // A policy returning an error only the host may report misbehaved.
                 MemoryError::Policy(error) => Err(error),
@@ -494,7 +653,14 @@ fn settle<T, R>(
         }
     });
     match outcome {
-        Ok(answer) => answer,
+        Ok(Ok((answer, settled))) => (Ok(answer), settled),
+        Ok(Err(refusal)) => {
+            let reason = kinds::refusal(&refusal);
+            if let (Some(meter), Some(reason)) = (meter, reason) {
+                meter.refused(operation, reason, started.elapsed());
+            }
+            (Err(refusal), Settled::new(Outcome::Refused, reason))
+        }
         Err(error) => {
             let policy = instances.policy();
             tracing::warn!(
@@ -504,7 +670,23 @@ fn settle<T, R>(
                 %error,
                 "policy call failed"
             );
-            Err(error.into())
+            let kind = kinds::policy_failure(&error);
+            if let Some(meter) = meter {
+                meter.policy_failed(operation, kind, started.elapsed());
+            }
+            (
+                Err(error.into()),
+                Settled::new(Outcome::PolicyFailed, Some(kind)),
+            )
         }
     }
+}
+
+/// Whether `name` may name a handle ([`MemoryBuilder::name`]).
+fn check_name(name: &str) -> Result<(), BuildError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if name.is_empty() || name.len() > MAX_HANDLE_NAME_BYTES || !name.chars().all(allowed) {
+        return Err(BuildError::InvalidName(name.to_string()));
+    }
+    Ok(())
 }

@@ -11,7 +11,8 @@
 //! handed to the policy: a policy handed little data that loops is stopped after the fixed
 //! part; a legitimate read of a large window gets the fuel its size calls for.
 
-use tracing::Instrument;
+use std::time::{Duration, Instant};
+
 use wasmtime::component::{
     ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower, TypedFunc,
 };
@@ -23,6 +24,7 @@ use crate::call_state::CallState;
 use crate::error::PolicyError;
 use crate::instances::{Instances, Warm};
 use crate::policy::MemoryExports;
+use crate::telemetry::meter::Recycle;
 
 /// Where one call runs: the instances of the handle's policy version (which know its store,
 /// settings and limits), and the session it is about.
@@ -40,20 +42,33 @@ pub(crate) struct Answer<T> {
     pub(crate) value: T,
     /// The instance, kept warm only once the host has accepted the answer.
     pub(crate) served_by: ServedBy,
+    /// The policy's own time: the export's, less what its store calls waited on the store.
+    pub(crate) policy_time: Duration,
 }
 
 /// The instance that answered a call: [`ServedBy::keep`] gives it back to its handle once the
 /// host has accepted the answer; dropped instead (an answer the host refused, such as invalid
 /// JSON in a message), it is dropped with it, never reused.
 pub(crate) struct ServedBy {
-    instance: Warm,
+    /// Always `Some` until kept.
+    instance: Option<Warm>,
     instances: Arc<Instances>,
 }
 
 impl ServedBy {
     /// The answer was accepted: the instance may serve the handle's next call.
-    pub(crate) fn keep(self) {
-        self.instances.checkin(self.instance);
+    pub(crate) fn keep(mut self) {
+        if let Some(instance) = self.instance.take() {
+            self.instances.checkin(instance);
+        }
+    }
+}
+
+impl Drop for ServedBy {
+    fn drop(&mut self) {
+        if let Some(instance) = &mut self.instance {
+            instance.retire(Recycle::RefusedAnswer);
+        }
     }
 }
 
@@ -201,17 +216,25 @@ impl Call<'_> {
                     .begin_call(self.session_id, request_bytes);
                 // Fails only without fuel in the engine, which the runtime checks.
                 let _ = warm.store.set_fuel(fuel);
+                let started = Instant::now();
                 let result =
                     export(&warm.instance, &policy.loaded().exports, &mut warm.store).await;
+                let policy_time = started
+                    .elapsed()
+                    .saturating_sub(warm.store.data().store_wait());
                 match result {
                     Ok(value) => Ok(Answer {
                         value,
                         served_by: ServedBy {
-                            instance: warm,
+                            instance: Some(warm),
                             instances: Arc::clone(instances),
                         },
+                        policy_time,
                     }),
-                    Err(error) => Err(classify_trap(&error, warm.store.data())),
+                    Err(error) => {
+                        warm.retire(Recycle::FailedCall);
+                        Err(classify_trap(&error, warm.store.data()))
+                    }
                 }
             };
             match tokio::time::timeout_at(deadline, call).await {
@@ -219,10 +242,8 @@ impl Call<'_> {
                 Err(_) => Err(PolicyError::CallTimeout(timeout)),
             }
         };
-        // Every log line of the call (the policy's own, the store's) carries the version
-        // that served it.
-        let span = tracing::debug_span!("agent_memory.call", policy = policy.short_digest());
-        run.instrument(span).await
+        // The caller's span (see `crate::memory`) names the version that served the call.
+        run.await
     }
 }
 

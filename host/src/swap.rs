@@ -46,7 +46,15 @@ async fn self_check(
     isolation: Isolation,
 ) -> Result<(), String> {
     let store = Store::from(crate::store::InMemoryStore::new());
-    let instances = Instances::new(policy.clone(), store, settings.clone(), *limits, isolation);
+    // Not counted: the self-check's calls serve no one.
+    let instances = Instances::new(
+        policy.clone(),
+        store,
+        settings.clone(),
+        *limits,
+        isolation,
+        None,
+    );
     let session = SessionId::try_from(SELF_CHECK_SESSION).map_err(|error| error.to_string())?;
     let call = || Call {
         instances: &instances,
@@ -99,6 +107,7 @@ fn answer<T>(
         Ok(Answer {
             value: Ok(value),
             served_by,
+            ..
         }) => {
             served_by.keep();
             Ok(value)

@@ -10,6 +10,9 @@
 //!     --store redis://127.0.0.1:6379 --policy tool-safe --max-messages 4 hello "/tool measure me" bye
 //! # Follow a policy file: swap whenever it changes (copy another component over it meanwhile):
 //! cargo run -p agent-memory-tests --example agent_runtime -- --follow /tmp/policy.wasm --pause-ms 1000
+//! # Serve the library's metrics as Prometheus text at http://127.0.0.1:9464/metrics, during
+//! # the conversation and after it until interrupted (port 0 picks a free one, printed):
+//! cargo run -p agent-memory-tests --example agent_runtime -- --metrics-listen 127.0.0.1:9464 --name support
 //! ```
 //!
 //! Each line shows the policy version (its digest) that served the turn.
@@ -26,6 +29,8 @@ struct Options {
     store: String,
     policy: String,
     follow: Option<PathBuf>,
+    metrics_listen: Option<String>,
+    name: String,
     max_messages: u32,
     session: String,
     pause: Duration,
@@ -37,6 +42,8 @@ fn options() -> anyhow::Result<Options> {
         store: "memory:".to_string(),
         policy: "default".to_string(),
         follow: None,
+        metrics_listen: None,
+        name: agent_memory::DEFAULT_HANDLE_NAME.to_string(),
         max_messages: 50,
         session: "demo".to_string(),
         pause: Duration::ZERO,
@@ -49,6 +56,8 @@ fn options() -> anyhow::Result<Options> {
             "--store" => options.store = value()?,
             "--policy" => options.policy = value()?,
             "--follow" => options.follow = Some(PathBuf::from(value()?)),
+            "--metrics-listen" => options.metrics_listen = Some(value()?),
+            "--name" => options.name = value()?,
             "--max-messages" => options.max_messages = value()?.parse()?,
             "--session" => options.session = value()?,
             "--pause-ms" => options.pause = Duration::from_millis(value()?.parse()?),
@@ -67,12 +76,18 @@ fn options() -> anyhow::Result<Options> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = options()?;
+    // Installed before the handle is built, so every metric it records is exported.
+    let metrics = match &options.metrics_listen {
+        Some(addr) => Some(serve_metrics(addr).await?),
+        None => None,
+    };
     let policy = match Policy::builtin(&options.policy) {
         Some(builtin) => builtin?,
         None => Policy::from_file(options.policy.as_ref())?,
     };
     // The tenant this agent is bound to: a store, settings and a policy.
     let memory = Memory::builder()
+        .name(options.name.as_str())
         .store(StoreSpec::parse(&options.store)?)
         .policy(policy)
         .settings(Settings {
@@ -153,7 +168,41 @@ async fn main() -> anyhow::Result<()> {
         Ok(lines) => lines.iter().for_each(|line| println!("  {line}")),
         Err(error) => println!("  ! {error}"),
     }
+    // The metrics stay up for the scraper until the runtime is told to stop.
+    if let Some(addr) = metrics {
+        println!("conversation over; serving metrics at http://{addr}/metrics until interrupted");
+        let (name, code) = stops.wait().await;
+        println!("stopped by {name}");
+        std::process::exit(code);
+    }
     Ok(())
+}
+
+/// Install a Prometheus recorder for agent-memory's metrics and serve its text at `/metrics`
+/// on `addr`; returns the address bound (the port chosen, for port 0).
+async fn serve_metrics(addr: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(agent_memory::telemetry::LATENCY_BUCKETS)?
+        .install_recorder()?;
+    agent_memory::telemetry::describe_metrics();
+    // Fold the histograms' recent values into their buckets between scrapes, as the exporter's
+    // own listener does, so they do not grow while nobody scrapes.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--metrics-listen {addr}"))?;
+    let bound = listener.local_addr()?;
+    println!("metrics: http://{bound}/metrics");
+    tokio::spawn(agent_memory_tests::prometheus::serve(listener, move || {
+        handle.render()
+    }));
+    Ok(bound)
 }
 
 /// SIGINT and SIGTERM, caught (instead of ending the process where it stands).

@@ -1,6 +1,7 @@
 //! [`Sentinels`]: real `redis-server --sentinel` processes watching a [`RedisServer`] master, on
 //! free local ports, killed on drop.
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,15 @@ use crate::{RedisServer, TestPki, free_port};
 
 /// The master name the sentinels monitor.
 pub const MASTER_NAME: &str = "mymaster";
+
+/// How many times a sentinel is started on fresh ports before the test gives up.
+const STARTUP_ATTEMPTS: usize = 5;
+
+/// How long a new sentinel gets to start answering.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long the sentinels get to find the replicas and each other.
+const TOPOLOGY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Sentinels watching one master (quorum 2, down after 1 s).
 pub struct Sentinels {
@@ -63,28 +73,66 @@ impl Sentinels {
             _dir: temp_dir,
         };
         for index in 0..count {
-            let port = free_port();
-            let tls = match (pki, sentinels.tls_ports.as_mut()) {
-                (Some(pki), Some(tls_ports)) => {
-                    let tls_port = free_port();
-                    tls_ports.push(tls_port);
-                    format!(
-                        "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\n\
-                         tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
-                        pki.arg("server.pem"),
-                        pki.arg("server.key"),
-                        pki.arg("ca.pem"),
-                    )
+            sentinels.spawn(index, &dir, master_port, pki);
+        }
+        // Sentinels find each other through the master's hello channel (every 2 s) and the
+        // replicas through its INFO (every 10 s); a loaded machine can take a while.
+        let deadline = Instant::now() + TOPOLOGY_DEADLINE;
+        for (index, port) in sentinels.ports.iter().enumerate() {
+            loop {
+                let known = |what: &str| -> usize {
+                    query(*port, password, &["SENTINEL", what, MASTER_NAME])
+                        .and_then(|value| match value {
+                            redis::Value::Array(items) => Some(items.len()),
+                            _ => None,
+                        })
+                        .unwrap_or(0)
+                };
+                let (known_replicas, known_sentinels) = (known("replicas"), known("sentinels"));
+                if known_replicas >= replicas && known_sentinels + 1 >= count {
+                    break;
                 }
+                assert!(
+                    Instant::now() < deadline,
+                    "sentinel {port} did not learn the topology within {TOPOLOGY_DEADLINE:?}: \
+                     it knows {known_replicas} of {replicas} replicas and {known_sentinels} of \
+                     {} other sentinels; its log:\n{}",
+                    count - 1,
+                    log(&dir, index),
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        sentinels
+    }
+
+    /// Start sentinel number `index` on free ports and wait until it answers. A free port can
+    /// be taken between finding it and binding it (other tests start servers all the time), so
+    /// a sentinel that exits is started again on other ports, as [`RedisServer`] does.
+    fn spawn(&mut self, index: usize, dir: &Path, master_port: u16, pki: Option<&TestPki>) {
+        let mut last_log = String::new();
+        for _ in 0..STARTUP_ATTEMPTS {
+            let port = free_port();
+            let tls_port = pki.map(|_| free_port());
+            let tls = match (pki, tls_port) {
+                (Some(pki), Some(tls_port)) => format!(
+                    "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\n\
+                     tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
+                    pki.arg("server.pem"),
+                    pki.arg("server.key"),
+                    pki.arg("ca.pem"),
+                ),
                 _ => String::new(),
             };
-            let auth = match password {
+            let auth = match &self.password {
                 Some(password) => {
                     format!("requirepass {password}\nsentinel auth-pass {MASTER_NAME} {password}\n")
                 }
                 None => String::new(),
             };
             let config = dir.join(format!("sentinel-{index}.conf"));
+            // A fresh log per attempt, so a failure message shows this attempt's.
+            let _ = std::fs::remove_file(dir.join(format!("sentinel-{index}.log")));
             std::fs::write(
                 &config,
                 format!(
@@ -97,7 +145,7 @@ impl Sentinels {
                 ),
             )
             .expect("writing a sentinel configuration");
-            let child = Command::new("redis-server")
+            let mut child = Command::new("redis-server")
                 .arg(&config)
                 .arg("--sentinel")
                 .stdin(Stdio::null())
@@ -105,31 +153,32 @@ impl Sentinels {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawning redis-server --sentinel");
-            sentinels.children.push(child);
-            sentinels.ports.push(port);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for port in &sentinels.ports {
-            loop {
-                let known = |what: &str| -> usize {
-                    query(*port, password, &["SENTINEL", what, MASTER_NAME])
-                        .and_then(|value| match value {
-                            redis::Value::Array(items) => Some(items.len()),
-                            _ => None,
-                        })
-                        .unwrap_or(0)
-                };
-                if known("replicas") >= replicas && known("sentinels") + 1 >= count {
-                    break;
+            let deadline = Instant::now() + STARTUP_DEADLINE;
+            let answered = loop {
+                // Its own process answering, not another test's server that won the port.
+                if answers_as(port, self.password.as_deref(), child.id()) {
+                    break true;
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "sentinel {port} did not learn the topology"
-                );
-                std::thread::sleep(Duration::from_millis(100));
+                if child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            if answered {
+                self.children.push(child);
+                self.ports.push(port);
+                if let (Some(tls_ports), Some(tls_port)) = (self.tls_ports.as_mut(), tls_port) {
+                    tls_ports.push(tls_port);
+                }
+                return;
             }
+            let _ = child.kill();
+            let _ = child.wait();
+            last_log = log(dir, index);
         }
-        sentinels
+        panic!(
+            "cannot start sentinel {index} after {STARTUP_ATTEMPTS} attempts; its log:\n{last_log}"
+        );
     }
 
     /// The store address: the password if any, every sentinel, then the master name
@@ -164,6 +213,20 @@ impl Sentinels {
             _ => None,
         }
     }
+}
+
+/// Whether the server on `port` answers and is process `pid`.
+fn answers_as(port: u16, password: Option<&str>, pid: u32) -> bool {
+    let info = query(port, password, &["INFO", "server"])
+        .and_then(|value| redis::from_redis_value_ref::<String>(&value).ok());
+    info.unwrap_or_default()
+        .lines()
+        .any(|line| line.trim() == format!("process_id:{pid}"))
+}
+
+/// Sentinel `index`'s log, for failure messages.
+fn log(dir: &Path, index: usize) -> String {
+    std::fs::read_to_string(dir.join(format!("sentinel-{index}.log"))).unwrap_or_default()
 }
 
 fn query(port: u16, password: Option<&str>, args: &[&str]) -> Option<redis::Value> {

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use agent_memory::telemetry;
 use agent_memory::{
     Memory, Message, Policy, RedisOptions, Settings, StoreError, StoreSpec, WaitForReplicas,
     WriteOutcome,
 };
 use agent_memory_tests::{
-    CircularClusterNode, PythonOriginal, RedisCluster, RedisServer, expect_stored, texts,
+    CircularClusterNode, PythonOriginal, RedisCluster, RedisServer, expect_stored, recorder, texts,
 };
 use redis::Commands;
 
@@ -370,6 +371,15 @@ async fn a_slot_migration_under_load_fails_no_call_and_doubles_no_message() {
     // followed.
     assert!(redirected > 0, "no request was redirected");
     assert!(asked > 0, "no request followed an ASK");
+    // And the operator sees them: ASK redirects followed, counted under the store.
+    let store = memory_default.store().describe();
+    assert!(
+        recorder().counter(
+            telemetry::STORE_REDIRECTS,
+            &[("store", store.as_str()), ("kind", "ask")]
+        ) > 0,
+        "no ASK redirect counted"
+    );
 }
 
 /// `calls` of a command on a node so far (INFO commandstats).
@@ -451,6 +461,15 @@ async fn a_cluster_that_redirects_in_circles_fails_typed_after_the_redirect_limi
     // The write's transaction was redirected as a whole (every queued command answered MOVED,
     // EXEC aborted), MAX_REDIRECTS + 1 times, and so was the read.
     assert!(node.redirects() >= 2 * u64::from(agent_memory::store::MAX_REDIRECTS + 1));
+    // Each redirect followed is counted (the last of each request is refused, not followed).
+    let store = memory.store().describe();
+    assert_eq!(
+        recorder().counter(
+            telemetry::STORE_REDIRECTS,
+            &[("store", store.as_str()), ("kind", "moved")]
+        ),
+        2 * u64::from(agent_memory::store::MAX_REDIRECTS)
+    );
 }
 
 #[tokio::test]

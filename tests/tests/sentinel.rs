@@ -4,13 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use agent_memory::telemetry;
 use agent_memory::{
     Memory, Message, RedisOptions, StoreError, StoreSpec, WaitForReplicas, WriteOutcome,
 };
-use agent_memory_tests::{PythonOriginal, RedisServer, Sentinels, expect_stored, texts};
+use agent_memory_tests::{PythonOriginal, RedisServer, Sentinels, expect_stored, recorder, texts};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_gives_typed_errors_then_recovers_with_every_replicated_write() {
+    recorder();
     let mut master = RedisServer::start();
     let replica = RedisServer::start_replica_of(&master);
     let sentinels = Sentinels::start(&master, 3, 1);
@@ -87,6 +89,26 @@ async fn a_sentinel_failover_gives_typed_errors_then_recovers_with_every_replica
     );
     assert!(!failures.is_empty(), "the failover was not noticed");
     assert_eq!(sentinels.master_port(), Some(replica.port()));
+    // Counted for the operator: a failover to another master, connect failures meanwhile,
+    // and connections to both masters, each named by its address.
+    let store = memory.store().describe();
+    let store = store.as_str();
+    let metrics = recorder();
+    assert_eq!(
+        metrics.counter(telemetry::STORE_FAILOVERS, &[("store", store)]),
+        1
+    );
+    assert!(metrics.counter(telemetry::STORE_CONNECT_FAILURES, &[("store", store)]) > 0);
+    for port in [master.port(), replica.port()] {
+        let server = format!("127.0.0.1:{port}");
+        assert!(
+            metrics.counter(
+                telemetry::STORE_CONNECTS,
+                &[("store", store), ("server", server.as_str())]
+            ) > 0,
+            "no connection counted to {server}"
+        );
+    }
 
     // The old master comes back: the sentinels make it a replica of the new one, and writes
     // are confirmed by a replica again.

@@ -317,6 +317,11 @@ pub struct BenchArgs {
     /// Write every figure to this JSON file (for scripts/plot-bench).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Record the library's metrics while measuring (`on`: a Prometheus recorder installed,
+    /// as an embedder exporting them would run), or not (`off`, the default: no recorder).
+    /// scripts/bench-metrics alternates the two to measure what recording costs.
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = ["on", "off"])]
+    pub metrics: String,
 }
 
 /// `NAME=VALUE`, split at the first `=`.

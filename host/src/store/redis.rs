@@ -10,6 +10,7 @@
 //! - `conditional` (the `expect` script) and `commands`: the store's operations as Redis
 //!   commands on one node.
 //! - `cluster`: routing by hash slot, redirects, the slot map.
+//! - `traced`: each operation's round trip as a span with OpenTelemetry's database names.
 //!
 //! Each module uses only those listed before it; [`RedisStore`] puts them together: a single
 //! server (or sentinel master) is one node, a cluster routes each key to the master serving
@@ -25,6 +26,7 @@ mod options;
 mod sentinel;
 mod slots;
 mod tls;
+mod traced;
 
 pub(crate) use self::address::{SCHEMES, is_redis_url, parse as parse_address};
 pub use self::cluster::{MAX_REDIRECTS, MIN_REFRESH_INTERVAL};
@@ -43,6 +45,7 @@ use self::commands::{Apply, KeyOperation, KindOf, ReadRange, TtlOf};
 use self::node::{Node, NodeTarget};
 use super::backend::{InspectBackend, ListBackend};
 use super::{Applied, EvictionPolicy, KeyKind, ListOp, OpenError, StoreError, Ttl};
+use crate::telemetry::store_meter::StoreMeter;
 
 /// A Redis deployment: one server, a Sentinel-managed master, or a cluster.
 #[derive(Clone)]
@@ -76,25 +79,37 @@ impl RedisStore {
             true => Some(tls::Tls::new(&options.tls)?),
             false => None,
         };
+        let suffix = if address.tls { " (TLS)" } else { "" };
+        let one = |target: NodeTarget| {
+            // The metrics' `store` label: what `describe` says.
+            let meter = StoreMeter::new(&format!(
+                "redis {}{suffix}",
+                node::describe(&target, &address.settings)
+            ));
+            Deployment::One(Arc::new(Node::new(
+                target,
+                address.settings.clone(),
+                tls.clone(),
+                options.clone(),
+                meter,
+            )))
+        };
         let deployment = match address.servers {
-            Servers::One(addr) => Deployment::One(Arc::new(Node::new(
-                NodeTarget::Server(addr),
-                address.settings,
-                tls,
-                options,
-            ))),
-            Servers::Sentinel(sentinels) => Deployment::One(Arc::new(Node::new(
-                NodeTarget::Sentinel(sentinels),
-                address.settings,
-                tls,
-                options,
-            ))),
-            Servers::Cluster(seeds) => Deployment::Cluster(Arc::new(Cluster::new(
-                seeds,
-                address.settings,
-                tls,
-                options,
-            ))),
+            Servers::One(addr) => one(NodeTarget::Server(addr)),
+            Servers::Sentinel(sentinels) => one(NodeTarget::Sentinel(sentinels)),
+            Servers::Cluster(seeds) => {
+                let meter = StoreMeter::new(&format!(
+                    "redis {}{suffix}",
+                    cluster::describe_seeds(&seeds)
+                ));
+                Deployment::Cluster(Arc::new(Cluster::new(
+                    seeds,
+                    address.settings,
+                    tls,
+                    options,
+                    meter,
+                )))
+            }
         };
         Ok(Self {
             deployment,
@@ -115,8 +130,7 @@ impl RedisStore {
     /// Run `operation` on the node that serves its key.
     async fn on_key<O: KeyOperation>(&self, operation: O) -> Result<O::Output, StoreError> {
         match &self.deployment {
-            Deployment::One(node) => operation
-                .run(node, false)
+            Deployment::One(node) => traced::run(&operation, node, false)
                 .await
                 .map_err(Failure::outside_a_cluster),
             Deployment::Cluster(cluster) => cluster.on_key(&operation).await,

@@ -54,6 +54,10 @@ struct Results {
     seconds_per_cell: f64,
     /// The policy "ours" ran: where it came from, and its digest.
     policy: String,
+    /// Whether the library's metrics were recorded (`--metrics on`), and then how many
+    /// samples the Prometheus text held at the end (proof that they were).
+    metrics: bool,
+    metrics_samples: Option<usize>,
     rows: Vec<Row>,
     /// The policy alone over the in-memory store, microseconds per call (warm, then strict).
     policy_alone_us: Vec<(&'static str, f64)>,
@@ -94,6 +98,10 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let stops = Stops::listen()?;
     let workloads = parse_workloads(&args.workloads)?;
+    let prometheus = match args.metrics.as_str() {
+        "on" => Some(install_prometheus()?),
+        _ => None,
+    };
     let settings = Settings {
         extra,
         ..Settings::default()
@@ -110,6 +118,7 @@ pub async fn run(
         message_bytes: args.message_bytes,
         seconds_per_cell: args.seconds,
         policy: format!("{} {}", policy.origin(), policy.short_digest()),
+        metrics: prometheus.is_some(),
         complete: true,
         ..Results::default()
     };
@@ -146,6 +155,13 @@ pub async fn run(
         results.interrupted_by = Some(stop.to_string());
     }
 
+    results.metrics_samples = prometheus.map(|handle| {
+        handle
+            .render()
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.is_empty())
+            .count()
+    });
     print!("{}", report(&results));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&results)?)
@@ -170,6 +186,27 @@ pub async fn run(
         bail!("{failures} operations failed during the benchmark: the figures are not comparable");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Install a Prometheus recorder for the library's metrics, with the latency buckets, as an
+/// embedder exporting them would.
+fn install_prometheus() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(agent_memory::telemetry::LATENCY_BUCKETS)
+        .context("setting the histogram buckets")?
+        .install_recorder()
+        .context("installing the Prometheus recorder")?;
+    agent_memory::telemetry::describe_metrics();
+    // What the exporter's own listener does every 5 s: fold the histograms' recent values
+    // into their buckets, so they do not grow for the whole run.
+    let upkeep = handle.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(5));
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }
 
 /// A signal arrived while the benchmark was doing something synchronous (starting servers).
@@ -552,6 +589,12 @@ fn report(results: &Results) -> String {
         results.seconds_per_cell,
         results.policy
     );
+    match results.metrics_samples {
+        Some(samples) => out.push_str(&format!(
+            "metrics recorded (Prometheus recorder; {samples} samples at the end)\n"
+        )),
+        None => out.push_str("metrics not recorded (no recorder)\n"),
+    }
     match (&results.interrupted_by, results.rows.is_empty()) {
         (Some(stop), true) if results.policy_alone_us.is_empty() => {
             out.push_str(&format!(

@@ -61,7 +61,8 @@ pub(super) enum RedirectKind {
 }
 
 impl RedirectKind {
-    fn code(self) -> &'static str {
+    /// The reply's error code: `MOVED` or `ASK`.
+    pub(super) fn code(self) -> &'static str {
         match self {
             Self::Moved => "MOVED",
             Self::Ask => "ASK",

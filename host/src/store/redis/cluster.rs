@@ -38,7 +38,15 @@ use super::node::{Node, NodeTarget};
 use super::options::RedisOptions;
 use super::slots::{self, NodeAddress, SLOT_COUNT, SlotRange};
 use super::tls::Tls;
+use super::traced;
 use crate::store::StoreError;
+use crate::telemetry::store_meter::StoreMeter;
+
+/// `cluster host:port,host:port`: a cluster store named by its seeds, never credentials.
+pub(super) fn describe_seeds(seeds: &[NodeAddress]) -> String {
+    let seeds: Vec<String> = seeds.iter().map(ToString::to_string).collect();
+    format!("cluster {}", seeds.join(","))
+}
 
 /// Redirects one request may follow. A slot migration costs one (ASK, or MOVED once it is
 /// done), a stale map plus a migration two; more means the cluster is changing faster than it
@@ -64,6 +72,8 @@ pub(super) struct Cluster {
     settings: RedisConnectionInfo,
     tls: Option<Tls>,
     options: RedisOptions,
+    /// The store's connection metrics, shared by its nodes.
+    meter: StoreMeter,
     /// Every node we may talk to, by address: masters, and seeds and replicas once asked.
     nodes: Mutex<HashMap<NodeAddress, Arc<Node>>>,
     topology: ArcSwapOption<Topology>,
@@ -99,8 +109,10 @@ impl Cluster {
         settings: RedisConnectionInfo,
         tls: Option<Tls>,
         options: RedisOptions,
+        meter: StoreMeter,
     ) -> Self {
         Self {
+            meter,
             seeds,
             settings,
             tls,
@@ -117,8 +129,7 @@ impl Cluster {
 
     /// `cluster host:port,host:port` (the seeds), never credentials.
     pub(super) fn describe(&self) -> String {
-        let seeds: Vec<String> = self.seeds.iter().map(ToString::to_string).collect();
-        format!("cluster {}", seeds.join(","))
+        describe_seeds(&self.seeds)
     }
 
     /// Run `operation` on the master serving its key's slot, following redirects.
@@ -131,7 +142,7 @@ impl Cluster {
         let mut asking = false;
         let mut redirects = 0;
         loop {
-            match operation.run(&node, asking).await {
+            match traced::run(operation, &node, asking).await {
                 Ok(value) => return Ok(value),
                 Err(Failure::Redirect(redirect)) => {
                     if redirects == MAX_REDIRECTS {
@@ -143,6 +154,10 @@ impl Cluster {
                         )));
                     }
                     redirects += 1;
+                    self.meter.redirected(match redirect.kind {
+                        RedirectKind::Moved => "moved",
+                        RedirectKind::Ask => "ask",
+                    });
                     tracing::debug!(
                         target: "agent_memory::store",
                         slot = redirect.slot,
@@ -345,6 +360,7 @@ impl Cluster {
             self.settings.clone(),
             self.tls.clone(),
             self.options.clone(),
+            self.meter.clone(),
         ));
         nodes.insert(address.clone(), Arc::clone(&node));
         Ok(node)

@@ -39,6 +39,15 @@ pub(super) trait KeyOperation: Sync {
     /// The key: a cluster routes by its slot.
     fn key(&self) -> &[u8];
 
+    /// The Redis command it is, as OpenTelemetry's `db.operation.name` names it: the command,
+    /// or `MULTI` for a transaction.
+    fn command_name(&self) -> &'static str;
+
+    /// For a transaction, how many list operations it holds (`db.operation.batch.size`).
+    fn batch_size(&self) -> Option<usize> {
+        None
+    }
+
     /// Run it on `node`, after `ASKING` when `asking`.
     fn run(
         &self,
@@ -64,6 +73,10 @@ impl KeyOperation for ReadRange<'_> {
         self.key
     }
 
+    fn command_name(&self) -> &'static str {
+        "LRANGE"
+    }
+
     async fn run(&self, node: &Node, asking: bool) -> Result<Self::Output, Failure> {
         read_range(node, self.key, self.start, self.stop, asking).await
     }
@@ -84,6 +97,18 @@ impl KeyOperation for Apply<'_> {
         self.key
     }
 
+    fn command_name(&self) -> &'static str {
+        // A transaction that starts with an expectation is one script (see `conditional`).
+        match self.ops.first() {
+            Some(ListOp::Expect(_)) => "EVAL",
+            _ => "MULTI",
+        }
+    }
+
+    fn batch_size(&self) -> Option<usize> {
+        Some(self.ops.len())
+    }
+
     async fn run(&self, node: &Node, asking: bool) -> Result<Self::Output, Failure> {
         apply(node, self.key, self.ops, asking).await
     }
@@ -99,6 +124,10 @@ impl KeyOperation for TtlOf<'_> {
         self.0
     }
 
+    fn command_name(&self) -> &'static str {
+        "PTTL"
+    }
+
     async fn run(&self, node: &Node, asking: bool) -> Result<Self::Output, Failure> {
         ttl(node, self.0, asking).await
     }
@@ -112,6 +141,10 @@ impl KeyOperation for KindOf<'_> {
 
     fn key(&self) -> &[u8] {
         self.0
+    }
+
+    fn command_name(&self) -> &'static str {
+        "TYPE"
     }
 
     async fn run(&self, node: &Node, asking: bool) -> Result<Self::Output, Failure> {

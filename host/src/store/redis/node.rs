@@ -35,6 +35,7 @@ use super::sentinel;
 use super::sentinel::Sentinels;
 use super::tls::Tls;
 use crate::store::StoreError;
+use crate::telemetry::store_meter::StoreMeter;
 
 /// Where a connect attempt stands, so that running out of time can say what went unanswered.
 const CONNECTING: u8 = 0;
@@ -79,6 +80,11 @@ pub(super) struct Node {
     waiting_idle: Mutex<Vec<Arc<Live>>>,
     /// Bounds those writes in flight ([`MAX_WAITING_WRITES`]).
     waiting_permits: tokio::sync::Semaphore,
+    /// The store's connection metrics.
+    meter: StoreMeter,
+    /// For a sentinel target: the master the last connection went to, so that a new one
+    /// elsewhere is seen as a failover.
+    last_master: Mutex<Option<(String, u16)>>,
 }
 
 #[derive(Default)]
@@ -97,6 +103,20 @@ struct Live {
     connection: MultiplexedConnection,
     alive: Arc<AtomicBool>,
     driver: tokio::task::AbortHandle,
+}
+
+/// `host:port`, the socket path, or the sentinels and master name of `target`, with the
+/// database when it is not 0; never credentials.
+pub(super) fn describe(target: &NodeTarget, settings: &RedisConnectionInfo) -> String {
+    let place = match target {
+        NodeTarget::Server(addr) => addr.to_string(),
+        NodeTarget::Sentinel(sentinels) => sentinels.describe(),
+    };
+    // Two databases of one server are two stores: say which.
+    match settings.db() {
+        0 => place,
+        db => format!("{place} db {db}"),
+    }
 }
 
 impl Live {
@@ -119,6 +139,7 @@ impl Node {
         settings: RedisConnectionInfo,
         tls: Option<Tls>,
         options: RedisOptions,
+        meter: StoreMeter,
     ) -> Self {
         Self {
             target,
@@ -131,6 +152,8 @@ impl Node {
             consecutive_timeouts: AtomicU32::new(0),
             waiting_idle: Mutex::new(Vec::new()),
             waiting_permits: tokio::sync::Semaphore::new(MAX_WAITING_WRITES),
+            meter,
+            last_master: Mutex::new(None),
         }
     }
 
@@ -141,14 +164,41 @@ impl Node {
 
     /// `host:port`, the socket path, or the sentinels and master name; never credentials.
     pub(super) fn describe(&self) -> String {
-        let place = match &self.target {
-            NodeTarget::Server(addr) => addr.to_string(),
-            NodeTarget::Sentinel(sentinels) => sentinels.describe(),
-        };
-        // Two databases of one server are two stores: say which.
-        match self.settings.db() {
-            0 => place,
-            db => format!("{place} db {db}"),
+        describe(&self.target, &self.settings)
+    }
+
+    /// The server requests go to, as OpenTelemetry's `server.address` and `server.port` name
+    /// it: the host (or socket path) and port; for a sentinel target, the master the last
+    /// connection went to (the master's name before any did). Never credentials.
+    pub(super) fn server_address(&self) -> (String, Option<u16>) {
+        match &self.target {
+            NodeTarget::Server(ConnectionAddr::Tcp(host, port))
+            | NodeTarget::Server(ConnectionAddr::TcpTls { host, port, .. }) => {
+                (host.clone(), Some(*port))
+            }
+            NodeTarget::Server(other) => (other.to_string(), None),
+            NodeTarget::Sentinel(sentinels) => {
+                match &*self
+                    .last_master
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                {
+                    Some((host, port)) => (host.clone(), Some(*port)),
+                    None => (sentinels.describe(), None),
+                }
+            }
+        }
+    }
+
+    /// The server a connection was just made to, for the connection metrics: the node's
+    /// address, or for a sentinel target the master's.
+    fn connected_server(&self) -> String {
+        match &self.target {
+            NodeTarget::Server(_) => self.describe(),
+            NodeTarget::Sentinel(_) => match self.server_address() {
+                (host, Some(port)) => format!("{host}:{port}"),
+                (place, None) => place,
+            },
         }
     }
 
@@ -189,6 +239,7 @@ impl Node {
         self.attempts.fetch_add(1, Ordering::AcqRel);
         match attempt {
             Ok(live) => {
+                self.meter.connected(self.connected_server());
                 if state.last_failure.take().is_some() {
                     tracing::info!(target: "agent_memory::store", node = %self.describe(), "Redis connection restored");
                 }
@@ -207,6 +258,7 @@ impl Node {
                     },
                 );
                 tracing::warn!(target: "agent_memory::store", node = %self.describe(), %reason, ?backoff, "Redis connect failed");
+                self.meter.connect_failed(self.describe());
                 state.last_failure = Some(ConnectFailure {
                     at: Instant::now(),
                     reason: reason.clone(),
@@ -310,6 +362,21 @@ impl Node {
                 sentinels.describe()
             ));
         }
+        let master = (host, port);
+        let previous = self
+            .last_master
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(master.clone());
+        if previous.is_some_and(|previous| previous != master) {
+            tracing::info!(
+                target: "agent_memory::store",
+                node = %self.describe(),
+                master = %format_args!("{}:{}", master.0, master.1),
+                "the sentinels name a new master: failed over"
+            );
+            self.meter.failed_over();
+        }
         Ok(live)
     }
 
@@ -403,7 +470,16 @@ impl Node {
             .pop();
         let live = match idle {
             Some(live) if live.is_alive() => live,
-            _ => self.connect().await.map_err(StoreError::Unavailable)?,
+            _ => match self.connect().await {
+                Ok(live) => {
+                    self.meter.connected(self.connected_server());
+                    live
+                }
+                Err(reason) => {
+                    self.meter.connect_failed(self.describe());
+                    return Err(StoreError::Unavailable(reason).into());
+                }
+            },
         };
         let mut connection = live.connection.clone();
         connection.set_response_timeout(response_timeout);
