@@ -264,6 +264,7 @@ async fn a_killed_master_fails_over_to_its_replica_and_nothing_acknowledged_is_l
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_migration_under_load_fails_no_call_and_doubles_no_message() {
+    recorder();
     let cluster = RedisCluster::start(3, 0);
     let masters = cluster.masters();
     let (source, target) = (masters[0], masters[1]);
@@ -436,6 +437,8 @@ async fn a_redis_address_naming_one_cluster_node_is_refused_with_the_fix() {
 
 #[tokio::test]
 async fn a_cluster_that_redirects_in_circles_fails_typed_after_the_redirect_limit() {
+    // Installed before the calls, so that they are counted.
+    recorder();
     let node = CircularClusterNode::start();
     let memory = memory(&node.url(), RedisOptions::default(), Settings::default());
     let outcome = memory
