@@ -310,7 +310,7 @@ impl Memory {
         if let (Some(meter), Some(reason)) =
             (self.inner.serving.load().meter(), kinds::refusal(&error))
         {
-            meter.refused(operation, reason, std::time::Duration::ZERO);
+            meter.refused(operation, reason, None);
         }
         error
     }
@@ -400,7 +400,7 @@ impl Memory {
             Err(refusal) => {
                 let reason = kinds::refusal(&refusal);
                 if let (Some(meter), Some(reason)) = (instances.meter(), reason) {
-                    meter.refused(operation, reason, started.elapsed());
+                    meter.refused(operation, reason, Some(started.elapsed()));
                 }
                 (Err(refusal), Settled::new(Outcome::Refused, reason))
             }
@@ -657,7 +657,7 @@ fn settle<T: Summarize, R>(
         Ok(Err(refusal)) => {
             let reason = kinds::refusal(&refusal);
             if let (Some(meter), Some(reason)) = (meter, reason) {
-                meter.refused(operation, reason, started.elapsed());
+                meter.refused(operation, reason, Some(started.elapsed()));
             }
             (Err(refusal), Settled::new(Outcome::Refused, reason))
         }

@@ -492,9 +492,12 @@ fn every_metric_the_library_records_is_documented_in_the_readme() {
     }
 }
 
+/// A span's name and fields.
+type Opened = (String, BTreeMap<String, String>);
+
 /// What the spans of a call said: each span's name and fields, in the order they opened.
 #[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>);
+struct Spans(Arc<Mutex<Vec<Opened>>>);
 
 struct Fields<'a>(&'a mut BTreeMap<String, String>);
 

@@ -292,9 +292,18 @@ impl Meter {
         }
     }
 
-    /// A request refused (by the host before the policy ran, or by the policy) for `reason`.
-    pub(crate) fn refused(&self, operation: Operation, reason: &'static str, call: Duration) {
-        self.finished(operation, call);
+    /// A request refused (by the host before the policy ran, or by the policy) for `reason`,
+    /// after `call` (`None`: refused before any call began, such as an invalid session id:
+    /// nothing to time).
+    pub(crate) fn refused(
+        &self,
+        operation: Operation,
+        reason: &'static str,
+        call: Option<Duration>,
+    ) {
+        if let Some(call) = call {
+            self.finished(operation, call);
+        }
         self.count_outcome(operation, Outcome::Refused);
         ::metrics::counter!(
             super::REFUSED_REQUESTS,
