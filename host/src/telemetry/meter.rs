@@ -1,11 +1,11 @@
 //! A handle's metrics for one policy version: its calls and their outcomes, its instances.
 //!
 //! The handles a call touches every time (the `ok` counter, the two histograms, the message
-//! counters, the instance gauges) are registered once and kept, so a call costs a few atomic
+//! counters, the instance gauges and recycling counters) are registered once and kept, so a call costs a few atomic
 //! adds rather than a registry lookup per metric. They belong to the recorder that was
 //! installed when they were registered; a call that finds another recorder installed (the
 //! embedder installed one after the handle's first call) registers them again with it. The
-//! rare records (failures, refusals, recycled instances) register as they go.
+//! rare records (failures, refusals, evictions, swaps) register as they go.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +43,20 @@ pub(crate) enum Recycle {
 }
 
 impl Recycle {
+    /// Every reason, in declaration order (`reason as usize` indexes it).
+    const ALL: [Recycle; 10] = [
+        Self::ReuseLimit,
+        Self::MemoryGrowth,
+        Self::TableGrowth,
+        Self::StrictIsolation,
+        Self::IdleBudgetFull,
+        Self::IdleTimeout,
+        Self::Released,
+        Self::FailedCall,
+        Self::RefusedAnswer,
+        Self::Cancelled,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Self::ReuseLimit => "reuse_limit",
@@ -160,6 +174,8 @@ struct Hot {
     appended: Counter,
     trimmed: Counter,
     created: Counter,
+    /// By [`Recycle`]: in strict isolation every call drops an instance.
+    recycled: [Counter; 10],
     in_use: Gauge,
     idle: Gauge,
 }
@@ -204,14 +220,24 @@ impl Meter {
         labels
     }
 
-    /// The kept handles, registered again if the recorder changed.
-    fn hot(&self) -> Arc<Hot> {
+    /// `with` the kept handles, registered again first if the recorder changed. Read through
+    /// the swap's guard: no reference count is taken on the way.
+    fn with_hot<R>(&self, with: impl FnOnce(&Hot) -> R) -> R {
         let recorder = recorder_id();
-        if let Some(hot) = self.hot.load_full()
+        let kept = self.hot.load();
+        if let Some(hot) = kept.as_ref()
             && hot.recorder == recorder
         {
-            return hot;
+            return with(hot);
         }
+        drop(kept);
+        let hot = Arc::new(self.register(recorder));
+        self.hot.store(Some(Arc::clone(&hot)));
+        with(&hot)
+    }
+
+    /// Register the hot handles with the recorder installed now.
+    fn register(&self, recorder: usize) -> Hot {
         let operation = |operation: Operation| {
             let name = operation.name();
             OperationHandles {
@@ -229,17 +255,21 @@ impl Meter {
                 ),
             }
         };
-        let hot = Arc::new(Hot {
+        Hot {
             recorder,
             operations: Operation::ALL.map(operation),
             appended: ::metrics::counter!(super::MESSAGES_APPENDED, self.labels(&[])),
             trimmed: ::metrics::counter!(super::MESSAGES_TRIMMED, self.labels(&[])),
             created: ::metrics::counter!(super::INSTANCES_CREATED, self.labels(&[])),
+            recycled: Recycle::ALL.map(|reason| {
+                ::metrics::counter!(
+                    super::INSTANCES_RECYCLED,
+                    self.labels(&[("reason", reason.name())])
+                )
+            }),
             in_use: ::metrics::gauge!(super::INSTANCES_IN_USE, self.labels(&[])),
             idle: ::metrics::gauge!(super::INSTANCES_IDLE, self.labels(&[])),
-        });
-        self.hot.store(Some(Arc::clone(&hot)));
-        hot
+        }
     }
 
     /// A call the policy answered and the host accepted: its outcome and what it says, the
@@ -251,21 +281,23 @@ impl Meter {
         call: Duration,
         policy: Duration,
     ) {
-        let hot = self.hot();
-        let handles = &hot.operations[operation.index()];
-        handles.call.record(call.as_secs_f64());
-        handles.policy.record(policy.as_secs_f64());
         let outcome = summary.outcome();
-        if outcome == Outcome::Ok {
-            handles.ok.increment(1);
-        } else {
+        self.with_hot(|hot| {
+            let handles = &hot.operations[operation.index()];
+            handles.call.record(call.as_secs_f64());
+            handles.policy.record(policy.as_secs_f64());
+            if outcome == Outcome::Ok {
+                handles.ok.increment(1);
+            }
+            if summary.appended > 0 {
+                hot.appended.increment(summary.appended);
+            }
+            if summary.trimmed > 0 {
+                hot.trimmed.increment(summary.trimmed);
+            }
+        });
+        if outcome != Outcome::Ok {
             self.count_outcome(operation, outcome);
-        }
-        if summary.appended > 0 {
-            hot.appended.increment(summary.appended);
-        }
-        if summary.trimmed > 0 {
-            hot.trimmed.increment(summary.trimmed);
         }
         if summary.evicted > 0 {
             ::metrics::counter!(super::MESSAGES_EVICTED, self.labels(&[]))
@@ -324,9 +356,11 @@ impl Meter {
     }
 
     fn finished(&self, operation: Operation, call: Duration) {
-        self.hot().operations[operation.index()]
-            .call
-            .record(call.as_secs_f64());
+        self.with_hot(|hot| {
+            hot.operations[operation.index()]
+                .call
+                .record(call.as_secs_f64());
+        });
     }
 
     fn count_outcome(&self, operation: Operation, outcome: Outcome) {
@@ -339,37 +373,37 @@ impl Meter {
 
     /// A policy instance was made for a call.
     pub(crate) fn instance_created(&self) {
-        let hot = self.hot();
-        hot.created.increment(1);
-        hot.in_use.increment(1.0);
+        self.with_hot(|hot| {
+            hot.created.increment(1);
+            hot.in_use.increment(1.0);
+        });
     }
 
     /// An idle instance was taken for a call.
     pub(crate) fn instance_taken(&self) {
-        let hot = self.hot();
-        hot.idle.decrement(1.0);
-        hot.in_use.increment(1.0);
+        self.with_hot(|hot| {
+            hot.idle.decrement(1.0);
+            hot.in_use.increment(1.0);
+        });
     }
 
     /// An instance that served a call was kept idle for the next.
     pub(crate) fn instance_kept(&self) {
-        let hot = self.hot();
-        hot.in_use.decrement(1.0);
-        hot.idle.increment(1.0);
+        self.with_hot(|hot| {
+            hot.in_use.decrement(1.0);
+            hot.idle.increment(1.0);
+        });
     }
 
     /// An instance was dropped for `reason`, while idle or in use.
     pub(crate) fn instance_dropped(&self, idle: bool, reason: Recycle) {
-        let hot = self.hot();
-        match idle {
-            true => hot.idle.decrement(1.0),
-            false => hot.in_use.decrement(1.0),
-        }
-        ::metrics::counter!(
-            super::INSTANCES_RECYCLED,
-            self.labels(&[("reason", reason.name())])
-        )
-        .increment(1);
+        self.with_hot(|hot| {
+            match idle {
+                true => hot.idle.decrement(1.0),
+                false => hot.in_use.decrement(1.0),
+            }
+            hot.recycled[reason as usize].increment(1);
+        });
     }
 
     /// This version started (`serving`) or stopped serving its handle.
@@ -392,5 +426,17 @@ impl Meter {
             self.labels(&[("outcome", outcome), ("reason", reason)])
         )
         .increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_recycling_reason_indexes_its_own_counter() {
+        for (index, reason) in Recycle::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, index, "{reason:?}");
+        }
     }
 }
