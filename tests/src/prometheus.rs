@@ -294,7 +294,7 @@ mod tests {
                     # TYPE h histogram\nh_bucket{le=\"0.1\"} 1\nh_bucket{le=\"+Inf\"} 2\n\
                     h_sum 0.3\nh_count 2\ng -1.5e-3 1700000000000\n";
         let scrape = parse(text).unwrap();
-        assert_eq!(scrape.samples.len(), 5);
+        assert_eq!(scrape.samples.len(), 6);
         assert_eq!(scrape.samples[0].labels["why"], "q\"uote\\ \n");
         assert_eq!(scrape.sum("h_count", &[]), 2.0);
         assert_eq!(scrape.types["h"], "histogram");
