@@ -6,7 +6,10 @@
 //! library's own types are in [`crate::convert`], and nowhere else.
 
 /// The `policy` world.
-#[allow(missing_docs)] // generated: the WIT's own docs are on the types
+#[expect(
+    missing_docs,
+    reason = "generated: the WIT's own docs are on the types"
+)]
 mod policy {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -21,7 +24,10 @@ mod policy {
 }
 
 /// The `agent` world: what an agent component imports.
-#[allow(missing_docs)]
+#[expect(
+    missing_docs,
+    reason = "generated: the WIT's own docs are on the types"
+)]
 mod agent {
     wasmtime::component::bindgen!({
         path: "../wit",

@@ -3,7 +3,7 @@
 use crate::error::{BuildError, MemoryError};
 use crate::memory::Memory;
 use crate::message::Message;
-use crate::report::{Context, WriteOutcome};
+use crate::report::{Context, Turn, WriteOutcome};
 use crate::session::{SessionId, SessionIdError};
 
 /// [`Memory`] with blocking methods. It owns a small Tokio runtime that drives each call.
@@ -17,6 +17,9 @@ use crate::session::{SessionId, SessionIdError};
 /// let memory = BlockingMemory::new(Memory::builder().build()?)?;
 /// memory.add_message("s", Message::user("hi"))?;
 /// assert_eq!(memory.get_context("s")?.messages.len(), 1);
+/// let turn = memory.add_and_get_context("s", [Message::assistant("hello")])?;
+/// assert!(turn.outcome.is_stored());
+/// assert_eq!(turn.context.messages.len(), 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
@@ -80,6 +83,15 @@ impl BlockingMemory {
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteOutcome, MemoryError> {
         self.block_on(self.memory.add_messages(session_id, messages))
+    }
+
+    /// See [`Memory::add_and_get_context`]: an agent's turn in one round trip.
+    pub fn add_and_get_context(
+        &self,
+        session_id: impl TryInto<SessionId, Error = SessionIdError>,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<Turn, MemoryError> {
+        self.block_on(self.memory.add_and_get_context(session_id, messages))
     }
 
     /// See [`Memory::clear`].

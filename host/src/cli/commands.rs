@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use agent_memory::store::copy_sessions;
 use agent_memory::{
-    DEFAULT_POLICY_WASM, EntryProblem, KeyKind, Memory, MemoryError, Message, Policy, Settings,
-    SkippedEntry, Store, StoreSpec, TOOL_SAFE_POLICY_WASM, Ttl, WriteOutcome, read_policy_file,
+    DEFAULT_POLICY_WASM, KeyKind, Memory, MemoryError, Message, Policy, Settings, SkippedEntry,
+    Store, StoreSpec, TOOL_SAFE_POLICY_WASM, Ttl, WriteOutcome, read_policy_file,
 };
 use agent_memory_format::json;
 use anyhow::{Context as _, bail};
@@ -288,23 +288,7 @@ async fn get(memory: &Memory, session: &str, json: bool) -> anyhow::Result<ExitC
 /// `2 not JSON, 1 no string role`.
 pub fn skipped_summary(skipped: &[SkippedEntry]) -> String {
     let problems = skipped.iter().map(|entry| entry.problem);
-    problem_counts(problems)
-}
-
-/// Counts of each problem, in a fixed order, as `2 not JSON, 1 no string role`.
-pub fn problem_counts(problems: impl Iterator<Item = EntryProblem>) -> String {
-    let mut counts: Vec<(EntryProblem, usize)> = Vec::new();
-    for problem in problems {
-        match counts.iter_mut().find(|(known, _)| *known == problem) {
-            Some((_, count)) => *count += 1,
-            None => counts.push((problem, 1)),
-        }
-    }
-    counts
-        .iter()
-        .map(|(problem, count)| format!("{count} {problem}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    output::problem_counts(problems)
 }
 
 /// The Redis type under `session`'s key when it is someone else's data (not a list), which

@@ -11,10 +11,9 @@ use std::process::ExitCode;
 use agent_memory::store::{EvictionPolicy, WriteCheck};
 use agent_memory::{KeyKind, Memory, Message, SessionId, StoreError, Ttl, policy_evicts_sessions};
 
-use super::commands::problem_counts;
 use super::interrupt::Stops;
 use super::keys;
-use super::output::printable_bytes;
+use super::output::{printable_bytes, problem_counts};
 
 /// How often progress is reported on stderr while walking a large store.
 const PROGRESS_EVERY: usize = 1000;

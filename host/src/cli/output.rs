@@ -7,7 +7,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use agent_memory::{MemberValue, Message, StoreError, Stored, Ttl, WindowLimit, WindowRefusal};
+use agent_memory::{
+    EntryProblem, MemberValue, Message, StoreError, Stored, Ttl, WindowLimit, WindowRefusal,
+};
 
 /// `text` safe for a terminal: control characters (C0, DEL, C1) and the Unicode bidirectional
 /// overrides are shown as escapes (`\u{1b}`); everything else as it is.
@@ -203,6 +205,22 @@ pub fn does_not_fit_hint(reason: &WindowRefusal) -> &'static str {
         }
         WindowRefusal::PolicyRule(_) => "",
     }
+}
+
+/// Counts of each problem, in a fixed order, as `2 not JSON, 1 no string role`.
+pub fn problem_counts(problems: impl Iterator<Item = EntryProblem>) -> String {
+    let mut counts: Vec<(EntryProblem, usize)> = Vec::new();
+    for problem in problems {
+        match counts.iter_mut().find(|(known, _)| *known == problem) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((problem, 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(problem, count)| format!("{count} {problem}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
