@@ -162,7 +162,7 @@ pub enum LoadError {
     /// The component loaded, but failed the self-check of the memory contract a handle runs
     /// before it takes a new policy (write, read back, clear, against a store in memory).
     #[error("component failed the memory contract's self-check: {0}")]
-    SelfCheck(String),
+    SelfCheck(SelfCheckFailure),
     /// The component does not read the settings the handle has (an extra setting it does not
     /// declare, or a value it does not accept).
     #[error("component cannot serve this handle's settings")]
@@ -170,6 +170,36 @@ pub enum LoadError {
     /// The embedder's engine lacks something a policy needs.
     #[error("the engine cannot run policies: {0}")]
     Engine(String),
+}
+
+/// Where and how a policy failed the self-check of the memory contract
+/// ([`LoadError::SelfCheck`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {problem}")]
+pub struct SelfCheckFailure {
+    /// The step that failed: the contract call, and when (`add-messages`, `get-context after
+    /// a write`, `add-and-get-context`, `clear`, `get-context after clear`).
+    pub step: &'static str,
+    /// What went wrong there.
+    pub problem: SelfCheckProblem,
+}
+
+/// What went wrong at a step of the self-check. Each case's text includes its error's, and the
+/// error is the case's value (not a `source`), so a report that prints the chain says it once.
+#[derive(Debug, thiserror::Error)]
+pub enum SelfCheckProblem {
+    /// The policy failed the call (it trapped, ran over a limit, returned something invalid).
+    #[error("the policy failed: {0}")]
+    Failed(PolicyError),
+    /// The policy refused a valid request.
+    #[error("refused a valid request: {0}")]
+    Refused(MemoryError),
+    /// The policy reported a store failure from a store in memory, which cannot fail.
+    #[error("reported a failure of a store in memory, which cannot fail: {0}")]
+    StoreFailed(crate::store::StoreError),
+    /// The policy's answers disagree with each other or with what was written.
+    #[error("{0}")]
+    Inconsistent(String),
 }
 
 /// Why a memory handle could not be built.

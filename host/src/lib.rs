@@ -74,7 +74,9 @@ pub mod telemetry;
 pub use bindings::public as wit;
 pub use blocking::BlockingMemory;
 pub use declared::{SettingKind, SettingSpec};
-pub use error::{BuildError, LoadError, MemoryError, PolicyError};
+pub use error::{
+    BuildError, LoadError, MemoryError, PolicyError, SelfCheckFailure, SelfCheckProblem,
+};
 pub use follow::{FollowStatus, PolicyFollower, UNREADABLE_AFTER};
 pub use json::{Json, JsonError, NotStandardJson};
 pub use memory::{DEFAULT_HANDLE_NAME, MAX_HANDLE_NAME_BYTES, Memory, MemoryBuilder};

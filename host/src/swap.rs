@@ -8,7 +8,8 @@
 //! you chose to run, sandboxed so that its worst is a wrong answer about its own session.
 
 use crate::bindings as wit;
-use crate::error::LoadError;
+use crate::convert;
+use crate::error::{LoadError, SelfCheckFailure, SelfCheckProblem};
 use crate::instances::Instances;
 use crate::policy::Policy;
 use crate::runtime::Isolation;
@@ -44,7 +45,7 @@ async fn self_check(
     settings: &Settings,
     limits: &Limits,
     isolation: Isolation,
-) -> Result<(), String> {
+) -> Result<(), SelfCheckFailure> {
     let store = Store::from(crate::store::InMemoryStore::new());
     // Not counted: the self-check's calls serve no one.
     let instances = Instances::new(
@@ -55,7 +56,9 @@ async fn self_check(
         isolation,
         None,
     );
-    let session = SessionId::try_from(SELF_CHECK_SESSION).map_err(|error| error.to_string())?;
+    // A constant the host's own rules accept (a unit test says so).
+    let session = SessionId::try_from(SELF_CHECK_SESSION)
+        .map_err(|error| inconsistent("the self-check session", error.to_string()))?;
     let call = || Call {
         instances: &instances,
         session_id: session.as_str(),
@@ -79,19 +82,27 @@ async fn self_check(
 
     let cleared = written("clear", answer("clear", sandbox::clear(call()).await)?)?;
     if cleared.appended != 0 {
-        return Err(format!(
-            "clear reported {} messages appended",
-            cleared.appended
+        return Err(inconsistent(
+            "clear",
+            format!("reported {} messages appended", cleared.appended),
         ));
     }
     let context = answer("get-context", sandbox::get_context(call()).await)?;
     if !context.messages.is_empty() {
-        return Err(format!(
-            "get-context after clear returned {} messages",
-            context.messages.len()
+        return Err(inconsistent(
+            "get-context after clear",
+            format!("returned {} messages", context.messages.len()),
         ));
     }
     Ok(())
+}
+
+/// The policy's answers at `step` do not agree with each other or with the writes.
+fn inconsistent(step: &'static str, problem: String) -> SelfCheckFailure {
+    SelfCheckFailure {
+        step,
+        problem: SelfCheckProblem::Inconsistent(problem),
+    }
 }
 
 fn text_message(role: &str, text: &str) -> wit::Message {
@@ -100,9 +111,9 @@ fn text_message(role: &str, text: &str) -> wit::Message {
 
 /// The policy's answer to one call of the self-check, or why there is none.
 fn answer<T>(
-    operation: &str,
+    operation: &'static str,
     result: Result<Answer<PolicyResult<T>>, crate::PolicyError>,
-) -> Result<T, String> {
+) -> Result<T, SelfCheckFailure> {
     match result {
         Ok(Answer {
             value: Ok(value),
@@ -115,24 +126,34 @@ fn answer<T>(
         Ok(Answer {
             value: Err(refused),
             ..
-        }) => Err(format!("{operation} refused a valid request: {refused:?}")),
-        Err(error) => Err(format!("{operation} failed: {error}")),
+        }) => Err(SelfCheckFailure {
+            step: operation,
+            problem: SelfCheckProblem::Refused(convert::memory_error_from_policy(refused)),
+        }),
+        Err(error) => Err(SelfCheckFailure {
+            step: operation,
+            problem: SelfCheckProblem::Failed(error),
+        }),
     }
 }
 
 fn stored(
-    operation: &str,
+    operation: &'static str,
     result: Result<Answer<PolicyResult<wit::WriteOutcome>>, crate::PolicyError>,
-) -> Result<wit::Stored, String> {
+) -> Result<wit::Stored, SelfCheckFailure> {
     written(operation, answer(operation, result)?)
 }
 
-fn written(operation: &str, outcome: wit::WriteOutcome) -> Result<wit::Stored, String> {
+fn written(
+    operation: &'static str,
+    outcome: wit::WriteOutcome,
+) -> Result<wit::Stored, SelfCheckFailure> {
     match outcome {
         wit::WriteOutcome::Stored(stored) => Ok(stored),
-        wit::WriteOutcome::Failed(error) => Err(format!(
-            "{operation} failed against a store in memory that cannot fail: {error:?}"
-        )),
+        wit::WriteOutcome::Failed(error) => Err(SelfCheckFailure {
+            step: operation,
+            problem: SelfCheckProblem::StoreFailed(error.into()),
+        }),
     }
 }
 
@@ -140,32 +161,69 @@ fn written(operation: &str, outcome: wit::WriteOutcome) -> Result<wit::Stored, S
 /// session holds, ending with the message written, unless the window dropped it at once (then
 /// it was not appended, is counted as trimmed, and the window is empty).
 fn expect_window(
-    what: &str,
+    what: &'static str,
     context: &wit::Context,
     stored: &wit::Stored,
     written: &wit::Message,
-) -> Result<(), String> {
-    if context.degraded.is_some() {
-        return Err(format!("{what}: degraded reading a store in memory"));
+) -> Result<(), SelfCheckFailure> {
+    if let Some(error) = &context.degraded {
+        return Err(SelfCheckFailure {
+            step: what,
+            problem: SelfCheckProblem::StoreFailed(error.clone().into()),
+        });
     }
     if context.messages.len() != stored.length as usize {
-        return Err(format!(
-            "{what}: the write reported {} messages held, the read returned {}",
-            stored.length,
-            context.messages.len()
+        return Err(inconsistent(
+            what,
+            format!(
+                "the write reported {} messages held, the read returned {}",
+                stored.length,
+                context.messages.len()
+            ),
         ));
     }
     match (stored.appended, context.messages.last()) {
         (1, Some(last)) if last == written => Ok(()),
-        (1, _) => Err(format!(
-            "{what}: the newest message read is not the one written"
+        (1, _) => Err(inconsistent(
+            what,
+            "the newest message read is not the one written".to_string(),
         )),
         (0, None) if stored.trimmed >= 1 => Ok(()),
-        (0, _) => Err(format!(
-            "{what}: reported nothing appended, yet did not drop the message"
+        (0, _) => Err(inconsistent(
+            what,
+            "reported nothing appended, yet did not drop the message".to_string(),
         )),
-        (appended, _) => Err(format!(
-            "{what}: reported {appended} messages appended for one written"
+        (appended, _) => Err(inconsistent(
+            what,
+            format!("reported {appended} messages appended for one written"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_self_check_session_is_one_the_host_accepts() {
+        assert!(SessionId::try_from(SELF_CHECK_SESSION).is_ok());
+    }
+
+    #[test]
+    fn a_self_check_failure_names_its_step_and_says_what_went_wrong_once() {
+        let failure = SelfCheckFailure {
+            step: "clear",
+            problem: SelfCheckProblem::Failed(crate::PolicyError::CallTimeout(
+                std::time::Duration::from_millis(5),
+            )),
+        };
+        let refused = LoadError::SelfCheck(failure);
+        assert_eq!(
+            refused.to_string(),
+            "component failed the memory contract's self-check: clear: the policy failed: call \
+             took longer than 5ms"
+        );
+        // The text is whole at the top; nothing repeats it below.
+        assert!(std::error::Error::source(&refused).is_none());
     }
 }

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use agent_memory::{
-    DEFAULT_POLICY_WASM, FollowStatus, LoadError, Memory, Message, Policy, StoreSpec,
-    TOOL_SAFE_POLICY_WASM,
+    DEFAULT_POLICY_WASM, FollowStatus, LoadError, Memory, Message, Policy, SelfCheckProblem,
+    StoreSpec, TOOL_SAFE_POLICY_WASM,
 };
 use agent_memory_tests::{HOSTILE_POLICY_WASM, RedisServer, expect_stored, texts};
 use serde_json::json;
@@ -72,7 +72,15 @@ async fn a_component_that_fails_its_checks_is_refused_and_the_old_policy_keeps_s
     // self-check.
     let hostile = Policy::from_bytes(HOSTILE_POLICY_WASM, "hostile fixture").unwrap();
     let refused = memory.replace_policy(hostile).await.unwrap_err();
-    assert!(matches!(refused, LoadError::SelfCheck(_)), "{refused}");
+    // The failure is named: the step, and what the policy did there.
+    let LoadError::SelfCheck(failure) = &refused else {
+        panic!("not a self-check failure: {refused}");
+    };
+    assert_eq!(failure.step, "get-context after a write", "{refused}");
+    assert!(
+        matches!(failure.problem, SelfCheckProblem::Inconsistent(_)),
+        "{refused}"
+    );
     assert!(refused.to_string().contains("get-context"), "{refused}");
     assert_eq!(memory.policy().digest(), before);
     expect_stored(
