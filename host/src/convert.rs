@@ -515,6 +515,7 @@ mod tests {
         ));
         let back = wit::MemoryError::from(&MemoryError::Policy(PolicyError::Trapped {
             reason: "t".into(),
+            trap: None,
             panic: None,
         }));
         assert!(matches!(back, wit::MemoryError::PolicyFailed(text) if text.contains("t")));

@@ -96,6 +96,10 @@ pub enum PolicyError {
         /// What stopped it: the trap (such as "wasm `unreachable` instruction executed", what a
         /// Rust panic becomes), or the limit it met.
         reason: String,
+        /// wasmtime's kind of trap (`UnreachableCodeReached` for a Rust panic,
+        /// `MemoryOutOfBounds`, ...), kept so that callers can tell them apart without reading
+        /// `reason`; `None` when a limit or a host error stopped it rather than a trap.
+        trap: Option<wasmtime::Trap>,
         /// What the policy said as it panicked, when it logged it: its `error` line starting
         /// with `panicked` (`panicked at place: message`), as the built-in policies' panic hook
         /// writes it.

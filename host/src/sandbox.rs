@@ -266,6 +266,7 @@ fn classify_trap(error: &wasmtime::Error, state: &CallState) -> PolicyError {
             }
             None => error.root_cause().to_string(),
         },
+        trap: trap.copied(),
         panic: state.panic_words().map(str::to_string),
     }
 }

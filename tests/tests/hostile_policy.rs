@@ -71,10 +71,17 @@ async fn a_trap_is_a_typed_error_and_does_not_poison_later_calls() {
     let memory = hostile_memory();
     match memory.get_context("trap").await {
         Err(MemoryError::Policy(error @ PolicyError::Trapped { .. })) => {
-            let PolicyError::Trapped { reason, panic } = &error else {
+            let PolicyError::Trapped {
+                reason,
+                trap,
+                panic,
+            } = &error
+            else {
                 unreachable!()
             };
             assert!(reason.contains("unreachable"), "{reason}");
+            // The kind is kept, not only its text: a Rust panic is an `unreachable` trap.
+            assert_eq!(*trap, Some(wasmtime::Trap::UnreachableCodeReached));
             assert_eq!(
                 panic.as_deref(),
                 Some("panicked: hostile policy: trap on purpose")
