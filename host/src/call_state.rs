@@ -453,11 +453,136 @@ fn truncate(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::config::Host as _;
+    use crate::bindings::log::Host as _;
+    use crate::bindings::store::Host as _;
+    use crate::store::InMemoryStore;
 
     #[test]
     fn log_lines_are_cut_on_a_character_boundary() {
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("héllo", 3), "hé");
         assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    // The capability's `Host` impls on their own, over a store in memory, without an engine
+    // or a component: what a policy's imports do, call by call.
+
+    /// The state of an instance over a fresh store in memory, with default settings and limits.
+    fn state() -> CallState {
+        CallState::new(
+            Some(Store::from(InMemoryStore::new())),
+            &Settings::default(),
+            &Limits::default(),
+            &RuntimeConfig::default(),
+        )
+    }
+
+    fn range(start: i64, stop: i64) -> bindings::Range {
+        bindings::Range { start, stop }
+    }
+
+    #[tokio::test]
+    async fn a_call_reads_and_writes_its_own_session_and_nothing_else() {
+        let mut state = state();
+        state.begin_call("s", 0);
+        let key = Settings::default().key_for("s");
+        let push = bindings::ListOp::Push(vec![b"{\"role\": \"user\"}".to_vec()]);
+        let applied = state
+            .apply(
+                key.clone(),
+                vec![push.clone(), bindings::ListOp::Read(range(0, -1))],
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(applied.length_after_push, Some(1));
+        assert_eq!(
+            applied.read,
+            Some(Ok(vec![b"{\"role\": \"user\"}".to_vec()]))
+        );
+        let read = state.read_range(key, range(0, -1)).await.unwrap().unwrap();
+        assert_eq!(read.len(), 1);
+        // Another session's key, and a key outside the prefix: denied, as values.
+        for other in [Settings::default().key_for("t"), "elsewhere".to_string()] {
+            let denied = state.read_range(other.clone(), range(0, -1)).await.unwrap();
+            assert!(
+                matches!(denied, Err(bindings::StoreError::Denied(_))),
+                "{other}: {denied:?}"
+            );
+            let denied = state.apply(other, vec![push.clone()]).await.unwrap();
+            assert!(matches!(denied, Err(bindings::StoreError::Denied(_))));
+        }
+    }
+
+    #[tokio::test]
+    async fn outside_a_call_every_store_call_is_denied_and_a_trial_has_no_store() {
+        let mut state = state();
+        let key = Settings::default().key_for("s");
+        let denied = state.read_range(key.clone(), range(0, -1)).await.unwrap();
+        assert!(matches!(denied, Err(bindings::StoreError::Denied(_))));
+        state.begin_call("s", 0);
+        state.end_call();
+        let denied = state.apply(key.clone(), vec![]).await.unwrap();
+        assert!(matches!(denied, Err(bindings::StoreError::Denied(_))));
+        // A trial instantiation's state has no store at all: a call traps.
+        let mut trial = CallState::new(
+            None,
+            &Settings::default(),
+            &Limits::default(),
+            &RuntimeConfig::default(),
+        );
+        trial.begin_call("s", 0);
+        assert!(trial.read_range(key, range(0, -1)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_read_grants_fuel_for_the_bytes_it_hands_over_and_the_wait_is_timed() {
+        let mut state = state();
+        let granted = state.begin_call("s", 0);
+        assert_eq!(granted, Limits::default().fuel_base);
+        let key = Settings::default().key_for("s");
+        let entry = vec![b'x'; 1000];
+        state
+            .apply(key.clone(), vec![bindings::ListOp::Push(vec![entry])])
+            .await
+            .unwrap()
+            .unwrap();
+        let before = state.granted_fuel();
+        state.read_range(key, range(0, -1)).await.unwrap().unwrap();
+        assert_eq!(
+            state.granted_fuel() - before,
+            1000 * Limits::default().fuel_per_byte
+        );
+        assert!(state.store_wait() > Duration::ZERO);
+        // A new call starts its accounts afresh.
+        state.begin_call("s", 0);
+        assert_eq!(state.granted_fuel(), Limits::default().fuel_base);
+        assert_eq!(state.store_wait(), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn the_settings_are_the_handles_and_a_panic_line_is_kept_not_logged() {
+        let mut state = state();
+        let settings = state.get_settings().await.unwrap();
+        assert_eq!(settings.max_messages, Settings::default().max_messages);
+        state.begin_call("s", 0);
+        state
+            .log(Level::Error, "panicked at src/lib.rs:1: boom".to_string())
+            .await
+            .unwrap();
+        assert_eq!(state.panic_words(), Some("panicked at src/lib.rs:1: boom"));
+        // A loop that only logs is stopped once it passes the cap of log calls.
+        let mut stopped = false;
+        for _ in 0..=MAX_LOG_CALLS_PER_CALL {
+            if state.log(Level::Info, "x".to_string()).await.is_err() {
+                stopped = true;
+                break;
+            }
+        }
+        assert!(
+            stopped,
+            "{MAX_LOG_CALLS_PER_CALL} log calls were not stopped"
+        );
     }
 }
