@@ -136,8 +136,20 @@ const RUST: Template = &[
         include_str!("../../../format/src/lib.rs"),
     ),
     (
-        "agent-memory-format/src/json.rs",
-        include_str!("../../../format/src/json.rs"),
+        "agent-memory-format/src/json/mod.rs",
+        include_str!("../../../format/src/json/mod.rs"),
+    ),
+    (
+        "agent-memory-format/src/json/decode.rs",
+        include_str!("../../../format/src/json/decode.rs"),
+    ),
+    (
+        "agent-memory-format/src/json/parse.rs",
+        include_str!("../../../format/src/json/parse.rs"),
+    ),
+    (
+        "agent-memory-format/src/json/write.rs",
+        include_str!("../../../format/src/json/write.rs"),
     ),
     (
         "agent-memory-format/src/entry.rs",
@@ -466,5 +478,42 @@ fn package_name(dir: &Path) -> String {
         Some(first) if first.is_ascii_alphabetic() => name,
         Some(_) => format!("policy-{name}"),
         None => "policy".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every source file of `dir` (recursively), relative to it.
+    fn sources(dir: &Path, under: &Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, under, found);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                let relative = path.strip_prefix(under).unwrap();
+                found.push(relative.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+
+    #[test]
+    fn the_rust_template_vendors_every_source_file_of_the_format_crate() {
+        let format = Path::new(env!("CARGO_MANIFEST_DIR")).join("../format");
+        let mut found = Vec::new();
+        sources(&format.join("src"), &format, &mut found);
+        found.sort();
+        let mut vendored: Vec<String> = RUST
+            .iter()
+            .filter_map(|(path, _)| path.strip_prefix("agent-memory-format/"))
+            .filter(|path| path.ends_with(".rs"))
+            .map(str::to_string)
+            .collect();
+        vendored.sort();
+        assert_eq!(
+            vendored, found,
+            "a file split or added in format/ is not in the template"
+        );
     }
 }
