@@ -43,6 +43,8 @@
 //!   store; `compile_cache`: compiled policies on disk, bounded. `sandbox` uses `instances`,
 //!   which uses `policy` and `call_state`; `policy` uses `runtime`, `call_state` and
 //!   `compile_cache`: no cycle.
+//! - [`telemetry`]: the metrics (names, descriptions, what each call records) and the spans of
+//!   calls and Redis round trips; `store/redis/traced` makes the round-trip spans.
 //! - `settings`, `session`, `error`: configuration, session ids, errors.
 
 #![deny(missing_docs)]
