@@ -94,9 +94,12 @@ async fn a_sentinel_failover_gives_typed_errors_then_recovers_with_every_replica
     let store = memory.store().describe();
     let store = store.as_str();
     let metrics = recorder();
-    assert_eq!(
-        metrics.counter(telemetry::STORE_FAILOVERS, &[("store", store)]),
-        1
+    // At least the one failover (a sentinel slow to learn of it could name the old master, come
+    // back as a master for a moment, once more: counted too, as it is a change of master).
+    let failovers = metrics.counter(telemetry::STORE_FAILOVERS, &[("store", store)]);
+    assert!(
+        (1..=2).contains(&failovers),
+        "{failovers} failovers counted"
     );
     assert!(metrics.counter(telemetry::STORE_CONNECT_FAILURES, &[("store", store)]) > 0);
     for port in [master.port(), replica.port()] {
