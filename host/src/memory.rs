@@ -307,11 +307,7 @@ impl Memory {
     /// Count `error`, a request refused before any policy ran (such as an invalid session id
     /// from an agent component), and return it.
     pub(crate) fn refused_early(&self, operation: Operation, error: MemoryError) -> MemoryError {
-        if let (Some(meter), Some(reason)) =
-            (self.inner.serving.load().meter(), kinds::refusal(&error))
-        {
-            meter.refused(operation, reason, None);
-        }
+        count_refusal(self.inner.serving.load().meter(), operation, &error, None);
         error
     }
 
@@ -398,11 +394,9 @@ impl Memory {
                 settle(&instances, operation, started, answer, accept)
             }
             Err(refusal) => {
-                let reason = kinds::refusal(&refusal);
-                if let (Some(meter), Some(reason)) = (instances.meter(), reason) {
-                    meter.refused(operation, reason, Some(started.elapsed()));
-                }
-                (Err(refusal), Settled::new(Outcome::Refused, reason))
+                let call = Some(started.elapsed());
+                let settled = count_refusal(instances.meter(), operation, &refusal, call);
+                (Err(refusal), settled)
             }
         };
         if !span.is_disabled() {
@@ -655,11 +649,8 @@ fn settle<T: Summarize, R>(
     match outcome {
         Ok(Ok((answer, settled))) => (Ok(answer), settled),
         Ok(Err(refusal)) => {
-            let reason = kinds::refusal(&refusal);
-            if let (Some(meter), Some(reason)) = (meter, reason) {
-                meter.refused(operation, reason, Some(started.elapsed()));
-            }
-            (Err(refusal), Settled::new(Outcome::Refused, reason))
+            let settled = count_refusal(meter, operation, &refusal, Some(started.elapsed()));
+            (Err(refusal), settled)
         }
         Err(error) => {
             let policy = instances.policy();
@@ -680,6 +671,21 @@ fn settle<T: Summarize, R>(
             )
         }
     }
+}
+
+/// Count `refusal` of `operation` under `meter` (with the time of the call, when one began) and
+/// say how the call settled: the one place a refusal is counted, wherever it was made.
+fn count_refusal(
+    meter: Option<&Meter>,
+    operation: Operation,
+    refusal: &MemoryError,
+    call: Option<std::time::Duration>,
+) -> Settled {
+    let reason = kinds::refusal(refusal);
+    if let (Some(meter), Some(reason)) = (meter, reason) {
+        meter.refused(operation, reason, call);
+    }
+    Settled::new(Outcome::Refused, reason)
 }
 
 /// Whether `name` may name a handle ([`MemoryBuilder::name`]).

@@ -23,7 +23,8 @@ pub(super) async fn run<O: KeyOperation>(
     asking: bool,
 ) -> Result<O::Output, Failure> {
     let command = operation.command_name();
-    // The fields are evaluated only when a subscriber wants the span.
+    // The fields are evaluated only when a subscriber wants the span; the server's address is
+    // looked up once, and only then.
     let span = tracing::info_span!(
         target: "agent_memory::store",
         "agent_memory.store",
@@ -33,11 +34,18 @@ pub(super) async fn run<O: KeyOperation>(
         db.operation.name = command,
         db.operation.batch.size = operation.batch_size(),
         db.namespace = %node.db(),
-        server.address = node.server_address().0,
-        server.port = node.server_address().1,
+        server.address = Empty,
+        server.port = Empty,
         error.type = Empty,
         db.response.status_code = Empty,
     );
+    if !span.is_disabled() {
+        let (address, port) = node.server_address();
+        span.record("server.address", address);
+        if let Some(port) = port {
+            span.record("server.port", port);
+        }
+    }
     let result = operation.run(node, asking).instrument(span.clone()).await;
     if let Err(failure) = &result
         && !span.is_disabled()
