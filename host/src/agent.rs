@@ -41,8 +41,8 @@
 
 use wasmtime::component::{HasData, Linker};
 
-use crate::bindings::{self as wit, agent_memory_import as memory_import};
-use crate::convert;
+use crate::contract::checks;
+use crate::contract::{self as wit, agent_memory_import as memory_import};
 use crate::error::MemoryError;
 use crate::memory::Memory;
 use crate::session::SessionId;
@@ -151,12 +151,22 @@ fn refusal(error: &MemoryError) -> wit::MemoryError {
     error.into()
 }
 
-impl wit::types_host::Host for AgentMemoryView<'_> {}
+/// The agent world shares the policy world's `types`, whose host side includes the store
+/// fault conversion; an agent makes no store calls, so it never runs, but it decides as the
+/// policy's does.
+impl wit::types_host::Host for AgentMemoryView<'_> {
+    fn convert_store_error(
+        &mut self,
+        fault: wit::faults::StoreFault,
+    ) -> wasmtime::Result<wit::StoreError> {
+        wit::faults::decide(fault)
+    }
+}
 
 impl memory_import::Host for AgentMemoryView<'_> {
     async fn get_context(&mut self, session_id: String) -> Result<wit::Context, wit::MemoryError> {
         let session = self.ctx.session(Operation::GetContext, &session_id)?;
-        let accept = |context| convert::check_context(&context).map(|()| context);
+        let accept = |context| checks::check_context(&context).map(|()| context);
         let context = self.ctx.memory.wit_get_context(&session, accept).await;
         context.map_err(|error| refusal(&error))
     }
@@ -175,7 +185,7 @@ impl memory_import::Host for AgentMemoryView<'_> {
         messages: Vec<wit::Message>,
     ) -> Result<wit::WriteOutcome, wit::MemoryError> {
         let session = self.ctx.session(Operation::AddMessages, &session_id)?;
-        let accept = |outcome| convert::check_write_outcome(&outcome).map(|()| outcome);
+        let accept = |outcome| checks::check_write_outcome(&outcome).map(|()| outcome);
         let outcome = self.ctx.memory.wit_add_messages(&session, messages, accept);
         outcome.await.map_err(|error| refusal(&error))
     }
@@ -187,8 +197,8 @@ impl memory_import::Host for AgentMemoryView<'_> {
     ) -> Result<wit::Turn, wit::MemoryError> {
         let session = self.ctx.session(Operation::AddAndGetContext, &session_id)?;
         let accept = |turn: wit::Turn| {
-            convert::check_write_outcome(&turn.outcome)
-                .and_then(|()| convert::check_context(&turn.context))
+            checks::check_write_outcome(&turn.outcome)
+                .and_then(|()| checks::check_context(&turn.context))
                 .map(|()| turn)
         };
         let turn = self
@@ -200,7 +210,7 @@ impl memory_import::Host for AgentMemoryView<'_> {
 
     async fn clear(&mut self, session_id: String) -> Result<wit::WriteOutcome, wit::MemoryError> {
         let session = self.ctx.session(Operation::Clear, &session_id)?;
-        let accept = |outcome| convert::check_write_outcome(&outcome).map(|()| outcome);
+        let accept = |outcome| checks::check_write_outcome(&outcome).map(|()| outcome);
         let outcome = self.ctx.memory.wit_clear(&session, accept).await;
         outcome.map_err(|error| refusal(&error))
     }

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 use wasmtime::{CallHook, Engine, ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
-use crate::bindings::{self, Level};
+use crate::contract::faults::StoreFault;
+use crate::contract::{self, Level};
 use crate::guard::Guard;
 use crate::runtime::RuntimeConfig;
 use crate::settings::{FUEL_YIELD_INTERVAL, Limits, Settings};
@@ -317,27 +318,31 @@ impl CallState {
 
 /// What a store call gets when no call is being served: start code run at instantiation may
 /// not touch the store (it has no session).
-fn outside_a_call() -> bindings::StoreError {
-    bindings::StoreError::Denied("the store may only be used during a call".to_string())
+fn outside_a_call() -> contract::StoreError {
+    contract::StoreError::Denied("the store may only be used during a call".to_string())
 }
 
-impl bindings::types_host::Host for CallState {}
+impl contract::types_host::Host for CallState {
+    fn convert_store_error(&mut self, fault: StoreFault) -> wasmtime::Result<contract::StoreError> {
+        contract::faults::decide(fault)
+    }
+}
 
-impl bindings::store::Host for CallState {
+impl contract::store::Host for CallState {
     async fn read_range(
         &mut self,
         key: String,
-        range: bindings::Range,
-    ) -> wasmtime::Result<Result<Vec<Vec<u8>>, bindings::StoreError>> {
+        range: contract::Range,
+    ) -> Result<Vec<Vec<u8>>, StoreFault> {
         let store = self.store()?;
         let Some(guard) = self.guard.as_mut() else {
-            return Ok(Err(outside_a_call()));
+            return Err(outside_a_call().into());
         };
         if let Err(error) = guard
             .admit(&key)
             .and_then(|()| guard.check_read_request(range.start, range.stop))
         {
-            return Ok(Err(error.into()));
+            return Err(error.into());
         }
         let span = tracing::debug_span!(
             "agent_memory.read_range",
@@ -356,30 +361,30 @@ impl bindings::store::Host for CallState {
             let bytes: u64 = entries.iter().map(|entry| entry.len() as u64).sum();
             self.fuel.grant_for(bytes);
         }
-        Ok(entries.map_err(Into::into))
+        entries.map_err(Into::into)
     }
 
     async fn apply(
         &mut self,
         key: String,
-        ops: Vec<bindings::ListOp>,
-    ) -> wasmtime::Result<Result<bindings::Applied, bindings::StoreError>> {
+        ops: Vec<contract::ListOp>,
+    ) -> Result<contract::Applied, StoreFault> {
         let store = self.store()?;
         let Some(guard) = self.guard.as_mut() else {
-            return Ok(Err(outside_a_call()));
+            return Err(outside_a_call().into());
         };
         let ops: Vec<ListOp> = ops.into_iter().map(ListOp::from).collect();
         if let Err(error) = guard
             .admit(&key)
             .and_then(|()| guard.check_transaction(&ops))
         {
-            return Ok(Err(error.into()));
+            return Err(error.into());
         }
         let span = tracing::debug_span!("agent_memory.apply", ops = ops.len());
         let started = Instant::now();
         let applied = store.apply(&key, ops).instrument(span).await;
         self.store_wait += started.elapsed();
-        Ok(applied
+        applied
             .map(|mut applied| {
                 // The writes are applied; entries over the read caps are not handed over, and
                 // the policy is told why.
@@ -393,11 +398,11 @@ impl bindings::store::Host for CallState {
                 });
                 applied.into()
             })
-            .map_err(Into::into))
+            .map_err(Into::into)
     }
 }
 
-impl bindings::log::Host for CallState {
+impl contract::log::Host for CallState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let message = truncate(&message, MAX_LOG_LINE_BYTES);
         let logs = &mut self.logs;
@@ -432,8 +437,8 @@ impl bindings::log::Host for CallState {
     }
 }
 
-impl bindings::config::Host for CallState {
-    async fn get_settings(&mut self) -> wasmtime::Result<bindings::Settings> {
+impl contract::config::Host for CallState {
+    async fn get_settings(&mut self) -> wasmtime::Result<contract::Settings> {
         Ok((&self.settings).into())
     }
 }
@@ -453,9 +458,9 @@ fn truncate(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::config::Host as _;
-    use crate::bindings::log::Host as _;
-    use crate::bindings::store::Host as _;
+    use crate::contract::config::Host as _;
+    use crate::contract::log::Host as _;
+    use crate::contract::store::Host as _;
     use crate::store::InMemoryStore;
 
     #[test]
@@ -478,8 +483,8 @@ mod tests {
         )
     }
 
-    fn range(start: i64, stop: i64) -> bindings::Range {
-        bindings::Range { start, stop }
+    fn range(start: i64, stop: i64) -> contract::Range {
+        contract::Range { start, stop }
     }
 
     #[tokio::test]
@@ -487,31 +492,36 @@ mod tests {
         let mut state = state();
         state.begin_call("s", 0);
         let key = Settings::default().key_for("s");
-        let push = bindings::ListOp::Push(vec![b"{\"role\": \"user\"}".to_vec()]);
+        let push = contract::ListOp::Push(vec![b"{\"role\": \"user\"}".to_vec()]);
         let applied = state
             .apply(
                 key.clone(),
-                vec![push.clone(), bindings::ListOp::Read(range(0, -1))],
+                vec![push.clone(), contract::ListOp::Read(range(0, -1))],
             )
             .await
-            .unwrap()
             .unwrap();
         assert_eq!(applied.length_after_push, Some(1));
         assert_eq!(
             applied.read,
             Some(Ok(vec![b"{\"role\": \"user\"}".to_vec()]))
         );
-        let read = state.read_range(key, range(0, -1)).await.unwrap().unwrap();
+        let read = state.read_range(key, range(0, -1)).await.unwrap();
         assert_eq!(read.len(), 1);
         // Another session's key, and a key outside the prefix: denied, as values.
         for other in [Settings::default().key_for("t"), "elsewhere".to_string()] {
-            let denied = state.read_range(other.clone(), range(0, -1)).await.unwrap();
+            let denied = state.read_range(other.clone(), range(0, -1)).await;
             assert!(
-                matches!(denied, Err(bindings::StoreError::Denied(_))),
+                matches!(
+                    denied,
+                    Err(StoreFault::Refused(contract::StoreError::Denied(_)))
+                ),
                 "{other}: {denied:?}"
             );
-            let denied = state.apply(other, vec![push.clone()]).await.unwrap();
-            assert!(matches!(denied, Err(bindings::StoreError::Denied(_))));
+            let denied = state.apply(other, vec![push.clone()]).await;
+            assert!(matches!(
+                denied,
+                Err(StoreFault::Refused(contract::StoreError::Denied(_)))
+            ));
         }
     }
 
@@ -519,13 +529,20 @@ mod tests {
     async fn outside_a_call_every_store_call_is_denied_and_a_trial_has_no_store() {
         let mut state = state();
         let key = Settings::default().key_for("s");
-        let denied = state.read_range(key.clone(), range(0, -1)).await.unwrap();
-        assert!(matches!(denied, Err(bindings::StoreError::Denied(_))));
+        let denied = state.read_range(key.clone(), range(0, -1)).await;
+        assert!(matches!(
+            denied,
+            Err(StoreFault::Refused(contract::StoreError::Denied(_)))
+        ));
         state.begin_call("s", 0);
         state.end_call();
-        let denied = state.apply(key.clone(), vec![]).await.unwrap();
-        assert!(matches!(denied, Err(bindings::StoreError::Denied(_))));
-        // A trial instantiation's state has no store at all: a call traps.
+        let denied = state.apply(key.clone(), vec![]).await;
+        assert!(matches!(
+            denied,
+            Err(StoreFault::Refused(contract::StoreError::Denied(_)))
+        ));
+        // A trial instantiation's state has no store at all: a call traps (the fault is a
+        // trap, not a value the policy could handle).
         let mut trial = CallState::new(
             None,
             &Settings::default(),
@@ -533,7 +550,8 @@ mod tests {
             &RuntimeConfig::default(),
         );
         trial.begin_call("s", 0);
-        assert!(trial.read_range(key, range(0, -1)).await.is_err());
+        let fault = trial.read_range(key, range(0, -1)).await;
+        assert!(matches!(fault, Err(StoreFault::Trap(_))), "{fault:?}");
     }
 
     #[tokio::test]
@@ -544,12 +562,11 @@ mod tests {
         let key = Settings::default().key_for("s");
         let entry = vec![b'x'; 1000];
         state
-            .apply(key.clone(), vec![bindings::ListOp::Push(vec![entry])])
+            .apply(key.clone(), vec![contract::ListOp::Push(vec![entry])])
             .await
-            .unwrap()
             .unwrap();
         let before = state.granted_fuel();
-        state.read_range(key, range(0, -1)).await.unwrap().unwrap();
+        state.read_range(key, range(0, -1)).await.unwrap();
         assert_eq!(
             state.granted_fuel() - before,
             1000 * Limits::default().fuel_per_byte

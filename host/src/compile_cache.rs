@@ -39,7 +39,7 @@ pub(crate) fn read(path: &Path) -> Option<Vec<u8>> {
 }
 
 /// Keep `component`'s artifact at `path`.
-pub(crate) fn write(component: &Component, path: &Path) -> anyhow::Result<()> {
+pub(crate) fn write(component: &Component, path: &Path) -> wasmtime::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -142,7 +142,7 @@ pub enum LoadError {
     /// version, ...) or does not export the `memory` interface with the right types.
     #[error(
         "component does not fit the agent-memory:policy@{version} world: {0}",
-        version = crate::policy::CONTRACT_VERSION
+        version = crate::contract::CONTRACT_VERSION
     )]
     Contract(String),
     /// The component is valid but needs more of something than this runtime's sandbox gives
@@ -222,7 +222,7 @@ pub enum BuildError {
     /// ([`crate::MemoryBuilder::name`]).
     #[error(
         "invalid handle name {0:?}: a name is 1 to {max} characters of A-Z a-z 0-9 _ - .",
-        max = crate::MAX_HANDLE_NAME_BYTES
+        max = crate::memory::MAX_HANDLE_NAME_BYTES
     )]
     InvalidName(String),
     /// The blocking wrapper could not start its runtime.

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::error::LoadError;
 use crate::memory::Memory;
 use crate::policy::{self, read_policy_file};
 
 /// What following a policy file has come to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum FollowStatus {
     /// Serving the version with this digest, read from the file (or, before the first read,
     /// the one the handle had).
@@ -28,8 +29,8 @@ pub enum FollowStatus {
     Refused {
         /// The digest (SHA-256, hex) of the version refused.
         refused: String,
-        /// Why.
-        error: String,
+        /// Why, as the swap refused it (shared: a status is cloned for every watcher).
+        error: Arc<LoadError>,
         /// The digest of the version still serving.
         serving: String,
     },
@@ -122,7 +123,7 @@ fn follow(memory: Memory, path: PathBuf, interval: Duration) -> PolicyFollower {
                             },
                             Err(error) => FollowStatus::Refused {
                                 refused: digest,
-                                error: format!("{error}"),
+                                error: Arc::new(error),
                                 serving: memory.policy().digest().to_string(),
                             },
                         };

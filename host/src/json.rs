@@ -17,12 +17,12 @@ use serde_json::{Number, Value};
 /// One JSON value in canonical Python form (`json.dumps` text, ASCII only).
 ///
 /// ```
-/// use agent_memory::Json;
+/// use agent_memory::json::Json;
 ///
 /// let parsed = Json::parse(r#"{"n":1E5,"big":123456789012345678901234567890,"x":NaN}"#)?;
 /// assert_eq!(parsed.as_str(), r#"{"n": 100000.0, "big": 123456789012345678901234567890, "x": NaN}"#);
 /// assert_eq!(Json::from(serde_json::json!({"a": [1, 0.5]})).as_str(), r#"{"a": [1, 0.5]}"#);
-/// # Ok::<(), agent_memory::JsonError>(())
+/// # Ok::<(), agent_memory::json::JsonError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Json {

@@ -33,81 +33,67 @@
 //! ```
 //!
 //! # Layout
-//! - [`memory`](Memory): the handle and its builder; [`BlockingMemory`] for sync callers.
-//! - [`message`](Message), [`json`](Json), [`report`](Context): what goes in and comes out.
-//! - [`store`]: the backends (Redis, embedded file, process memory) with Redis semantics.
-//! - [`runtime`](PolicyRuntime): the engine, its instance pool and the warm-instance rules;
-//!   `policy`: loading and checking components; `instances`: one handle's instances of one
-//!   policy version, warm or fresh; `sandbox`: one call in its limits; `call_state`: what an
-//!   instance can reach (the host side of the contract); `guard`: what a call may ask of the
-//!   store; `compile_cache`: compiled policies on disk, bounded. `sandbox` uses `instances`,
-//!   which uses `policy` and `call_state`; `policy` uses `runtime`, `call_state` and
-//!   `compile_cache`: no cycle.
+//! The root holds what nearly every embedder names ([`Memory`], [`Message`], [`Context`],
+//! [`WriteOutcome`], [`Settings`], [`Policy`], [`StoreSpec`], the errors); the rest is in its
+//! module:
+//! - [`memory`]: the handle and its builder; [`BlockingMemory`] for sync callers.
+//! - [`message`], [`json`], [`report`]: what goes in and comes out.
+//! - [`settings`], [`session`], [`error`]: configuration and its defaults, session ids, errors.
+//! - [`policy`]: loading and checking components, the built-in ones, the contract's version;
+//!   [`follow`]: swapping a policy file in as it changes; [`runtime`]: the engine, its
+//!   instance pool and the warm-instance rules.
+//! - [`store`]: the backends (Redis, embedded file, process memory) with Redis semantics;
+//!   [`operator`]: what operators do to a store outside any policy (delete a list, copy
+//!   sessions).
+//! - [`agent`]: memory for agent components; [`wit`]: the contract's generated types.
 //! - [`telemetry`]: the metrics (names, descriptions, what each call records) and the spans of
-//!   calls and Redis round trips; `store/redis/traced` makes the round-trip spans.
-//! - `settings`, `session`, `error`: configuration, session ids, errors.
+//!   calls and Redis round trips.
+//!
+//! Inside: `contract` owns the WIT (bindings, conversions, checks of a policy's output, store
+//! faults as values or traps, the version); `instances`: one handle's instances of one policy
+//! version, warm or fresh; `sandbox`: one call in its limits; `call_state`: what an instance
+//! can reach (the host side of the contract); `guard`: what a call may ask of the store;
+//! `compile_cache`: compiled policies on disk, bounded. `sandbox` uses `instances`, which uses
+//! `policy` and `call_state`; `policy` uses `runtime`, `call_state` and `compile_cache`; every
+//! module reaches the generated bindings through `contract`: no cycle.
 
 #![deny(missing_docs)]
 
 pub mod agent;
-mod bindings;
 mod blocking;
 mod call_state;
 mod compile_cache;
-mod convert;
-mod declared;
-mod error;
-mod follow;
+mod contract;
+pub mod error;
+pub mod follow;
 mod guard;
 mod instances;
-mod json;
-mod memory;
-mod message;
-mod policy;
-mod report;
-mod runtime;
+pub mod json;
+pub mod memory;
+pub mod message;
+pub mod operator;
+pub mod policy;
+pub mod report;
+pub mod runtime;
 mod sandbox;
-mod session;
-mod settings;
+pub mod session;
+pub mod settings;
 pub mod store;
 mod swap;
 pub mod telemetry;
 
-pub use bindings::public as wit;
+// The names nearly every embedder writes; the rest are in their modules (`settings::DEFAULT_*`,
+// `report::SkippedEntry`, `store::RedisOptions`, ...), so the root stays a table of contents.
 pub use blocking::BlockingMemory;
-pub use declared::{SettingKind, SettingSpec};
-pub use error::{
-    BuildError, LoadError, MemoryError, PolicyError, SelfCheckFailure, SelfCheckProblem,
-};
-pub use follow::{FollowStatus, PolicyFollower, UNREADABLE_AFTER};
-pub use json::{Json, JsonError, NotStandardJson};
-pub use memory::{DEFAULT_HANDLE_NAME, MAX_HANDLE_NAME_BYTES, Memory, MemoryBuilder};
-pub use message::{EntryProblem, MemberValue, Message, MessageJsonError};
-pub use policy::{
-    CONTRACT_VERSION, CONTRACT_WIT, DEFAULT_POLICY_WASM, MAX_POLICY_BYTES, Policy,
-    TOOL_SAFE_POLICY_WASM, read_policy_file,
-};
-pub use report::{
-    Context, InvalidMessage, SkippedEntry, Stored, Turn, WindowLimit, WindowRefusal, WriteOutcome,
-};
-pub use runtime::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CORE_INSTANCES_PER_COMPONENT, DEFAULT_MAX_IDLE_INSTANCES,
-    DEFAULT_MAX_MEMORIES_PER_COMPONENT, DEFAULT_MAX_TABLE_ELEMENTS,
-    DEFAULT_MAX_TABLES_PER_COMPONENT, DEFAULT_REUSE_LIMIT, DEFAULT_REUSE_MEMORY_GROWTH, Isolation,
-    MAX_CONCURRENT_CALLS, MAX_POLICY_MEMORY_BYTES, PolicyRuntime, RuntimeConfig,
-};
-pub use session::{MAX_SESSION_ID_BYTES, SessionId, SessionIdError};
-pub use settings::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_FUEL_BASE, DEFAULT_FUEL_PER_BYTE, DEFAULT_KEY_PREFIX,
-    DEFAULT_MAX_BATCH_MESSAGES, DEFAULT_MAX_ENTRIES_READ, DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_MAX_MESSAGES, DEFAULT_MAX_OPS_PER_TRANSACTION, DEFAULT_MAX_READ_BYTES,
-    DEFAULT_MAX_STORE_CALLS, DEFAULT_MAX_TRANSACTION_BYTES, DEFAULT_MEMORY_BYTES,
-    DEFAULT_TTL_SECONDS, Limits, Settings, SettingsError,
-};
-pub use store::{
-    KeyKind, OpenError, RedisOptions, RepairReport, Store, StoreError, StoreSpec, TlsOptions, Ttl,
-    WaitForReplicas, policy_evicts_sessions,
-};
+pub use contract::wit;
+pub use error::{BuildError, LoadError, MemoryError, PolicyError};
+pub use memory::{Memory, MemoryBuilder};
+pub use message::Message;
+pub use policy::Policy;
+pub use report::{Context, Stored, Turn, WriteOutcome};
+pub use runtime::{Isolation, PolicyRuntime, RuntimeConfig};
+pub use settings::{Limits, Settings};
+pub use store::{Store, StoreError, StoreSpec};
 
 /// The README's Rust examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

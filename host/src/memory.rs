@@ -7,11 +7,11 @@ use arc_swap::ArcSwap;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::bindings as wit;
-use crate::convert;
+use crate::contract as wit;
+use crate::contract::convert;
 use crate::error::{BuildError, LoadError, MemoryError, PolicyError};
 use crate::instances::Instances;
-use crate::message::{self, Message};
+use crate::message::Message;
 use crate::policy::{Policy, read_policy_file};
 use crate::report::InvalidMessage;
 use crate::report::{Context, Turn, WriteOutcome};
@@ -231,7 +231,7 @@ impl Memory {
     /// [`Context::degraded`] set, not an error.
     pub async fn get_context(
         &self,
-        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
+        session_id: impl TryInto<SessionId, Error = crate::session::SessionIdError>,
     ) -> Result<Context, MemoryError> {
         let session = self.session(Operation::GetContext, session_id)?;
         self.wit_get_context(&session, convert::context_from_policy)
@@ -241,7 +241,7 @@ impl Memory {
     /// Append one message to `session_id`, trimming to the window and renewing the TTL.
     pub async fn add_message(
         &self,
-        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
+        session_id: impl TryInto<SessionId, Error = crate::session::SessionIdError>,
         message: Message,
     ) -> Result<WriteOutcome, MemoryError> {
         self.add_messages(session_id, [message]).await
@@ -256,7 +256,7 @@ impl Memory {
     /// ([`MemoryError::RequestTooLarge`]).
     pub async fn add_messages(
         &self,
-        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
+        session_id: impl TryInto<SessionId, Error = crate::session::SessionIdError>,
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<WriteOutcome, MemoryError> {
         let session = self.session(Operation::AddMessages, session_id)?;
@@ -274,7 +274,7 @@ impl Memory {
     /// attempted). Input is checked as for [`Memory::add_messages`].
     pub async fn add_and_get_context(
         &self,
-        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
+        session_id: impl TryInto<SessionId, Error = crate::session::SessionIdError>,
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<Turn, MemoryError> {
         let session = self.session(Operation::AddAndGetContext, session_id)?;
@@ -286,7 +286,7 @@ impl Memory {
     /// Forget `session_id`.
     pub async fn clear(
         &self,
-        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
+        session_id: impl TryInto<SessionId, Error = crate::session::SessionIdError>,
     ) -> Result<WriteOutcome, MemoryError> {
         let session = self.session(Operation::Clear, session_id)?;
         self.wit_clear(&session, convert::write_outcome_from_policy)
@@ -297,7 +297,7 @@ impl Memory {
     fn session(
         &self,
         operation: Operation,
-        session_id: impl TryInto<SessionId, Error = crate::SessionIdError>,
+        session_id: impl TryInto<SessionId, Error = crate::session::SessionIdError>,
     ) -> Result<SessionId, MemoryError> {
         session_id
             .try_into()
@@ -423,7 +423,7 @@ impl Memory {
         let max_message = u64::from(self.inner.settings.max_message_bytes);
         let mut total = 0u64;
         for (index, message) in messages.iter().enumerate() {
-            let size = message::encoded_len(message);
+            let size = crate::contract::measure::encoded_len(message);
             if size > max_message {
                 return Err(MemoryError::InvalidMessage {
                     index,

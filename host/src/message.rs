@@ -13,7 +13,6 @@ use agent_memory_format::entry::{self, CONTENT, MemberRef, NotAMessage, ROLE};
 use agent_memory_format::json::{self as pyjson, Value as PyValue};
 use serde_json::Value;
 
-use crate::bindings as wit;
 use crate::json::{self, Json, JsonError, NotStandardJson};
 
 /// Why a stored entry is not a message.
@@ -145,7 +144,7 @@ impl From<String> for MemberValue {
 /// assigning to a dict does). Read from JSON or from a store, it keeps the order it came in.
 ///
 /// ```
-/// use agent_memory::{Message, MemberValue};
+/// use agent_memory::{Message, message::MemberValue};
 ///
 /// let result = Message::from_json_str(
 ///     r#"{"role": "tool", "tool_call_id": "call_1", "content": "18 C"}"#,
@@ -158,7 +157,7 @@ impl From<String> for MemberValue {
 ///     result.to_json_string(),
 ///     r#"{"role": "tool", "tool_call_id": "call_1", "content": "18 C"}"#
 /// );
-/// # Ok::<(), agent_memory::MessageJsonError>(())
+/// # Ok::<(), agent_memory::message::MessageJsonError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -377,19 +376,6 @@ impl Message {
     }
 }
 
-/// The size of a message's stored entry, computed without building it: what the host checks
-/// against `max_message_bytes` before any policy runs. Exact when the message's JSON texts are
-/// canonical (as every [`Message`]'s are).
-pub(crate) fn encoded_len(message: &wit::Message) -> u64 {
-    entry::encoded_len(message.members.iter().map(|member| {
-        let value = match &member.value {
-            wit::MemberValue::Text(text) => MemberRef::Text(text),
-            wit::MemberValue::Json(json) => MemberRef::Json(json),
-        };
-        (member.name.as_str(), value)
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,7 +501,10 @@ mod tests {
         ] {
             let json = message.to_json_string();
             assert_eq!(message.encoded_len(), json.len() as u64);
-            assert_eq!(encoded_len(&message.clone().into()), json.len() as u64);
+            assert_eq!(
+                crate::contract::measure::encoded_len(&message.clone().into()),
+                json.len() as u64
+            );
         }
     }
 }

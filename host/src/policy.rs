@@ -8,21 +8,18 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-/// The contract version, as a literal for `concat!` (see [`CONTRACT_VERSION`]).
-macro_rules! contract_version {
-    () => {
-        "0.3.0"
-    };
-}
-
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, ComponentExportIndex, Linker};
 
-use crate::bindings::{Policy as PolicyBindings, PolicyPre};
+use crate::contract::MEMORY_INTERFACE;
+use crate::contract::declared::{self, check_declaration};
+use crate::contract::{Policy as PolicyBindings, PolicyPre};
+
 use crate::call_state::{self, CallState};
 use crate::compile_cache;
-use crate::declared::{self, SettingSpec, check_declaration};
+pub use crate::contract::declared::{SettingKind, SettingSpec};
+pub use crate::contract::{CONTRACT_VERSION, CONTRACT_WIT};
 use crate::error::LoadError;
 use crate::runtime::{PolicyRuntime, RuntimeConfig};
 use crate::settings::{Limits, Settings, SettingsError};
@@ -119,19 +116,6 @@ impl MemoryExports {
         })
     }
 }
-
-/// The version of the `agent-memory:policy` contract this host speaks (`wit/policy.wit`). The
-/// version is part of every import and export name, so a component built for another one is
-/// refused at load, with both versions named.
-pub const CONTRACT_VERSION: &str = contract_version!();
-
-/// The contract's WIT text (`wit/policy.wit`), as this host speaks it: what a policy author
-/// builds against. `agent-memory policy build` hands it to the language's tool, so an author
-/// needs neither this repository nor its WIT files.
-pub const CONTRACT_WIT: &str = include_str!("../../wit/policy.wit");
-
-/// The exported interface a policy must provide.
-const MEMORY_INTERFACE: &str = concat!("agent-memory:policy/memory@", contract_version!());
 
 impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -425,7 +409,7 @@ fn trial(
     pre: &PolicyPre<CallState>,
     limits: &Limits,
     sandbox: &RuntimeConfig,
-) -> Result<Vec<crate::bindings::SettingSpec>, LoadError> {
+) -> Result<Vec<crate::contract::SettingSpec>, LoadError> {
     let check = async {
         let engine = pre.instance_pre().component().engine();
         let mut store = call_state::trial_store(engine, limits, sandbox);

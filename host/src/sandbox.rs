@@ -19,8 +19,8 @@ use wasmtime::component::{
 
 use std::sync::Arc;
 
-use crate::bindings;
 use crate::call_state::CallState;
+use crate::contract;
 use crate::error::PolicyError;
 use crate::instances::{Instances, Warm};
 use crate::policy::MemoryExports;
@@ -34,7 +34,7 @@ pub(crate) struct Call<'a> {
 }
 
 /// What a `memory` export returns: its result, or the error the policy chose to return.
-pub(crate) type PolicyResult<T> = Result<T, bindings::MemoryError>;
+pub(crate) type PolicyResult<T> = Result<T, contract::MemoryError>;
 
 /// A policy's answer, and the instance that gave it.
 pub(crate) struct Answer<T> {
@@ -75,7 +75,7 @@ impl Drop for ServedBy {
 /// `memory.get-context`.
 pub(crate) async fn get_context(
     call: Call<'_>,
-) -> Result<Answer<PolicyResult<bindings::Context>>, PolicyError> {
+) -> Result<Answer<PolicyResult<contract::Context>>, PolicyError> {
     let session = call.session_id;
     call.run(0, async move |instance, exports, store| {
         // SAFETY (for every `call_export` below): the types are those the generated bindings
@@ -89,8 +89,8 @@ pub(crate) async fn get_context(
 /// `memory.add-messages`.
 pub(crate) async fn add_messages(
     call: Call<'_>,
-    messages: Vec<bindings::Message>,
-) -> Result<Answer<PolicyResult<bindings::WriteOutcome>>, PolicyError> {
+    messages: Vec<contract::Message>,
+) -> Result<Answer<PolicyResult<contract::WriteOutcome>>, PolicyError> {
     let session = call.session_id;
     call.run(
         message_bytes(&messages),
@@ -110,8 +110,8 @@ pub(crate) async fn add_messages(
 /// `memory.add-and-get-context`.
 pub(crate) async fn add_and_get_context(
     call: Call<'_>,
-    messages: Vec<bindings::Message>,
-) -> Result<Answer<PolicyResult<bindings::Turn>>, PolicyError> {
+    messages: Vec<contract::Message>,
+) -> Result<Answer<PolicyResult<contract::Turn>>, PolicyError> {
     let session = call.session_id;
     call.run(
         message_bytes(&messages),
@@ -126,7 +126,7 @@ pub(crate) async fn add_and_get_context(
 /// `memory.clear`.
 pub(crate) async fn clear(
     call: Call<'_>,
-) -> Result<Answer<PolicyResult<bindings::WriteOutcome>>, PolicyError> {
+) -> Result<Answer<PolicyResult<contract::WriteOutcome>>, PolicyError> {
     let session = call.session_id;
     call.run(0, async move |instance, exports, store| {
         unsafe { call_export(instance, store, exports.clear, (session,)) }.await
@@ -167,13 +167,13 @@ where
 
 /// Bytes of message data handed to the policy (member names and values): what its compute
 /// budget grows with.
-fn message_bytes(messages: &[bindings::Message]) -> u64 {
+fn message_bytes(messages: &[contract::Message]) -> u64 {
     messages
         .iter()
         .flat_map(|message| &message.members)
         .map(|member| {
             let value = match &member.value {
-                bindings::MemberValue::Text(text) | bindings::MemberValue::Json(text) => text,
+                contract::MemberValue::Text(text) | contract::MemberValue::Json(text) => text,
             };
             (member.name.len() + value.len()) as u64
         })

@@ -7,8 +7,8 @@
 //! that behaves only while it is being checked (nothing can, from outside): a policy is code
 //! you chose to run, sandboxed so that its worst is a wrong answer about its own session.
 
-use crate::bindings as wit;
-use crate::convert;
+use crate::contract as wit;
+use crate::contract::convert;
 use crate::error::{LoadError, SelfCheckFailure, SelfCheckProblem};
 use crate::instances::Instances;
 use crate::policy::Policy;

@@ -20,7 +20,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agent_memory::{FollowStatus, Memory, Policy, Settings, StoreSpec};
+use agent_memory::{Memory, Policy, Settings, StoreSpec, follow::FollowStatus};
 use agent_memory_tests::agent::ChatAgentRuntime;
 use anyhow::{Context as _, bail};
 
@@ -43,7 +43,7 @@ fn options() -> anyhow::Result<Options> {
         policy: "default".to_string(),
         follow: None,
         metrics_listen: None,
-        name: agent_memory::DEFAULT_HANDLE_NAME.to_string(),
+        name: agent_memory::memory::DEFAULT_HANDLE_NAME.to_string(),
         max_messages: 50,
         session: "demo".to_string(),
         pause: Duration::ZERO,

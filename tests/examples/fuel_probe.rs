@@ -1,6 +1,6 @@
 //! How much fuel per byte a policy needs for the heaviest calls the default settings allow: a
 //! full window (50 messages of 1 MiB) written and read, for several shapes of data. The figures
-//! behind `agent_memory::DEFAULT_FUEL_PER_BYTE`. `--policy python|js` measures the example
+//! behind `agent_memory::settings::DEFAULT_FUEL_PER_BYTE`. `--policy python|js` measures the example
 //! policies in those languages instead of the built-in default, `--bytes N` another message size
 //! (an interpreter takes seconds per call at 1 MiB).
 //!
@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use agent_memory::{
-    Json, Limits, Memory, MemoryError, Message, Policy, PolicyError, Store, StoreSpec,
+    Limits, Memory, MemoryError, Message, Policy, PolicyError, Store, StoreSpec, json::Json,
 };
 use agent_memory_tests::language_policies;
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use agent_memory::{Memory, RedisOptions, Settings, StoreSpec, TlsOptions};
+use agent_memory::{Memory, Settings, StoreSpec, store::RedisOptions, store::TlsOptions};
 use redis::{Cmd, ConnectionLike, RedisResult, Value};
 
 use crate::{PythonOriginal, RedisCluster, RedisServer, Sentinels, TestPki, free_port};

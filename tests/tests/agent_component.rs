@@ -2,7 +2,7 @@
 //! each call into the sandboxed policy of the memory handle the runtime bound it to, and the
 //! Python original reads what it wrote.
 
-use agent_memory::{DEFAULT_POLICY_WASM, Memory, Policy, StoreSpec};
+use agent_memory::{Memory, Policy, StoreSpec, policy::DEFAULT_POLICY_WASM};
 use agent_memory_tests::agent::ChatAgentRuntime;
 use agent_memory_tests::{HOSTILE_POLICY_WASM, PythonOriginal, RedisServer};
 use serde_json::json;

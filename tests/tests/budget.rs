@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use agent_memory::{
-    InvalidMessage, Json, Limits, Memory, MemoryError, Message, Policy, PolicyError, Settings,
-    StoreSpec,
+    Limits, Memory, MemoryError, Message, Policy, PolicyError, Settings, StoreSpec, json::Json,
+    report::InvalidMessage,
 };
 use agent_memory_tests::{HOSTILE_POLICY_WASM, expect_stored};
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use agent_memory::telemetry;
 use agent_memory::{
-    Memory, Message, Policy, RedisOptions, Settings, StoreError, StoreSpec, WaitForReplicas,
-    WriteOutcome,
+    Memory, Message, Policy, Settings, StoreError, StoreSpec, WriteOutcome, store::RedisOptions,
+    store::WaitForReplicas,
 };
 use agent_memory_tests::{
     CircularClusterNode, PythonOriginal, RedisCluster, RedisServer, expect_stored, recorder, texts,

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use agent_memory::{
-    Memory, Message, RedisOptions, StoreError, StoreSpec, WaitForReplicas, WriteOutcome,
+    Memory, Message, StoreError, StoreSpec, WriteOutcome, store::RedisOptions,
+    store::WaitForReplicas,
 };
 use agent_memory_tests::{RedisServer, expect_stored};
 use redis::Commands;

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use agent_memory::{
-    BlockingMemory, KeyKind, Memory, MemoryError, Message, Settings, StoreSpec, Ttl, WriteOutcome,
+    BlockingMemory, Memory, MemoryError, Message, Settings, StoreSpec, WriteOutcome,
+    store::KeyKind, store::Ttl,
 };
 use agent_memory_tests::{expect_stored, texts};
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use agent_memory::store::EmbeddedStore;
 use agent_memory::{
-    KeyKind, Memory, Message, OpenError, Store, StoreError, StoreSpec, Ttl, WriteOutcome,
+    Memory, Message, Store, StoreError, StoreSpec, WriteOutcome, store::KeyKind, store::OpenError,
+    store::Ttl,
 };
 use agent_memory_tests::{Mount, expect_stored, texts};
 

@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use agent_memory::{
-    Context, KeyKind, Memory, Message, RedisOptions, StoreError, StoreSpec, WriteOutcome,
+    Context, Memory, Message, StoreError, StoreSpec, WriteOutcome, store::KeyKind,
+    store::RedisOptions,
 };
 use agent_memory_tests::{
     FaultProxy, ProxyMode, RedisServer, SilentServer, expect_stored, free_port, texts,

@@ -4,7 +4,7 @@
 //! writes, byte for byte, and Python reads it) are checks of the behaviour suite
 //! (`redis_behaviour.rs`), which runs them on every kind of deployment, this one server too.
 
-use agent_memory::{EntryProblem, Memory, Message, SkippedEntry, StoreSpec};
+use agent_memory::{Memory, Message, StoreSpec, message::EntryProblem, report::SkippedEntry};
 use agent_memory_tests::{PythonOriginal, RedisServer, expect_stored, tricky_messages};
 use redis::Commands;
 use serde_json::{Value, json};

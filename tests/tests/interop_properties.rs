@@ -19,8 +19,8 @@
 
 use agent_memory::wit::types as wit;
 use agent_memory::{
-    EntryProblem, Memory, MemoryError, Message, MessageJsonError, Policy, StoreSpec, WindowRefusal,
-    WriteOutcome,
+    Memory, MemoryError, Message, Policy, StoreSpec, WriteOutcome, message::EntryProblem,
+    message::MessageJsonError, report::WindowRefusal,
 };
 use agent_memory_tests::agent::{ChatAgentInstance, ChatAgentRuntime};
 use agent_memory_tests::{

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use agent_memory::{Memory, Message, RedisOptions, StoreSpec};
+use agent_memory::{Memory, Message, StoreSpec, store::RedisOptions};
 use agent_memory_tests::RedisServer;
 
 const CALLERS: usize = 1000;

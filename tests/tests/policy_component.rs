@@ -90,7 +90,7 @@ fn a_component_built_for_another_contract_version_is_refused_with_both_versions(
     assert!(
         error.to_string().contains(&format!(
             "built for contract 0.2.0; this host speaks {}",
-            agent_memory::CONTRACT_VERSION
+            agent_memory::policy::CONTRACT_VERSION
         )),
         "{error}"
     );
@@ -112,7 +112,7 @@ fn a_missing_policy_file_is_a_read_error() {
 #[test]
 fn the_compile_cache_is_reused_and_a_corrupt_cache_file_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = agent_memory::DEFAULT_POLICY_WASM;
+    let bytes = agent_memory::policy::DEFAULT_POLICY_WASM;
     let first = Policy::from_bytes_cached(bytes, "cached", dir.path()).unwrap();
     let files: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

@@ -482,7 +482,7 @@ fn a_compiled_policy_is_loaded_from_the_cache_on_the_next_load() {
     let other = tempfile::tempdir().unwrap();
     runtime
         .load_cached(
-            agent_memory::TOOL_SAFE_POLICY_WASM,
+            agent_memory::policy::TOOL_SAFE_POLICY_WASM,
             "tool-safe",
             other.path(),
         )
@@ -506,7 +506,7 @@ fn a_compiled_policy_is_loaded_from_the_cache_on_the_next_load() {
 fn an_artifact_compiled_under_another_configuration_is_recompiled_and_replaced() {
     let cache = tempfile::tempdir().unwrap();
     let runtime = small_runtime();
-    let bytes = agent_memory::DEFAULT_POLICY_WASM;
+    let bytes = agent_memory::policy::DEFAULT_POLICY_WASM;
     runtime.load_cached(bytes, "default", cache.path()).unwrap();
     let artifact = only_file(cache.path());
     // The same component compiled without fuel metering: another configuration, whose code

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use agent_memory::{
-    EntryProblem, InvalidMessage, MemoryError, Message, Policy, Settings, StoreError, WriteOutcome,
+    MemoryError, Message, Policy, Settings, StoreError, WriteOutcome, message::EntryProblem,
+    report::InvalidMessage,
 };
 use agent_memory_tests::{
     Deployment, Kind, RedisServer, expect_stored as stored, texts, tricky_messages,
@@ -403,7 +404,7 @@ async fn odd_session_ids_are_refused_before_any_io_and_ordinary_odd_ones_work(d:
             Err(MemoryError::InvalidSession(_))
         ));
     }
-    let long = "x".repeat(agent_memory::MAX_SESSION_ID_BYTES + 1);
+    let long = "x".repeat(agent_memory::session::MAX_SESSION_ID_BYTES + 1);
     assert!(
         memory
             .add_message(long.as_str(), Message::user("x"))

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use agent_memory::telemetry;
 use agent_memory::{
-    Memory, Message, RedisOptions, StoreError, StoreSpec, WaitForReplicas, WriteOutcome,
+    Memory, Message, StoreError, StoreSpec, WriteOutcome, store::RedisOptions,
+    store::WaitForReplicas,
 };
 use agent_memory_tests::{PythonOriginal, RedisServer, Sentinels, expect_stored, recorder, texts};
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use agent_memory::telemetry::{self, METRICS, MetricKind};
 use agent_memory::{
-    Limits, LoadError, Memory, MemoryError, Message, Policy, RedisOptions, Settings, StoreError,
-    StoreSpec, WriteOutcome,
+    Limits, LoadError, Memory, MemoryError, Message, Policy, Settings, StoreError, StoreSpec,
+    WriteOutcome, store::RedisOptions,
 };
 use agent_memory_tests::{HOSTILE_POLICY_WASM, RedisServer, SilentServer, expect_stored, recorder};
 use tracing::field::{Field, Visit};
@@ -458,7 +458,7 @@ fn a_handle_name_is_a_short_label_never_free_text() {
     );
     assert_eq!(
         Memory::builder().build().unwrap().name(),
-        agent_memory::DEFAULT_HANDLE_NAME
+        agent_memory::memory::DEFAULT_HANDLE_NAME
     );
 }
 

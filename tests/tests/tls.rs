@@ -2,7 +2,9 @@
 //! a server that requires client certificates; the Python original on the same TLS server;
 //! sentinels over TLS (`rediss+sentinel://`) verified the same way.
 
-use agent_memory::{Memory, Message, OpenError, RedisOptions, StoreSpec, TlsOptions};
+use agent_memory::{
+    Memory, Message, StoreSpec, store::OpenError, store::RedisOptions, store::TlsOptions,
+};
 use agent_memory_tests::{Deployment, Kind, PythonOriginal, TestPki, expect_stored, texts};
 use serde_json::json;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use agent_memory::{
     Isolation, Limits, Memory, MemoryError, Message, Policy, PolicyError, PolicyRuntime,
-    RedisOptions, RuntimeConfig, Settings, StoreSpec,
+    RuntimeConfig, Settings, StoreSpec, store::RedisOptions,
 };
 use agent_memory_tests::{HOSTILE_POLICY_WASM, RedisServer};
 

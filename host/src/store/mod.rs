@@ -6,19 +6,20 @@
 //! once, into [`StoreError`], where they are met.
 
 mod backend;
-mod copy;
+pub(crate) mod copy;
 mod embedded;
 mod in_memory;
 pub(crate) mod list;
 mod redis;
 mod spec;
+#[cfg(test)]
+mod transaction_tests;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use self::backend::{InspectBackend, ListBackend};
 
-pub use self::copy::{CopyError, CopyProgress, CopyReport, SkipReason, copy_sessions};
 pub use self::embedded::{EMBEDDED_LOCK_WAIT, EmbeddedStore, RepairReport, WriteCheck};
 pub use self::in_memory::InMemoryStore;
 pub use self::redis::{
@@ -29,7 +30,7 @@ pub use self::spec::StoreSpec;
 
 /// One list operation of a transaction, with Redis semantics.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListOp {
+pub(crate) enum ListOp {
     /// Apply the transaction only if the list holds exactly these entries (a missing list
     /// holds none); otherwise apply nothing and fail with [`StoreError::Conflict`]. Only as the
     /// first operation (the guard refuses it anywhere else).
@@ -63,7 +64,7 @@ pub enum ListOp {
 
 /// What a transaction reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Applied {
+pub(crate) struct Applied {
     /// The list's length right after the last push (either end) of the transaction, if it
     /// pushed.
     pub length_after_push: Option<u64>,
@@ -223,16 +224,11 @@ pub struct EvictionPolicy {
     pub policy: Result<String, StoreError>,
 }
 
-/// Whether a Redis `maxmemory-policy` may evict session keys. Every session key has a TTL, so
-/// the `volatile-*` policies can evict them as readily as the `allkeys-*` ones.
-pub fn policy_evicts_sessions(policy: &str) -> bool {
-    policy.starts_with("volatile-") || policy.starts_with("allkeys-")
-}
-
 /// A list store: a cheap-to-clone handle on one of the backends.
 ///
-/// The policy reaches it through two operations ([`Store::read_range`], [`Store::apply`]);
-/// operators' inspections ([`Store::ttl`], [`Store::kind`], [`Store::entries`],
+/// The policy reaches it through two operations (a range read and `apply`, a transaction,
+/// which is not public: writes go through a policy or [`crate::operator`]); operators'
+/// inspections ([`Store::ttl`], [`Store::kind`], [`Store::entries`],
 /// [`Store::keys_with_prefix`]) take keys as bytes, because a Redis key need not be UTF-8, and
 /// none of them needs a transaction, so they work on a Redis that is out of memory.
 #[derive(Clone, Debug)]
@@ -281,8 +277,10 @@ impl Store {
         self.entries(key, start, stop).await
     }
 
-    /// Apply `ops` to the list at `key` as one atomic transaction.
-    pub async fn apply(
+    /// Apply `ops` to the list at `key` as one atomic transaction. Not public: a write goes
+    /// through a policy (`call_state`) or is an operator's (`crate::operator`), never around
+    /// both.
+    pub(crate) async fn apply(
         &self,
         key: impl AsRef<[u8]>,
         ops: Vec<ListOp>,
@@ -330,7 +328,7 @@ impl Store {
     /// Redis only: each server's `maxmemory-policy` — the one server's, or every cluster
     /// master's (none for the other stores, which never evict). A server's error often means
     /// `CONFIG` is not permitted there (managed Redis services). See
-    /// [`policy_evicts_sessions`].
+    /// [`crate::operator::policy_evicts_sessions`].
     pub async fn eviction_policies(&self) -> Result<Vec<EvictionPolicy>, StoreError> {
         with_backend!(self, store => store.eviction_policies().await)
     }
@@ -401,19 +399,6 @@ pub(crate) fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_evicting_policies_put_sessions_at_risk() {
-        for risky in [
-            "volatile-lru",
-            "volatile-ttl",
-            "allkeys-lfu",
-            "allkeys-random",
-        ] {
-            assert!(policy_evicts_sessions(risky), "{risky}");
-        }
-        assert!(!policy_evicts_sessions("noeviction"));
-    }
 
     #[test]
     fn a_write_may_have_applied_only_when_the_store_cannot_say() {

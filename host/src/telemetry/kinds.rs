@@ -1,7 +1,7 @@
 //! Each error case named as a label value: short, fixed, `snake_case`, never carrying the
 //! case's text (which may hold addresses, ids or content).
 
-use crate::bindings as wit;
+use crate::contract as wit;
 use crate::error::{LoadError, MemoryError, PolicyError};
 use crate::report::InvalidMessage;
 

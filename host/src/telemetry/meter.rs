@@ -14,7 +14,7 @@ use ::metrics::{Counter, Gauge, Histogram, Label, Recorder, SharedString};
 use arc_swap::ArcSwapOption;
 
 use super::kinds::{self, Operation, Outcome};
-use crate::bindings as wit;
+use crate::contract as wit;
 
 /// Why a policy instance was dropped: the `reason` label of
 /// [`INSTANCES_RECYCLED`](super::INSTANCES_RECYCLED).

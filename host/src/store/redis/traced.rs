@@ -13,7 +13,7 @@ use tracing::field::Empty;
 use super::classify::Failure;
 use super::commands::KeyOperation;
 use super::node::Node;
-use crate::bindings as wit;
+use crate::contract as wit;
 use crate::telemetry::kinds;
 
 /// Run `operation` on `node` (after `ASKING` when `asking`) inside its round-trip span.

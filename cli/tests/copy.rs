@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use agent_memory::store::{SkipReason, copy_sessions};
-use agent_memory::{Memory, Message, Store, StoreSpec, Ttl};
+use agent_memory::operator::{SkipReason, copy_sessions};
+use agent_memory::{Memory, Message, Store, StoreSpec, store::Ttl};
 use agent_memory_tests::cli::{Cli, stderr, stdout};
 use agent_memory_tests::{RedisServer, expect_stored};
 use redis::Commands;
@@ -22,7 +22,7 @@ async fn snapshot(store: &Store) -> Vec<(Vec<u8>, Vec<Vec<u8>>, Ttl)> {
     for key in store.keys_with_prefix(PREFIX).await.unwrap() {
         if !matches!(
             store.kind(&key).await.unwrap(),
-            agent_memory::KeyKind::List(_)
+            agent_memory::store::KeyKind::List(_)
         ) {
             continue;
         }
@@ -63,16 +63,24 @@ async fn sessions_move_from_an_embedded_file_to_redis_and_back_byte_for_byte_wit
             );
         }
     }
-    // A persistent list written by someone else is copied as persistent.
-    embedded
-        .apply(
+    // A persistent list written by someone else is copied as persistent: written without a
+    // TTL into database 1 of the server and copied into the file first.
+    let mut writer = server.connection();
+    redis::cmd("SELECT").arg(1).exec(&mut writer).unwrap();
+    let _: () = writer
+        .rpush(
             "ai:memory:persistent",
-            vec![agent_memory::store::ListOp::Push(vec![
-                b"{\"role\": \"user\", \"content\": \"x\"}".to_vec(),
-            ])],
+            "{\"role\": \"user\", \"content\": \"x\"}",
         )
+        .unwrap();
+    let database_1 = open(&StoreSpec::parse(&format!("{}/1", server.url())).unwrap());
+    copy_sessions(&database_1, &embedded, PREFIX, false, |_| {})
         .await
         .unwrap();
+    assert_eq!(
+        embedded.ttl("ai:memory:persistent").await.unwrap(),
+        Ttl::Persistent
+    );
 
     let redis = open(&redis_spec);
     let mut heard = Vec::new();

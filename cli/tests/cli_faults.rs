@@ -81,7 +81,7 @@ fn policy_paths_that_are_not_regular_files_are_refused_without_hanging() {
     let big = cli.home().join("big.wasm");
     std::fs::File::create(&big)
         .unwrap()
-        .set_len(agent_memory::MAX_POLICY_BYTES + 1)
+        .set_len(agent_memory::policy::MAX_POLICY_BYTES + 1)
         .unwrap();
     let fifo = fifo.to_str().unwrap();
     for (path, expected) in [

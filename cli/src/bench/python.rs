@@ -10,8 +10,8 @@ use anyhow::{Context as _, bail};
 use super::measure::{Measured, Timing};
 use super::subject::Operation;
 
-const ORIGINAL: &str = include_str!("../../../../tests/python/original.py");
-const BENCH: &str = include_str!("../../../../tests/python/bench.py");
+const ORIGINAL: &str = include_str!("../../../tests/python/original.py");
+const BENCH: &str = include_str!("../../../tests/python/bench.py");
 
 /// Which Python implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

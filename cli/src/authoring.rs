@@ -1,6 +1,6 @@
 //! `policy new` and `policy build`: a policy project in Rust, Python or JavaScript, from a
 //! working template to a component, with the contract this binary speaks
-//! ([`agent_memory::CONTRACT_WIT`]) so that an author needs neither this repository nor its WIT
+//! ([`agent_memory::policy::CONTRACT_WIT`]) so that an author needs neither this repository nor its WIT
 //! files.
 //!
 //! The templates are the repository's own example policies (`examples/policies/`), which the
@@ -26,36 +26,36 @@ type Template = &'static [(&'static str, &'static str)];
 const PYTHON: Template = &[
     (
         "app.py",
-        include_str!("../../../examples/policies/window-python/app.py"),
+        include_str!("../../examples/policies/window-python/app.py"),
     ),
     (
         "window.py",
-        include_str!("../../../examples/policies/window-python/window.py"),
+        include_str!("../../examples/policies/window-python/window.py"),
     ),
     (
         "guarded_json.py",
-        include_str!("../../../examples/policies/window-python/guarded_json.py"),
+        include_str!("../../examples/policies/window-python/guarded_json.py"),
     ),
     (
         "wit_adapter.py",
-        include_str!("../../../examples/policies/window-python/wit_adapter.py"),
+        include_str!("../../examples/policies/window-python/wit_adapter.py"),
     ),
     (
         "fake_host.py",
-        include_str!("../../../examples/policies/window-python/fake_host.py"),
+        include_str!("../../examples/policies/window-python/fake_host.py"),
     ),
     (
         "test_window.py",
-        include_str!("../../../examples/policies/window-python/test_window.py"),
+        include_str!("../../examples/policies/window-python/test_window.py"),
     ),
     (
         "test_guarded_json.py",
-        include_str!("../../../examples/policies/window-python/test_guarded_json.py"),
+        include_str!("../../examples/policies/window-python/test_guarded_json.py"),
     ),
     (".gitignore", "__pycache__/\n*.wasm\n"),
     (
         "README.md",
-        include_str!("../../../examples/policies/templates/python-README.md"),
+        include_str!("../../examples/policies/templates/python-README.md"),
     ),
 ];
 
@@ -64,56 +64,56 @@ const PYTHON: Template = &[
 const JS: Template = &[
     (
         "policy.js",
-        include_str!("../../../examples/policies/window-js/policy.js"),
+        include_str!("../../examples/policies/window-js/policy.js"),
     ),
     (
         "window.js",
-        include_str!("../../../examples/policies/window-js/window.js"),
+        include_str!("../../examples/policies/window-js/window.js"),
     ),
     (
         "codec.js",
-        include_str!("../../../examples/policies/window-js/codec.js"),
+        include_str!("../../examples/policies/window-js/codec.js"),
     ),
     (
         "pyjson.js",
-        include_str!("../../../examples/policies/window-js/pyjson.js"),
+        include_str!("../../examples/policies/window-js/pyjson.js"),
     ),
     (
         "componentize-workarounds.js",
-        include_str!("../../../examples/policies/window-js/componentize-workarounds.js"),
+        include_str!("../../examples/policies/window-js/componentize-workarounds.js"),
     ),
     (
         "test/window.test.js",
-        include_str!("../../../examples/policies/window-js/test/window.test.js"),
+        include_str!("../../examples/policies/window-js/test/window.test.js"),
     ),
     (
         "test/pyjson.test.js",
-        include_str!("../../../examples/policies/window-js/test/pyjson.test.js"),
+        include_str!("../../examples/policies/window-js/test/pyjson.test.js"),
     ),
     (
         "test/property.test.js",
-        include_str!("../../../examples/policies/window-js/test/property.test.js"),
+        include_str!("../../examples/policies/window-js/test/property.test.js"),
     ),
     (
         "test/fake-host.js",
-        include_str!("../../../examples/policies/window-js/test/fake-host.js"),
+        include_str!("../../examples/policies/window-js/test/fake-host.js"),
     ),
     (
         "test/gen.js",
-        include_str!("../../../examples/policies/window-js/test/gen.js"),
+        include_str!("../../examples/policies/window-js/test/gen.js"),
     ),
     (
         "test/oracle.py",
-        include_str!("../../../examples/policies/window-js/test/oracle.py"),
+        include_str!("../../examples/policies/window-js/test/oracle.py"),
     ),
     (
         "package.json",
-        include_str!("../../../examples/policies/templates/js-package.json"),
+        include_str!("../../examples/policies/templates/js-package.json"),
     ),
     (".gitignore", "node_modules/\n*.wasm\n"),
     (
         "README.md",
-        include_str!("../../../examples/policies/templates/js-README.md"),
+        include_str!("../../examples/policies/templates/js-README.md"),
     ),
 ];
 
@@ -121,44 +121,44 @@ const JS: Template = &[
 const RUST: Template = &[
     (
         "Cargo.toml",
-        include_str!("../../../examples/policies/window-rust/Cargo.toml"),
+        include_str!("../../examples/policies/window-rust/Cargo.toml"),
     ),
     (
         "src/lib.rs",
-        include_str!("../../../examples/policies/window-rust/src/lib.rs"),
+        include_str!("../../examples/policies/window-rust/src/lib.rs"),
     ),
     (
         "agent-memory-format/Cargo.toml",
-        include_str!("../../../examples/policies/templates/format-Cargo.toml"),
+        include_str!("../../examples/policies/templates/format-Cargo.toml"),
     ),
     (
         "agent-memory-format/src/lib.rs",
-        include_str!("../../../format/src/lib.rs"),
+        include_str!("../../format/src/lib.rs"),
     ),
     (
         "agent-memory-format/src/json/mod.rs",
-        include_str!("../../../format/src/json/mod.rs"),
+        include_str!("../../format/src/json/mod.rs"),
     ),
     (
         "agent-memory-format/src/json/decode.rs",
-        include_str!("../../../format/src/json/decode.rs"),
+        include_str!("../../format/src/json/decode.rs"),
     ),
     (
         "agent-memory-format/src/json/parse.rs",
-        include_str!("../../../format/src/json/parse.rs"),
+        include_str!("../../format/src/json/parse.rs"),
     ),
     (
         "agent-memory-format/src/json/write.rs",
-        include_str!("../../../format/src/json/write.rs"),
+        include_str!("../../format/src/json/write.rs"),
     ),
     (
         "agent-memory-format/src/entry.rs",
-        include_str!("../../../format/src/entry.rs"),
+        include_str!("../../format/src/entry.rs"),
     ),
     (".gitignore", "target/\n*.wasm\n"),
     (
         "README.md",
-        include_str!("../../../examples/policies/templates/rust-README.md"),
+        include_str!("../../examples/policies/templates/rust-README.md"),
     ),
 ];
 
@@ -186,7 +186,7 @@ pub fn new_project(lang: PolicyLang, dir: &Path) -> anyhow::Result<()> {
     };
     for (path, contents) in template
         .iter()
-        .chain([&(WIT_FILE, agent_memory::CONTRACT_WIT)])
+        .chain([&(WIT_FILE, agent_memory::policy::CONTRACT_WIT)])
     {
         write_file(&dir.join(path), contents)?;
     }
@@ -263,7 +263,10 @@ pub fn build_project(dir: &Path, out: &Path) -> anyhow::Result<()> {
         PolicyLang::Rust => dir.join("wit"),
         PolicyLang::Python | PolicyLang::Js => contract.path().to_path_buf(),
     };
-    write_file(&wit_dir.join("policy.wit"), agent_memory::CONTRACT_WIT)?;
+    write_file(
+        &wit_dir.join("policy.wit"),
+        agent_memory::policy::CONTRACT_WIT,
+    )?;
     // The tool is found before anything is printed: a missing one is a one-line failure.
     let command = match lang {
         PolicyLang::Python => {

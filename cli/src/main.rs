@@ -3,19 +3,28 @@
 //! Every failure is one line on stderr and a non-zero exit status: 1 for a failed command,
 //! 2 for a usage error.
 
-mod cli;
+mod args;
+mod authoring;
+mod bench;
+mod commands;
+mod doctor;
+mod interrupt;
+mod keys;
+mod output;
+mod paths;
+mod process;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    cli::install_panic_hook();
-    let args = cli::args::Cli::parse();
-    cli::init_logging(args.verbose);
+    process::install_panic_hook();
+    let args = args::Cli::parse();
+    process::init_logging(args.verbose);
     // The benchmark runs many sessions at once, on every core, as an agent runtime would;
     // every other command is one call at a time.
-    let mut builder = if matches!(args.command, cli::args::Command::Bench(_)) {
+    let mut builder = if matches!(args.command, args::Command::Bench(_)) {
         tokio::runtime::Builder::new_multi_thread()
     } else {
         tokio::runtime::Builder::new_current_thread()
@@ -28,7 +37,7 @@ fn main() -> ExitCode {
         }
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        runtime.block_on(cli::commands::run(args))
+        runtime.block_on(commands::run(args))
     }));
     // A command stopped by a signal may leave work behind (the benchmark's workers, a store
     // call on the blocking pool): it is abandoned, not waited for, so the exit stays prompt.
@@ -36,11 +45,11 @@ fn main() -> ExitCode {
     match outcome {
         Ok(Ok(code)) => code,
         Ok(Err(error)) => {
-            eprintln!("error: {}", cli::one_line(&error));
+            eprintln!("error: {}", process::one_line(&error));
             ExitCode::FAILURE
         }
         Err(_) => {
-            eprintln!("error: internal error: {}", cli::last_panic());
+            eprintln!("error: internal error: {}", process::last_panic());
             ExitCode::FAILURE
         }
     }

@@ -100,7 +100,7 @@ pub fn command_for(address: Option<&str>, key_prefix: &str) -> String {
         words.push("--store".to_string());
         words.push(shell_quote(&without_password(address)));
     }
-    if key_prefix != agent_memory::DEFAULT_KEY_PREFIX {
+    if key_prefix != agent_memory::settings::DEFAULT_KEY_PREFIX {
         words.push("--key-prefix".to_string());
         words.push(shell_quote(key_prefix));
     }

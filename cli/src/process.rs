@@ -1,14 +1,5 @@
-//! The CLI's parts: argument definitions, commands, output formatting, default paths.
-
-pub mod args;
-pub mod authoring;
-pub mod bench;
-pub mod commands;
-pub mod doctor;
-pub mod interrupt;
-pub mod keys;
-pub mod output;
-pub mod paths;
+//! The process's edges: log lines on stderr, panics recorded for `main` to report in one
+//! line, an error chain folded into one line.
 
 /// An error chain on one line: `outer: cause: root cause`, newlines folded.
 pub fn one_line(error: &anyhow::Error) -> String {

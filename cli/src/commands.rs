@@ -3,10 +3,11 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use agent_memory::store::copy_sessions;
+use agent_memory::operator::{self, copy_sessions};
 use agent_memory::{
-    DEFAULT_POLICY_WASM, KeyKind, Memory, MemoryError, Message, Policy, Settings, SkippedEntry,
-    Store, StoreSpec, TOOL_SAFE_POLICY_WASM, Ttl, WriteOutcome, read_policy_file,
+    Memory, MemoryError, Message, Policy, Settings, Store, StoreSpec, WriteOutcome,
+    policy::DEFAULT_POLICY_WASM, policy::TOOL_SAFE_POLICY_WASM, policy::read_policy_file,
+    report::SkippedEntry, store::KeyKind, store::Ttl,
 };
 use agent_memory_format::json;
 use anyhow::{Context as _, bail};
@@ -350,15 +351,10 @@ async fn clear_raw_key(memory: &Memory, escaped: &str) -> anyhow::Result<ExitCod
         }
         KeyKind::List(_) | KeyKind::Damaged(_) => {}
     }
-    let applied = memory
-        .store()
-        .apply(&key, vec![agent_memory::store::ListOp::Delete])
+    let deleted = operator::delete_list(memory.store(), &key)
         .await
         .map_err(|error| anyhow::anyhow!("deleting {shown}: {error}"))?;
-    println!(
-        "deleted {shown} ({} entries)",
-        applied.deleted.unwrap_or_default()
-    );
+    println!("deleted {shown} ({deleted} entries)");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,7 +9,10 @@
 use std::process::ExitCode;
 
 use agent_memory::store::{EvictionPolicy, WriteCheck};
-use agent_memory::{KeyKind, Memory, Message, SessionId, StoreError, Ttl, policy_evicts_sessions};
+use agent_memory::{
+    Memory, Message, StoreError, operator::policy_evicts_sessions, session::SessionId,
+    store::KeyKind, store::Ttl,
+};
 
 use super::interrupt::Stops;
 use super::keys;

@@ -85,14 +85,14 @@ pub struct TlsArgs {
 
 impl TlsArgs {
     /// The Redis options these give (defaults otherwise).
-    pub fn redis_options(&self) -> agent_memory::RedisOptions {
-        agent_memory::RedisOptions {
-            tls: agent_memory::TlsOptions {
+    pub fn redis_options(&self) -> agent_memory::store::RedisOptions {
+        agent_memory::store::RedisOptions {
+            tls: agent_memory::store::TlsOptions {
                 ca_file: self.tls_ca.clone(),
                 cert_file: self.tls_cert.clone(),
                 key_file: self.tls_key.clone(),
             },
-            ..agent_memory::RedisOptions::default()
+            ..agent_memory::store::RedisOptions::default()
         }
     }
 }
@@ -119,7 +119,7 @@ pub struct SettingsArgs {
     pub ttl_seconds: u32,
 
     /// Prefix of session keys.
-    #[arg(long, global = true, env = "AGENT_MEMORY_KEY_PREFIX", default_value = agent_memory::DEFAULT_KEY_PREFIX)]
+    #[arg(long, global = true, env = "AGENT_MEMORY_KEY_PREFIX", default_value = agent_memory::settings::DEFAULT_KEY_PREFIX)]
     pub key_prefix: String,
 }
 

@@ -2,8 +2,8 @@
 //! (its imports implemented in [`crate::call_state`], its `memory` export called by
 //! [`crate::sandbox`]) and of the `agent` world (the `memory` import implemented in
 //! [`crate::agent`]). Both worlds use the same `types`, generated once, so a value an agent
-//! passes reaches the policy, and back, without conversion. Conversions to and from the
-//! library's own types are in [`crate::convert`], and nowhere else.
+//! passes reaches the policy, and back, without conversion. Only `contract` names these
+//! modules: the rest of the crate uses what `contract` re-exports.
 
 /// The `policy` world.
 #[expect(
@@ -15,8 +15,13 @@ mod policy {
         path: "../wit",
         world: "policy",
         // Store calls do I/O, so every import is async; `trappable` lets a host bug or an
-        // impossible request trap instead of being disguised as a store error.
+        // impossible request trap instead of being disguised as a store error, and a store
+        // call fails with a `StoreFault`, which `contract::faults` turns into the policy's
+        // `store-error` or a trap, in one function.
         imports: { default: async | trappable },
+        trappable_error_type: {
+            "agent-memory:policy/types.store-error" => crate::contract::faults::StoreFault,
+        },
         exports: { default: async },
         // The self-check compares what a policy read back with what it was given.
         additional_derives: [PartialEq, Eq],
@@ -43,9 +48,9 @@ pub(crate) use self::agent::agent_memory::policy::memory as agent_memory_import;
 pub(crate) use self::policy::agent_memory::policy::{config, log, store, types as types_host};
 pub(crate) use self::policy::{Policy, PolicyPre};
 
-pub use self::policy::agent_memory::policy::log::Level;
-pub use self::policy::agent_memory::policy::store::{Applied, ListOp, Range};
-pub use self::policy::agent_memory::policy::types::{
+pub(crate) use self::policy::agent_memory::policy::log::Level;
+pub(crate) use self::policy::agent_memory::policy::store::{Applied, ListOp, Range};
+pub(crate) use self::policy::agent_memory::policy::types::{
     Context, EntryProblem, InvalidMessage, Member, MemberValue, MemoryError, Message, Replication,
     SettingKind, SettingSpec, Settings, SizeLimit, SkippedEntry, StoreError, Stored, Turn,
     WindowLimit, WindowOverflow, WindowRefusal, WriteOutcome,
@@ -67,11 +72,11 @@ pub use self::policy::agent_memory::policy::types::{
 pub mod public {
     /// `agent-memory:policy/types`: messages, contexts, outcomes and errors.
     pub mod types {
-        pub use crate::bindings::policy::agent_memory::policy::types::*;
+        pub use crate::contract::generated::policy::agent_memory::policy::types::*;
     }
     /// `agent-memory:policy/memory` as an agent imports it: implemented by
     /// [`crate::agent::add_to_linker`].
     pub mod memory {
-        pub use crate::bindings::agent::agent_memory::policy::memory::*;
+        pub use crate::contract::generated::agent::agent_memory::policy::memory::*;
     }
 }

@@ -240,7 +240,7 @@ fn redis_that_is_not_running_is_one_clear_line() {
 fn policy_check_accepts_the_default_policy_file() {
     let home = agent_memory();
     let file = home.home().join("default.wasm");
-    std::fs::write(&file, agent_memory::DEFAULT_POLICY_WASM).unwrap();
+    std::fs::write(&file, agent_memory::policy::DEFAULT_POLICY_WASM).unwrap();
     let output = home.run(&["policy", "check", file.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use agent_memory::{
-    EntryProblem, MemberValue, Message, StoreError, Stored, Ttl, WindowLimit, WindowRefusal,
+    Message, StoreError, Stored, message::EntryProblem, message::MemberValue, report::WindowLimit,
+    report::WindowRefusal, store::Ttl,
 };
 
 /// `text` safe for a terminal: control characters (C0, DEL, C1) and the Unicode bidirectional

@@ -2,7 +2,7 @@
 //! each is refused with a typed error or stored exactly under its own key, and afterwards a
 //! scan of the whole keyspace finds nothing outside the prefix.
 
-use agent_memory::{Memory, MemoryError, Message, SessionIdError, StoreSpec};
+use agent_memory::{Memory, MemoryError, Message, StoreSpec, session::SessionIdError};
 use agent_memory_tests::{RedisServer, expect_stored, texts};
 use redis::Commands;
 
@@ -107,7 +107,7 @@ async fn hostile_messages_through_the_api(memory: &Memory) {
         memory.add_message("sneaky", sneaky).await,
         Err(MemoryError::InvalidMessage {
             index: 0,
-            reason: agent_memory::InvalidMessage::NoRole
+            reason: agent_memory::report::InvalidMessage::NoRole
         })
     ));
     let headless = Message::user("x").without("role");
@@ -115,7 +115,7 @@ async fn hostile_messages_through_the_api(memory: &Memory) {
         memory.add_message("sneaky", headless).await,
         Err(MemoryError::InvalidMessage {
             index: 0,
-            reason: agent_memory::InvalidMessage::NoRole
+            reason: agent_memory::report::InvalidMessage::NoRole
         })
     ));
     assert!(

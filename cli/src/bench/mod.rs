@@ -14,7 +14,9 @@ mod tied;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use agent_memory::{Isolation, Memory, Message, Policy, RedisOptions, Settings, Store, StoreSpec};
+use agent_memory::{
+    Isolation, Memory, Message, Policy, Settings, Store, StoreSpec, store::RedisOptions,
+};
 use anyhow::{Context as _, bail};
 
 use self::measure::{Measured, Timing};

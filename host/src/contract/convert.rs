@@ -1,5 +1,5 @@
 //! The one place that converts between the WIT contract's types (generated in
-//! [`crate::bindings`]) and the library's own.
+//! `contract::generated`) and the library's own.
 //!
 //! Two directions, two levels of trust:
 //! - into the contract (messages an embedder hands over, settings, store replies and errors):
@@ -7,12 +7,13 @@
 //! - out of a policy (contexts, outcomes, errors): untrusted. Every JSON text a policy returns is
 //!   parsed before anyone relies on it, and a policy that returns invalid JSON, a member twice or
 //!   an error only the host may report has misbehaved ([`PolicyError::InvalidOutput`]). Agents
-//!   get the contract's values unconverted, after the same checks ([`check_context`]).
+//!   get the contract's values unconverted, after the same checks (`contract::checks`).
 
-use agent_memory_format::json::{self as pyjson, Value as PyValue};
+use agent_memory_format::json::Value as PyValue;
 
-use crate::bindings as wit;
-use crate::declared::{SettingKind, SettingSpec};
+use super::checks::{check_names, parse_member};
+use super::declared::{SettingKind, SettingSpec};
+use super::generated as wit;
 use crate::error::{MemoryError, PolicyError};
 use crate::json::Json;
 use crate::message::{EntryProblem, MemberValue, Message};
@@ -312,54 +313,6 @@ pub(crate) fn message_from_policy(message: wit::Message) -> Result<Message, Stri
     }
 }
 
-/// Whether a message the policy returned is one the contract allows, without converting it.
-fn check_message(message: &wit::Message) -> Result<(), String> {
-    check_names(message)?;
-    let mut role = false;
-    for member in &message.members {
-        let is_text = match &member.value {
-            wit::MemberValue::Text(_) => true,
-            wit::MemberValue::Json(text) => {
-                matches!(parse_member(&member.name, text)?, PyValue::Str(_))
-            }
-        };
-        role |= member.name == "role" && is_text;
-    }
-    if !role {
-        return Err("a message without a string `role`".to_string());
-    }
-    Ok(())
-}
-
-/// No member name twice. Names are few, so a quadratic look suffices up to a point; a
-/// hostile policy returning thousands of members gets a sorted check.
-fn check_names(message: &wit::Message) -> Result<(), String> {
-    let repeated = if message.members.len() <= 16 {
-        message.members.iter().enumerate().find_map(|(at, member)| {
-            message.members[..at]
-                .iter()
-                .any(|seen| seen.name == member.name)
-                .then_some(&member.name)
-        })
-    } else {
-        let mut names: Vec<&String> = message.members.iter().map(|m| &m.name).collect();
-        names.sort_unstable();
-        names
-            .windows(2)
-            .find(|pair| pair[0] == pair[1])
-            .map(|pair| pair[0])
-    };
-    match repeated {
-        Some(name) => Err(format!("member `{name}` appears twice")),
-        None => Ok(()),
-    }
-}
-
-fn parse_member(member: &str, text: &str) -> Result<PyValue, String> {
-    pyjson::loads_str(text, pyjson::MAX_READ_DEPTH)
-        .map_err(|error| format!("member `{member}` is not JSON: {error}"))
-}
-
 /// A context the policy returned, checked and converted.
 pub(crate) fn context_from_policy(context: wit::Context) -> Result<Context, PolicyError> {
     Ok(Context {
@@ -367,27 +320,6 @@ pub(crate) fn context_from_policy(context: wit::Context) -> Result<Context, Poli
         skipped: context.skipped.into_iter().map(Into::into).collect(),
         degraded: context.degraded.map(Into::into),
     })
-}
-
-/// Check a context the policy returned, for an agent that gets it as it is.
-pub(crate) fn check_context(context: &wit::Context) -> Result<(), PolicyError> {
-    context
-        .messages
-        .iter()
-        .try_for_each(check_message)
-        .map_err(PolicyError::InvalidOutput)
-}
-
-/// Check a write outcome the policy returned, for an agent that gets it as it is.
-pub(crate) fn check_write_outcome(outcome: &wit::WriteOutcome) -> Result<(), PolicyError> {
-    match outcome {
-        wit::WriteOutcome::Stored(stored) => stored
-            .evicted
-            .iter()
-            .try_for_each(check_message)
-            .map_err(PolicyError::InvalidOutput),
-        wit::WriteOutcome::Failed(_) => Ok(()),
-    }
 }
 
 fn messages_from_policy(messages: Vec<wit::Message>) -> Result<Vec<Message>, PolicyError> {
@@ -449,6 +381,7 @@ pub(crate) fn memory_error_from_policy(error: wit::MemoryError) -> MemoryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::checks::check_message;
     use serde_json::json;
 
     #[test]
