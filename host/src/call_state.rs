@@ -22,7 +22,7 @@ use crate::contract::{self, Level};
 use crate::guard::Guard;
 use crate::runtime::RuntimeConfig;
 use crate::settings::{FUEL_YIELD_INTERVAL, Limits, Settings};
-use crate::store::{ListOp, Store};
+use crate::store::Store;
 
 /// Longest log line a policy may emit; longer lines are cut. Keeps a chatty or hostile
 /// policy from flooding the host's logs.
@@ -373,7 +373,6 @@ impl contract::store::Host for CallState {
         let Some(guard) = self.guard.as_mut() else {
             return Err(outside_a_call().into());
         };
-        let ops: Vec<ListOp> = ops.into_iter().map(ListOp::from).collect();
         if let Err(error) = guard
             .admit(&key)
             .and_then(|()| guard.check_transaction(&ops))

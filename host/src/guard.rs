@@ -5,7 +5,7 @@
 //! `too-large`), never a trap: a policy that asks too much is told so and can degrade.
 
 use crate::settings::Limits;
-use crate::store::{ListOp, StoreError};
+use crate::store::{ListOp, Range, StoreError};
 
 /// What one call may do, and what it has done so far.
 #[derive(Debug)]
@@ -114,11 +114,11 @@ impl Guard {
                     }
                 }
                 // EXPIRE 0 deletes the key at once: a deletion must say so (`delete`).
-                ListOp::Expire { seconds: 0 } => {
+                ListOp::Expire(0) => {
                     return Err(StoreError::Denied("expire of 0 seconds".to_string()));
                 }
-                ListOp::Read { start, stop } => self.check_read_request(*start, *stop)?,
-                ListOp::Trim { .. } | ListOp::Expire { .. } | ListOp::Delete => {}
+                ListOp::Read(Range { start, stop }) => self.check_read_request(*start, *stop)?,
+                ListOp::Trim(_) | ListOp::Expire(_) | ListOp::Delete => {}
             }
         }
         if bytes > self.limits.max_transaction_bytes {
@@ -251,7 +251,7 @@ mod tests {
             Err(StoreError::Denied(_))
         ));
         assert!(matches!(
-            guard.check_transaction(&[ListOp::Expire { seconds: 0 }]),
+            guard.check_transaction(&[ListOp::Expire(0)]),
             Err(StoreError::Denied(_))
         ));
     }

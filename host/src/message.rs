@@ -15,26 +15,23 @@ use serde_json::Value;
 
 use crate::json::{self, Json, JsonError, NotStandardJson};
 
-/// Why a stored entry is not a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
-pub enum EntryProblem {
-    /// Not JSON that Python's `json.loads` accepts (the Python original skips it too).
-    #[error("not JSON")]
-    NotJson,
-    /// JSON nested deeper than 1000 levels (Python cannot read it either).
-    #[error("nested too deeply")]
-    TooDeep,
-    /// JSON Python loads, but with a lone UTF-16 surrogate in a string, which Rust strings
-    /// cannot hold.
-    #[error("a string holds a lone UTF-16 surrogate")]
-    LoneSurrogate,
-    /// JSON, but not an object.
-    #[error("not a JSON object")]
-    NotAnObject,
-    /// An object without a string `role`.
-    #[error("no string `role`")]
-    NoRole,
+/// Why a stored entry is not a message: the contract's own `entry-problem` (the same type a
+/// policy reports and an agent receives), so it has one definition.
+pub use crate::wit::types::EntryProblem;
+
+impl std::fmt::Display for EntryProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NotJson => "not JSON",
+            Self::TooDeep => "nested too deeply",
+            Self::LoneSurrogate => "a string holds a lone UTF-16 surrogate",
+            Self::NotAnObject => "not a JSON object",
+            Self::NoRole => "no string `role`",
+        })
+    }
 }
+
+impl std::error::Error for EntryProblem {}
 
 impl From<NotAMessage> for EntryProblem {
     fn from(reason: NotAMessage) -> Self {

@@ -1,6 +1,6 @@
 //! What memory calls return: the history of a session, and what a write did.
 
-use crate::message::{EntryProblem, Message};
+use crate::message::Message;
 use crate::store::StoreError;
 
 /// The history of a session.
@@ -15,14 +15,10 @@ pub struct Context {
     pub degraded: Option<StoreError>,
 }
 
-/// A stored entry that a read skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SkippedEntry {
-    /// Its position among the entries read, oldest first, from 0.
-    pub position: u32,
-    /// Why it is not a message.
-    pub problem: EntryProblem,
-}
+/// A stored entry that was skipped because it is not a message: the contract's own
+/// `skipped-entry` (its position among the entries read, oldest first, from 0, and why), so it
+/// has one definition.
+pub use crate::wit::types::SkippedEntry;
 
 /// What [`crate::Memory::add_and_get_context`] did: the write, and the history after it.
 #[derive(Debug, Clone, PartialEq, Eq)]

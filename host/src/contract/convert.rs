@@ -16,12 +16,12 @@ use super::declared::{SettingKind, SettingSpec};
 use super::generated as wit;
 use crate::error::{MemoryError, PolicyError};
 use crate::json::Json;
-use crate::message::{EntryProblem, MemberValue, Message};
+use crate::message::{MemberValue, Message};
 use crate::report::{
-    Context, InvalidMessage, SkippedEntry, Stored, Turn, WindowLimit, WindowRefusal, WriteOutcome,
+    Context, InvalidMessage, Stored, Turn, WindowLimit, WindowRefusal, WriteOutcome,
 };
 use crate::settings::Settings;
-use crate::store::{Applied, ListOp, StoreError};
+use crate::store::{Applied, StoreError};
 
 // --- into the contract -------------------------------------------------------------------------
 
@@ -51,26 +51,6 @@ impl From<&Settings> for wit::Settings {
             key_prefix: settings.key_prefix.clone(),
             max_message_bytes: settings.max_message_bytes,
             extra: settings.extra.clone(),
-        }
-    }
-}
-
-impl From<wit::ListOp> for ListOp {
-    fn from(op: wit::ListOp) -> Self {
-        match op {
-            wit::ListOp::Expect(entries) => Self::Expect(entries),
-            wit::ListOp::Push(values) => Self::Push(values),
-            wit::ListOp::PushFront(values) => Self::PushFront(values),
-            wit::ListOp::Trim(range) => Self::Trim {
-                start: range.start,
-                stop: range.stop,
-            },
-            wit::ListOp::Expire(seconds) => Self::Expire { seconds },
-            wit::ListOp::Delete => Self::Delete,
-            wit::ListOp::Read(range) => Self::Read {
-                start: range.start,
-                stop: range.stop,
-            },
         }
     }
 }
@@ -231,22 +211,6 @@ impl From<wit::StoreError> for StoreError {
     }
 }
 
-impl From<wit::SkippedEntry> for SkippedEntry {
-    fn from(entry: wit::SkippedEntry) -> Self {
-        use wit::EntryProblem as Wit;
-        Self {
-            position: entry.position,
-            problem: match entry.problem {
-                Wit::NotJson => EntryProblem::NotJson,
-                Wit::TooDeep => EntryProblem::TooDeep,
-                Wit::LoneSurrogate => EntryProblem::LoneSurrogate,
-                Wit::NotAnObject => EntryProblem::NotAnObject,
-                Wit::NoRole => EntryProblem::NoRole,
-            },
-        }
-    }
-}
-
 impl From<wit::InvalidMessage> for InvalidMessage {
     fn from(invalid: wit::InvalidMessage) -> Self {
         match invalid {
@@ -317,7 +281,7 @@ pub(crate) fn message_from_policy(message: wit::Message) -> Result<Message, Stri
 pub(crate) fn context_from_policy(context: wit::Context) -> Result<Context, PolicyError> {
     Ok(Context {
         messages: messages_from_policy(context.messages)?,
-        skipped: context.skipped.into_iter().map(Into::into).collect(),
+        skipped: context.skipped,
         degraded: context.degraded.map(Into::into),
     })
 }

@@ -52,8 +52,8 @@ pub(crate) use self::policy::agent_memory::policy::log::Level;
 pub(crate) use self::policy::agent_memory::policy::store::{Applied, ListOp, Range};
 pub(crate) use self::policy::agent_memory::policy::types::{
     Context, EntryProblem, InvalidMessage, Member, MemberValue, MemoryError, Message, Replication,
-    SettingKind, SettingSpec, Settings, SizeLimit, SkippedEntry, StoreError, Stored, Turn,
-    WindowLimit, WindowOverflow, WindowRefusal, WriteOutcome,
+    SettingKind, SettingSpec, Settings, SizeLimit, StoreError, Stored, Turn, WindowLimit,
+    WindowOverflow, WindowRefusal, WriteOutcome,
 };
 
 /// The generated modules an embedder's own `bindgen!` maps the `agent-memory:policy` imports

@@ -161,7 +161,7 @@ async fn copy_one(from: &Store, to: &Store, key: &[u8], dry_run: bool) -> Result
     let bytes = entries.iter().map(|entry| entry.len() as u64).sum();
     if !dry_run {
         let mut ops = vec![ListOp::Delete, ListOp::Push(entries)];
-        ops.extend(seconds.map(|seconds| ListOp::Expire { seconds }));
+        ops.extend(seconds.map(ListOp::Expire));
         match to.apply(name, ops).await {
             Ok(_) => {}
             // DEL is sent as LTRIM, which refuses any other type: someone else's data in the

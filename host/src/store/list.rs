@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::{Applied, KeyKind, ListOp, StoreError, Ttl};
+use super::{Applied, KeyKind, ListOp, Range, StoreError, Ttl};
 
 /// One list with its expiry, as the non-Redis stores keep it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub fn text_key<'a>(key: &'a [u8], ops: &[ListOp]) -> Result<Option<&'a str>, St
         Err(_)
             if ops
                 .iter()
-                .all(|op| matches!(op, ListOp::Delete | ListOp::Read { .. })) =>
+                .all(|op| matches!(op, ListOp::Delete | ListOp::Read(_))) =>
         {
             Ok(None)
         }
@@ -136,14 +136,14 @@ pub fn apply(
                 current.entries.splice(0..0, values);
                 applied.length_after_push = Some(current.entries.len() as u64);
             }
-            ListOp::Trim { start, stop } => {
+            ListOp::Trim(Range { start, stop }) => {
                 if let Some(current) = list.as_mut() {
                     let keep = redis_range(current.entries.len(), start, stop);
                     current.entries.truncate(keep.end);
                     current.entries.drain(..keep.start);
                 }
             }
-            ListOp::Expire { seconds } => {
+            ListOp::Expire(seconds) => {
                 if let Some(current) = list.as_mut() {
                     current.expires_at_ms = Some(now_ms.saturating_add(u64::from(seconds) * 1000));
                 }
@@ -151,7 +151,7 @@ pub fn apply(
             ListOp::Delete => {
                 applied.deleted = Some(list.take().map_or(0, |gone| gone.entries.len() as u64));
             }
-            ListOp::Read { start, stop } => {
+            ListOp::Read(Range { start, stop }) => {
                 applied.read = Some(Ok(range_of(list.as_ref(), start, stop)));
             }
         }
@@ -195,10 +195,10 @@ mod tests {
     fn trim_to_the_tail_keeps_the_newest_entries() {
         let (after, _) = apply(
             Some(list(5)),
-            vec![ListOp::Trim {
+            vec![ListOp::Trim(Range {
                 start: -2,
                 stop: -1,
-            }],
+            })],
             0,
         );
         assert_eq!(after.unwrap().entries, vec![vec![3], vec![4]]);
@@ -206,7 +206,11 @@ mod tests {
 
     #[test]
     fn a_trim_that_keeps_nothing_removes_the_key() {
-        let (after, _) = apply(Some(list(5)), vec![ListOp::Trim { start: 1, stop: 0 }], 0);
+        let (after, _) = apply(
+            Some(list(5)),
+            vec![ListOp::Trim(Range { start: 1, stop: 0 })],
+            0,
+        );
         assert_eq!(after, None);
     }
 
@@ -222,9 +226,9 @@ mod tests {
 
     #[test]
     fn expire_sets_an_absolute_deadline_and_does_nothing_to_a_missing_key() {
-        let (after, _) = apply(Some(list(1)), vec![ListOp::Expire { seconds: 2 }], 1_000);
+        let (after, _) = apply(Some(list(1)), vec![ListOp::Expire(2)], 1_000);
         assert_eq!(after.unwrap().expires_at_ms, Some(3_000));
-        let (after, _) = apply(None, vec![ListOp::Expire { seconds: 2 }], 1_000);
+        let (after, _) = apply(None, vec![ListOp::Expire(2)], 1_000);
         assert_eq!(after, None);
     }
 
@@ -243,14 +247,14 @@ mod tests {
             Some(list(3)),
             vec![
                 ListOp::Push(vec![vec![9]]),
-                ListOp::Trim {
+                ListOp::Trim(Range {
                     start: -2,
                     stop: -1,
-                },
-                ListOp::Read {
+                }),
+                ListOp::Read(Range {
                     start: -10,
                     stop: -1,
-                },
+                }),
             ],
             0,
         );

@@ -14,9 +14,7 @@ mod redis;
 mod spec;
 #[cfg(test)]
 mod transaction_tests;
-
-use std::path::PathBuf;
-use std::time::Duration;
+mod vocabulary;
 
 use self::backend::{InspectBackend, ListBackend};
 
@@ -27,202 +25,13 @@ pub use self::redis::{
     MIN_REFRESH_INTERVAL, RedisOptions, RedisStore, TlsOptions, WaitForReplicas,
 };
 pub use self::spec::StoreSpec;
+pub(crate) use self::vocabulary::Applied;
+pub use self::vocabulary::{EvictionPolicy, KeyKind, OpenError, StoreError, Ttl};
 
-/// One list operation of a transaction, with Redis semantics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ListOp {
-    /// Apply the transaction only if the list holds exactly these entries (a missing list
-    /// holds none); otherwise apply nothing and fail with [`StoreError::Conflict`]. Only as the
-    /// first operation (the guard refuses it anywhere else).
-    Expect(Vec<Vec<u8>>),
-    /// Append values at the tail (RPUSH).
-    Push(Vec<Vec<u8>>),
-    /// Insert values at the head, in their order (LPUSH of the values reversed).
-    PushFront(Vec<Vec<u8>>),
-    /// Keep entries `start..=stop`; negative indexes count from the tail (LTRIM).
-    Trim {
-        /// First index kept.
-        start: i64,
-        /// Last index kept, inclusive.
-        stop: i64,
-    },
-    /// Expire the list this many seconds from now (EXPIRE).
-    Expire {
-        /// Seconds from now; never 0.
-        seconds: u32,
-    },
-    /// Remove the list (DEL), refusing a key that holds something else.
-    Delete,
-    /// Read entries `start..=stop` as they are at this point of the transaction (LRANGE).
-    Read {
-        /// First index read.
-        start: i64,
-        /// Last index read, inclusive.
-        stop: i64,
-    },
-}
-
-/// What a transaction reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Applied {
-    /// The list's length right after the last push (either end) of the transaction, if it
-    /// pushed.
-    pub length_after_push: Option<u64>,
-    /// Entries the list held when the transaction's delete removed it (0 when there was no
-    /// list), if it deleted.
-    pub deleted: Option<u64>,
-    /// What the transaction's last read returned, if it read: the entries, or why the host
-    /// would not hand them over (the writes were applied regardless).
-    pub read: Option<Result<Vec<Vec<u8>>, StoreError>>,
-}
-
-/// Why a store could not do what was asked. Mirrors the WIT `store-error`.
-///
-/// The message says what happened; whether a *write* may still have been applied is
-/// [`StoreError::may_have_applied`], which callers add where it matters (a read that timed out
-/// applied nothing).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// Nothing was sent, so nothing was applied.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// No answer in time; a write may have been applied.
-    #[error("store did not answer in time")]
-    Timeout,
-    /// The connection failed after sending, or the reply was not valid.
-    #[error("connection lost after the request was sent: {0}")]
-    OutcomeUnknown(String),
-    /// The store is out of memory; nothing was applied.
-    #[error("store is out of memory (Redis maxmemory reached)")]
-    OutOfMemory,
-    /// The disk under the embedded store is full; nothing was applied.
-    #[error("disk full: {0}")]
-    DiskFull(String),
-    /// The stored data is damaged; nothing was changed.
-    #[error("stored data is damaged: {0}")]
-    Damaged(String),
-    /// The key holds something that is not a list; nothing was changed.
-    #[error("the key holds a value that is not a list (someone else's data)")]
-    WrongType,
-    /// Over a host limit; nothing was applied.
-    #[error("{what} {actual} is over the limit of {limit}")]
-    TooLarge {
-        /// What was measured.
-        what: String,
-        /// The refused size.
-        actual: u64,
-        /// The allowed size.
-        limit: u64,
-    },
-    /// Refused by the host before any I/O.
-    #[error("denied: {0}")]
-    Denied(String),
-    /// Refused by the server for a reason of its own.
-    #[error("rejected by the store: {0}")]
-    Rejected(String),
-    /// Applied on the primary, but fewer replicas than required acknowledged it in time.
-    #[error("applied, but acknowledged by {acknowledged} of the {wanted} replicas required")]
-    NotReplicated {
-        /// Replicas required.
-        wanted: u32,
-        /// Replicas that acknowledged.
-        acknowledged: u32,
-    },
-    /// The list was not as the transaction's [`ListOp::Expect`] said; nothing was applied.
-    #[error("the list changed since it was read (another writer); nothing was applied")]
-    Conflict,
-}
-
-impl StoreError {
-    /// Whether a write that failed with this error may nevertheless have been applied:
-    /// it timed out, its connection broke after it was sent, or it was applied on the primary
-    /// without reaching enough replicas.
-    pub fn may_have_applied(&self) -> bool {
-        matches!(
-            self,
-            Self::Timeout | Self::OutcomeUnknown(_) | Self::NotReplicated { .. }
-        )
-    }
-}
-
-/// The time to live of a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ttl {
-    /// The key does not exist.
-    Missing,
-    /// The key exists and never expires.
-    Persistent,
-    /// The key expires after this long.
-    ExpiresIn(Duration),
-}
-
-/// What a key holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyKind {
-    /// Nothing.
-    Missing,
-    /// A list, of this many entries.
-    List(u64),
-    /// Another Redis type (`string`, `hash`, ...): someone else's data.
-    Other(String),
-    /// A value the embedded store cannot decode: damaged. `clear` removes it.
-    Damaged(String),
-}
-
-/// Why a store could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// The store address is not one this build understands.
-    #[error("invalid store address: {0}")]
-    InvalidSpec(String),
-    /// The Redis URL is malformed.
-    #[error("invalid Redis URL: {0}")]
-    RedisUrl(String),
-    /// TLS could not be set up: a certificate or key file that cannot be read or used, or an
-    /// address that asks not to verify the server.
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// The embedded store's file could not be opened or created.
-    #[error("cannot open the embedded store at {path}: {reason}")]
-    Embedded {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// The embedded store's file is damaged. `agent-memory repair` (or
-    /// [`EmbeddedStore::repair`]) copies every readable session into a new file.
-    #[error(
-        "the embedded store at {path} is damaged ({reason}); `agent-memory --store {path} repair` \
-         recovers every readable session"
-    )]
-    Damaged {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// [`EmbeddedStore::repair`] found nothing it could recover, and left the file as it is.
-    #[error(
-        "nothing could be recovered from {path}: {reason}. The file is left as it is: restore \
-         it from a backup, or move it aside to start an empty store"
-    )]
-    NothingRecovered {
-        /// The file.
-        path: PathBuf,
-        /// Why nothing could be read.
-        reason: String,
-    },
-}
-
-/// One Redis server's eviction policy, as [`Store::eviction_policies`] reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EvictionPolicy {
-    /// The server (`host:port`).
-    pub server: String,
-    /// Its `maxmemory-policy`, or why it could not be read.
-    pub policy: Result<String, StoreError>,
-}
+/// One list operation of a transaction, with Redis semantics: the contract's own type (the
+/// WIT's `list-op`, whose docs say what each does), so a policy's request reaches a backend
+/// as it was made. `Expect` only as the first operation (the guard refuses it anywhere else).
+pub(crate) use crate::contract::{ListOp, Range};
 
 /// A list store: a cheap-to-clone handle on one of the backends.
 ///

@@ -6,7 +6,7 @@
 
 use agent_memory_tests::RedisServer;
 
-use super::{ListOp, Store, StoreError, StoreSpec};
+use super::{ListOp, Range, Store, StoreError, StoreSpec};
 
 async fn stores(server: &RedisServer, dir: &std::path::Path) -> Vec<(&'static str, Store)> {
     vec![
@@ -44,7 +44,7 @@ async fn an_expectation_applies_the_transaction_only_on_the_list_it_names_on_eve
                 vec![
                     ListOp::Expect(vec![]),
                     ListOp::Push(vec![a.clone()]),
-                    ListOp::Expire { seconds: 60 },
+                    ListOp::Expire(60),
                 ],
             )
             .await
@@ -70,9 +70,9 @@ async fn an_expectation_applies_the_transaction_only_on_the_list_it_names_on_eve
                 vec![
                     ListOp::Expect(vec![a.clone()]),
                     ListOp::Push(vec![b.clone(), b.clone()]),
-                    ListOp::Trim { start: 1, stop: -1 },
+                    ListOp::Trim(Range { start: 1, stop: -1 }),
                     ListOp::PushFront(vec![a.clone(), b.clone()]),
-                    ListOp::Read { start: 0, stop: -1 },
+                    ListOp::Read(Range { start: 0, stop: -1 }),
                 ],
             )
             .await
@@ -116,7 +116,7 @@ async fn an_expectation_on_someone_elses_key_is_refused_and_leaves_it_untouched(
     let refused = store
         .apply(
             "ai:memory:foreign",
-            vec![ListOp::Expect(vec![]), ListOp::Expire { seconds: 5 }],
+            vec![ListOp::Expect(vec![]), ListOp::Expire(5)],
         )
         .await;
     assert_eq!(refused, Err(StoreError::WrongType));

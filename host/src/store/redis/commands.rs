@@ -28,7 +28,7 @@ use redis::{Cmd, FromRedisValue, Pipeline, Value};
 use super::classify::{self, Failure, entries_reply, length_reply};
 use super::conditional;
 use super::node::Node;
-use crate::store::{Applied, KeyKind, ListOp, StoreError, Ttl};
+use crate::store::{Applied, KeyKind, ListOp, Range, StoreError, Ttl};
 
 /// An operation on one key, run on the node that serves the key (again after a redirect, with
 /// `asking` set). A trait rather than a closure: the future stays unboxed and `Send`.
@@ -231,7 +231,7 @@ async fn transaction(
     ops: &[ListOp],
     asking: bool,
 ) -> Result<Written, Failure> {
-    let renews_ttl = ops.iter().any(|op| matches!(op, ListOp::Expire { .. }));
+    let renews_ttl = ops.iter().any(|op| matches!(op, ListOp::Expire(_)));
     // The common case is redis-rs's own MULTI/EXEC (it keeps only EXEC's results). Written
     // out, it takes `ASKING` before MULTI and `WAIT` after EXEC, which an atomic pipeline
     // cannot hold.
@@ -272,10 +272,10 @@ async fn transaction(
                 push_index = Some(index(&pipe));
                 pipe.cmd("RPUSH").arg(key).arg(values);
             }
-            ListOp::Trim { start, stop } => {
+            ListOp::Trim(Range { start, stop }) => {
                 pipe.cmd("LTRIM").arg(key).arg(*start).arg(*stop);
             }
-            ListOp::Expire { seconds } => {
+            ListOp::Expire(seconds) => {
                 pipe.cmd("EXPIRE").arg(key).arg(*seconds);
             }
             ListOp::Delete => {
@@ -283,7 +283,7 @@ async fn transaction(
                 pipe.cmd("LLEN").arg(key);
                 pipe.cmd("LTRIM").arg(key).arg(1).arg(0);
             }
-            ListOp::Read { start, stop } => {
+            ListOp::Read(Range { start, stop }) => {
                 read_index = Some(index(&pipe));
                 pipe.cmd("LRANGE").arg(key).arg(*start).arg(*stop);
             }

@@ -9,7 +9,7 @@
 use redis::Value;
 use sha1::{Digest, Sha1};
 
-use crate::store::{Applied, ListOp, StoreError};
+use crate::store::{Applied, ListOp, Range, StoreError};
 
 /// The script. `KEYS[1]` is the list; `ARGV[1]` the expected length, `ARGV[2]` the expected
 /// digest ([`digest`]), then the operations, each a name and its arguments:
@@ -76,16 +76,16 @@ pub(super) fn command(key: &[u8], ops: &[ListOp]) -> redis::Cmd {
             ListOp::PushFront(values) => {
                 command.arg("front").arg(values.len()).arg(values);
             }
-            ListOp::Trim { start, stop } => {
+            ListOp::Trim(Range { start, stop }) => {
                 command.arg("trim").arg(*start).arg(*stop);
             }
-            ListOp::Expire { seconds } => {
+            ListOp::Expire(seconds) => {
                 command.arg("expire").arg(*seconds);
             }
             ListOp::Delete => {
                 command.arg("delete");
             }
-            ListOp::Read { start, stop } => {
+            ListOp::Read(Range { start, stop }) => {
                 command.arg("read").arg(*start).arg(*stop);
             }
         }
