@@ -1,9 +1,24 @@
 //! The process's edges: log lines on stderr, panics recorded for `main` to report in one
 //! line, an error chain folded into one line.
 
-/// An error chain on one line: `outer: cause: root cause`, newlines folded.
+/// An error chain on one line: `outer: cause: root cause`, newlines folded. A policy refusal
+/// the library explained in its own words ends there: wasmtime's account, which the library
+/// keeps as the refusal's source for programs, would repeat it in the engine's terms.
 pub fn one_line(error: &anyhow::Error) -> String {
-    format!("{error:#}").replace('\n', " ")
+    let mut line = String::new();
+    for (at, cause) in error.chain().enumerate() {
+        if at > 0 {
+            line.push_str(": ");
+        }
+        line.push_str(&cause.to_string());
+        if cause
+            .downcast_ref::<agent_memory::LoadError>()
+            .is_some_and(agent_memory::LoadError::names_its_reason)
+        {
+            break;
+        }
+    }
+    line.replace('\n', " ")
 }
 
 /// Logs go to stderr; `-v` shows warnings from the policy and store, `-vv` debug detail.

@@ -8,8 +8,12 @@ use crate::session::{SessionId, SessionIdError};
 
 /// [`Memory`] with blocking methods. It owns a small Tokio runtime that drives each call.
 ///
-/// Calling it from inside an async runtime would block that runtime's thread (and deadlock a
-/// current-thread runtime), so such a call returns [`MemoryError::BlockingInAsync`] instead.
+/// From inside an async runtime it does what tokio's own blocking calls allow: on a
+/// multi-thread runtime (a worker, its `block_on`, a `spawn_blocking` thread) the call runs in
+/// [`tokio::task::block_in_place`], which hands the worker's other tasks to other threads
+/// first; on a current-thread runtime, where tokio's `block_on` would panic and blocking the
+/// one thread would stall everything on it, the call returns
+/// [`MemoryError::BlockingInAsync`] instead.
 ///
 /// ```
 /// use agent_memory::{BlockingMemory, Memory, Message};
@@ -51,11 +55,22 @@ impl BlockingMemory {
         &self,
         call: impl Future<Output = Result<T, MemoryError>>,
     ) -> Result<T, MemoryError> {
-        match &self.runtime {
-            Some(runtime) if tokio::runtime::Handle::try_current().is_err() => {
-                runtime.block_on(call)
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let Some(runtime) = &self.runtime else {
+            return Err(MemoryError::BlockingInAsync);
+        };
+        match Handle::try_current() {
+            // No runtime on this thread: block as tokio's `Runtime::block_on` does.
+            Err(_) => runtime.block_on(call),
+            // A multi-thread runtime's thread: tokio lets it block once its other tasks have
+            // moved to other workers, which `block_in_place` does (and outside a worker, as on
+            // a `spawn_blocking` thread, it just runs the closure).
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| runtime.block_on(call))
             }
-            _ => Err(MemoryError::BlockingInAsync),
+            // A current-thread runtime: blocking its one thread stalls every task on it, and
+            // tokio's own `block_on` would panic here.
+            Ok(_) => Err(MemoryError::BlockingInAsync),
         }
     }
 
@@ -110,5 +125,74 @@ impl Drop for BlockingMemory {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory() -> BlockingMemory {
+        BlockingMemory::new(Memory::builder().build().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn inside_a_multi_thread_runtime_a_blocking_call_is_served_as_tokio_allows() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let memory = std::sync::Arc::new(memory());
+        // In the runtime's own `block_on`, on a worker, and on a `spawn_blocking` thread.
+        runtime.block_on(async {
+            assert!(
+                memory
+                    .add_message("s", Message::user("block_on"))
+                    .unwrap()
+                    .is_stored()
+            );
+        });
+        let on_worker = std::sync::Arc::clone(&memory);
+        runtime
+            .block_on(runtime.spawn(async move {
+                assert!(
+                    on_worker
+                        .add_message("s", Message::user("worker"))
+                        .unwrap()
+                        .is_stored()
+                );
+            }))
+            .unwrap();
+        let on_pool = std::sync::Arc::clone(&memory);
+        runtime
+            .block_on(runtime.spawn_blocking(move || {
+                assert!(
+                    on_pool
+                        .add_message("s", Message::user("pool"))
+                        .unwrap()
+                        .is_stored()
+                );
+            }))
+            .unwrap();
+        assert_eq!(memory.get_context("s").unwrap().messages.len(), 3);
+        // The runtime inside `BlockingMemory` outlives the caller's: drop it outside.
+        drop(runtime);
+    }
+
+    #[test]
+    fn inside_a_current_thread_runtime_a_blocking_call_is_refused_not_a_deadlock() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let memory = memory();
+        let refused = runtime.block_on(async { memory.get_context("s") });
+        assert!(
+            matches!(refused, Err(MemoryError::BlockingInAsync)),
+            "{refused:?}"
+        );
+        // Outside it, the same handle serves.
+        assert!(memory.get_context("s").is_ok());
     }
 }

@@ -58,8 +58,12 @@ pub enum MemoryError {
     /// have been applied if the policy failed after its store call.
     #[error("policy failed")]
     Policy(#[from] PolicyError),
-    /// A blocking call was made from inside an async runtime, where it would deadlock.
-    #[error("blocking memory call made inside an async runtime; use the async `Memory` there")]
+    /// A blocking call was made on a current-thread async runtime, where blocking its one
+    /// thread would stall it (see [`crate::BlockingMemory`]).
+    #[error(
+        "blocking memory call made on a current-thread async runtime; use the async `Memory` \
+         there"
+    )]
     BlockingInAsync,
 }
 
@@ -106,8 +110,14 @@ pub enum PolicyError {
         panic: Option<String>,
     },
     /// It could not be instantiated.
-    #[error("could not be instantiated: {0}")]
-    Instantiate(String),
+    #[error("could not be instantiated: {reason}")]
+    Instantiate {
+        /// wasmtime's account, its chain of causes on one line.
+        reason: String,
+        /// wasmtime's kind of trap when the component's start code trapped; `None` when
+        /// something else failed (the pool had no slot, a limit).
+        trap: Option<wasmtime::Trap>,
+    },
     /// It returned something the contract does not allow.
     #[error("returned an invalid result: {0}")]
     InvalidOutput(String),
@@ -136,15 +146,31 @@ pub enum LoadError {
         limit: u64,
     },
     /// The bytes are not a valid component for this engine.
-    #[error("not a valid WebAssembly component: {0}")]
-    Compile(String),
+    #[error("not a valid WebAssembly component{}", explained(.reason))]
+    Compile {
+        /// Why, in terms of the step that was missed (not WebAssembly at all, a core module
+        /// never made a component), when the host can say; otherwise wasmtime's error says.
+        reason: Option<String>,
+        /// wasmtime's error, when it reported one.
+        #[source]
+        engine: Option<EngineError>,
+    },
     /// The component imports something the host does not provide (WASI, another contract
     /// version, ...) or does not export the `memory` interface with the right types.
     #[error(
-        "component does not fit the agent-memory:policy@{version} world: {0}",
+        "component does not fit the agent-memory:policy@{version} world{}",
+        explained(.reason),
         version = crate::contract::CONTRACT_VERSION
     )]
-    Contract(String),
+    Contract {
+        /// What does not fit, named, when the host can say (WASI imports, another contract
+        /// version, a foreign import, the settings it declares); otherwise wasmtime's error
+        /// says.
+        reason: Option<String>,
+        /// wasmtime's error, when it reported one (the link that failed).
+        #[source]
+        engine: Option<EngineError>,
+    },
     /// The component is valid but needs more of something than this runtime's sandbox gives
     /// one policy instance (core instances, tables, table entries, memories, memory): raise
     /// the named [`crate::RuntimeConfig`] field, or make the component smaller.
@@ -160,9 +186,10 @@ pub enum LoadError {
         /// wasmtime's own account of the need and the limit.
         detail: String,
     },
-    /// The component failed its trial instantiation.
-    #[error("component failed its trial instantiation: {0}")]
-    Trial(String),
+    /// The component failed its trial instantiation (its start code trapped or ran out of
+    /// budget, or an export could not be resolved).
+    #[error("component failed its trial instantiation")]
+    Trial(#[source] EngineError),
     /// The component loaded, but failed the self-check of the memory contract a handle runs
     /// before it takes a new policy (write, read back, clear, against a store in memory).
     #[error("component failed the memory contract's self-check: {0}")]
@@ -238,5 +265,83 @@ fn panic_words(panic: &Option<String>) -> String {
             format!(" on a panic in the policy{rest}")
         }
         None => String::new(),
+    }
+}
+
+impl LoadError {
+    /// Whether the host named why the component was refused in its own words (a core module
+    /// never made a component, WASI imports, another contract version...), so that wasmtime's
+    /// account, kept as the [`source`](std::error::Error::source), only repeats it in the
+    /// engine's terms: a one-line message for people can stop here.
+    pub fn names_its_reason(&self) -> bool {
+        matches!(
+            self,
+            Self::Compile {
+                reason: Some(_),
+                ..
+            } | Self::Contract {
+                reason: Some(_),
+                ..
+            }
+        )
+    }
+}
+
+/// wasmtime's own error, kept whole as the source of a [`LoadError`]: its chain of causes as
+/// wasmtime reported them, and the value inside for callers that look for one
+/// ([`EngineError::trap`], or `get_ref().downcast_ref()`).
+#[derive(Debug)]
+pub struct EngineError(wasmtime::Error);
+
+impl EngineError {
+    /// wasmtime's error.
+    pub fn get_ref(&self) -> &wasmtime::Error {
+        &self.0
+    }
+
+    /// wasmtime's kind of trap, when the error is one (start code that trapped).
+    pub fn trap(&self) -> Option<wasmtime::Trap> {
+        self.0.downcast_ref::<wasmtime::Trap>().copied()
+    }
+}
+
+impl From<wasmtime::Error> for EngineError {
+    fn from(error: wasmtime::Error) -> Self {
+        Self(error)
+    }
+}
+
+/// The whole chain on one line, said once: `source()` is `None`, so a caller that walks
+/// sources does not print wasmtime's causes twice.
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// `: reason` after a [`LoadError`]'s words, when the host has a reason of its own; otherwise
+/// nothing, and the engine error (the source) says why.
+fn explained(reason: &Option<String>) -> String {
+    reason
+        .as_deref()
+        .map(|reason| format!(": {reason}"))
+        .unwrap_or_default()
+}
+
+/// An error and its sources on one line (`outer: cause: root cause`), for the library's own
+/// log lines: errors keep their causes as sources, and a log line should show them all.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }

@@ -206,7 +206,10 @@ impl Instances {
             .instance_pre()
             .instantiate_async(&mut store)
             .await
-            .map_err(|error| PolicyError::Instantiate(format!("{error:#}")))?;
+            .map_err(|error| PolicyError::Instantiate {
+                reason: format!("{error:#}"),
+                trap: error.downcast_ref::<wasmtime::Trap>().copied(),
+            })?;
         store.data_mut().watch_memory_growth();
         self.runtime().count_instantiation();
         if let Some(meter) = &self.meter {

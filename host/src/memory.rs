@@ -471,7 +471,7 @@ impl Memory {
                 origin = policy.origin(),
                 digest = policy.digest(),
                 serving = current.digest(),
-                %error,
+                error = %crate::error::Chain(error),
                 "policy refused; the current one keeps serving"
             );
             return outcome;
@@ -517,7 +517,10 @@ impl Memory {
         let candidate = crate::policy::digest(&bytes);
         let loaded = tokio::task::spawn_blocking(move || runtime.load(&bytes, &origin))
             .await
-            .map_err(|error| LoadError::Compile(format!("the compiling thread failed: {error}")))
+            .map_err(|error| LoadError::Compile {
+                reason: Some(format!("the compiling thread failed: {error}")),
+                engine: None,
+            })
             .and_then(|loaded| loaded);
         let policy =
             loaded.inspect_err(|error| self.count_refused_swap(&candidate[..12], error))?;

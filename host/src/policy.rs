@@ -188,8 +188,8 @@ impl Policy {
         bytes: &[u8],
         origin: &str,
     ) -> Result<Self, LoadError> {
-        let component = Component::new(runtime.engine(), bytes)
-            .map_err(|error| compile_error(bytes, &error))?;
+        let component =
+            Component::new(runtime.engine(), bytes).map_err(|error| compile_error(bytes, error))?;
         Self::check(runtime, component, digest(bytes), origin)
     }
 
@@ -238,7 +238,7 @@ impl Policy {
             }
         }
         let component =
-            Component::new(engine, bytes).map_err(|error| compile_error(bytes, &error))?;
+            Component::new(engine, bytes).map_err(|error| compile_error(bytes, error))?;
         if let Err(error) = compile_cache::write(&component, &path) {
             tracing::debug!(%error, path = %path.display(), "could not write the compiled policy cache");
         }
@@ -253,21 +253,27 @@ impl Policy {
         origin: &str,
     ) -> Result<Self, LoadError> {
         let engine = runtime.engine();
-        let linker = linker(engine).map_err(|error| LoadError::Contract(format!("{error:#}")))?;
+        let linker = linker(engine).map_err(|error| LoadError::Contract {
+            reason: None,
+            engine: Some(error.into()),
+        })?;
         let instance_pre = linker
             .instantiate_pre(&component)
-            .map_err(|error| contract_error(engine, &component, &error))?;
+            .map_err(|error| contract_error(engine, &component, error))?;
         let pre = PolicyPre::new(instance_pre)
-            .map_err(|error| contract_error(engine, &component, &error))?;
-        let exports = MemoryExports::find(&component).ok_or_else(|| {
-            LoadError::Contract(format!(
+            .map_err(|error| contract_error(engine, &component, error))?;
+        let exports = MemoryExports::find(&component).ok_or_else(|| LoadError::Contract {
+            reason: Some(format!(
                 "no `{MEMORY_INTERFACE}` export with every function"
-            ))
+            )),
+            engine: None,
         })?;
         let declared = trial(&pre, &Limits::default(), runtime.config())?;
         let settings: Vec<SettingSpec> = declared.into_iter().map(Into::into).collect();
-        check_declaration(&settings)
-            .map_err(|problem| LoadError::Contract(format!("its `describe.settings` {problem}")))?;
+        check_declaration(&settings).map_err(|problem| LoadError::Contract {
+            reason: Some(format!("its `describe.settings` {problem}")),
+            engine: None,
+        })?;
         Ok(Self {
             inner: Arc::new(Loaded {
                 runtime: runtime.clone(),
@@ -423,36 +429,44 @@ fn trial(
     // The trial touches no store and never waits on I/O, so it completes on first poll
     // unless the component's start code runs past its CPU budget, which yields.
     futures_lite_block_on(check).map_err(|error| {
-        crate::runtime::sandbox_refusal(&error)
-            .unwrap_or_else(|| LoadError::Trial(format!("{error:#}")))
+        crate::runtime::sandbox_refusal(&error).unwrap_or_else(|| LoadError::Trial(error.into()))
     })
 }
 
 /// Why `bytes` did not compile, in terms of the step that was missed: a core module that was
 /// never made a component, or not WebAssembly at all. Anything else is wasmtime's own reason.
-fn compile_error(bytes: &[u8], error: &wasmtime::Error) -> LoadError {
+fn compile_error(bytes: &[u8], error: wasmtime::Error) -> LoadError {
     const MAGIC: &[u8] = b"\0asm";
     // The second word of the header: a core module's version, or a component's layer.
     const CORE_MODULE: &[u8] = &[1, 0, 0, 0];
-    let reason = if !bytes.starts_with(MAGIC) {
-        "not a WebAssembly file (it does not start with the `\\0asm` header): a policy is a \
-         component built from a guest crate"
-            .to_string()
-    } else if let Some(refusal) = crate::runtime::sandbox_refusal(error) {
+    if let Some(refusal) = crate::runtime::sandbox_refusal(&error) {
         return refusal;
+    }
+    let reason = if !bytes.starts_with(MAGIC) {
+        Some(
+            "not a WebAssembly file (it does not start with the `\\0asm` header): a policy is a \
+             component built from a guest crate"
+                .to_string(),
+        )
     } else if bytes.get(4..8) == Some(CORE_MODULE) {
-        "this is a core WebAssembly module, not a component: turn it into one with \
-         `wasm-tools component new` (or build-support's build_component, as host/build.rs does)"
-            .to_string()
+        Some(
+            "this is a core WebAssembly module, not a component: turn it into one with \
+             `wasm-tools component new` (or build-support's build_component, as host/build.rs \
+             does)"
+                .to_string(),
+        )
     } else {
-        format!("{error:#}")
+        None
     };
-    LoadError::Compile(reason)
+    LoadError::Compile {
+        reason,
+        engine: Some(error.into()),
+    }
 }
 
 /// Why a compiled component does not link against the host's side of the contract, named:
 /// WASI imports, another contract version, or anything else the host does not provide.
-fn contract_error(engine: &Engine, component: &Component, error: &wasmtime::Error) -> LoadError {
+fn contract_error(engine: &Engine, component: &Component, error: wasmtime::Error) -> LoadError {
     let ty = component.component_type();
     let imports: Vec<String> = names(ty.imports(engine));
     let exports: Vec<String> = names(ty.exports(engine));
@@ -464,10 +478,13 @@ fn contract_error(engine: &Engine, component: &Component, error: &wasmtime::Erro
         .filter_map(|name| name.rsplit_once('@').map(|(_, version)| version))
         .find(|version| *version != CONTRACT_VERSION);
     if let Some(version) = other_version {
-        return LoadError::Contract(format!(
-            "it was built for contract {version}; this host speaks {CONTRACT_VERSION}: rebuild \
+        return named(
+            format!(
+                "it was built for contract {version}; this host speaks {CONTRACT_VERSION}: rebuild \
              it against wit/policy.wit {CONTRACT_VERSION}"
-        ));
+            ),
+            error,
+        );
     }
     let wasi: Vec<&String> = imports
         .iter()
@@ -476,28 +493,45 @@ fn contract_error(engine: &Engine, component: &Component, error: &wasmtime::Erro
     if !wasi.is_empty() {
         let shown: Vec<&str> = wasi.iter().take(3).map(|name| name.as_str()).collect();
         let more = wasi.len().saturating_sub(shown.len());
-        return LoadError::Contract(format!(
-            "it imports WASI ({}{}), which a policy is not granted: build a Rust guest for \
+        return named(
+            format!(
+                "it imports WASI ({}{}), which a policy is not granted: build a Rust guest for \
              wasm32-unknown-unknown, or stub WASI out (componentize-py --stub-wasi, jco \
              componentize --disable all)",
-            shown.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        ));
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ),
+            error,
+        );
     }
     let foreign: Vec<&String> = imports.iter().filter(|name| !ours(name)).collect();
     if !foreign.is_empty() {
         let shown: Vec<&str> = foreign.iter().map(|name| name.as_str()).collect();
-        return LoadError::Contract(format!(
-            "it imports {}, which the host does not provide: a policy may import only \
+        return named(
+            format!(
+                "it imports {}, which the host does not provide: a policy may import only \
              agent-memory:policy/{{store,log,config}}@{CONTRACT_VERSION}",
-            shown.join(", ")
-        ));
+                shown.join(", ")
+            ),
+            error,
+        );
     }
-    LoadError::Contract(format!("{error:#}"))
+    LoadError::Contract {
+        reason: None,
+        engine: Some(error.into()),
+    }
+}
+
+/// A contract refusal the host can name, with wasmtime's error kept as its source.
+fn named(reason: String, error: wasmtime::Error) -> LoadError {
+    LoadError::Contract {
+        reason: Some(reason),
+        engine: Some(error.into()),
+    }
 }
 
 /// Drive a future that never waits on I/O to completion on the current thread.

@@ -108,10 +108,19 @@ async fn main() -> anyhow::Result<()> {
                         refused,
                         error,
                         serving,
-                    } => eprintln!(
-                        "policy file: version {refused:.12} refused ({error}); {serving:.12} \
-                         keeps serving"
-                    ),
+                    } => {
+                        // The refusal and its causes (wasmtime's error is a source).
+                        let mut why = error.to_string();
+                        let mut source = std::error::Error::source(&*error);
+                        while let Some(cause) = source {
+                            why.push_str(&format!(": {cause}"));
+                            source = cause.source();
+                        }
+                        eprintln!(
+                            "policy file: version {refused:.12} refused ({why}); {serving:.12} \
+                             keeps serving"
+                        )
+                    }
                     FollowStatus::Unreadable { error, serving } => eprintln!(
                         "policy file: cannot be read ({error}); {serving:.12} keeps serving"
                     ),

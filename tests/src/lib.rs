@@ -22,6 +22,7 @@ mod recorder;
 mod sentinel;
 mod server;
 mod tls;
+mod wait;
 
 pub use circular::CircularClusterNode;
 pub use cluster::RedisCluster;
@@ -34,6 +35,7 @@ pub use recorder::{TestRecorder, recorder};
 pub use sentinel::{MASTER_NAME, Sentinels};
 pub use server::{RedisServer, free_port};
 pub use tls::TestPki;
+pub use wait::{eventually, eventually_blocking};
 
 /// The hostile policy fixture's component (tests/fixtures/hostile-policy).
 pub const HOSTILE_POLICY_WASM: &[u8] =

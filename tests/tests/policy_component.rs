@@ -1,5 +1,6 @@
 //! The policy component as the host sees it: what it imports, and what is refused at load.
 
+use agent_memory::error::EngineError;
 use agent_memory::{LoadError, Policy};
 
 #[test]
@@ -39,7 +40,7 @@ fn the_default_policy_is_identified_by_its_digest() {
 #[test]
 fn bytes_that_are_not_a_component_are_refused() {
     let error = Policy::from_bytes(b"not wasm at all", "garbage").unwrap_err();
-    assert!(matches!(error, LoadError::Compile(_)), "{error}");
+    assert!(matches!(error, LoadError::Compile { .. }), "{error}");
     assert!(
         error.to_string().contains("not a WebAssembly file"),
         "{error}"
@@ -47,13 +48,41 @@ fn bytes_that_are_not_a_component_are_refused() {
     // A core module is WebAssembly, but not a component: the missing step is named.
     let core = wat::parse_str("(module)").unwrap();
     let error = Policy::from_bytes(&core, "core module").unwrap_err();
-    assert!(matches!(error, LoadError::Compile(_)), "{error}");
+    assert!(matches!(error, LoadError::Compile { .. }), "{error}");
     assert!(
         error
             .to_string()
             .contains("a core WebAssembly module, not a component: turn it into one with `wasm-tools component new`"),
         "{error}"
     );
+    // The host's words lead; wasmtime's own error is kept whole as the source.
+    assert!(error.names_its_reason());
+    let engine = std::error::Error::source(&error)
+        .and_then(|source| source.downcast_ref::<EngineError>())
+        .expect("wasmtime's error as the source");
+    assert!(engine.to_string().contains("component parser"), "{engine}");
+}
+
+#[test]
+fn where_only_wasmtime_can_say_why_its_error_is_the_source() {
+    // Our own interface, but not as the contract defines it (an empty instance): the host has
+    // no words of its own for that, so the refusal says what failed and wasmtime says why.
+    let wrong = wat::parse_str(
+        r#"(component
+             (import "agent-memory:policy/store@0.3.0" (instance)))"#,
+    )
+    .unwrap();
+    let error = Policy::from_bytes(&wrong, "wrong shape").unwrap_err();
+    assert!(
+        matches!(error, LoadError::Contract { reason: None, .. }),
+        "{error:?}"
+    );
+    assert!(!error.names_its_reason());
+    let engine = std::error::Error::source(&error)
+        .and_then(|source| source.downcast_ref::<EngineError>())
+        .expect("wasmtime's error as the source");
+    assert!(!engine.to_string().is_empty());
+    assert_eq!(engine.trap(), None);
 }
 
 #[test]
@@ -66,7 +95,7 @@ fn a_component_that_imports_wasi_is_refused_at_load() {
     )
     .unwrap();
     let error = Policy::from_bytes(&wasi, "wasi").unwrap_err();
-    assert!(matches!(error, LoadError::Contract(_)), "{error}");
+    assert!(matches!(error, LoadError::Contract { .. }), "{error}");
     let text = error.to_string();
     assert!(
         text.contains("it imports WASI (wasi:cli/environment@0.2.0)")
@@ -86,7 +115,7 @@ fn a_component_built_for_another_contract_version_is_refused_with_both_versions(
     )
     .unwrap();
     let error = Policy::from_bytes(&old, "old").unwrap_err();
-    assert!(matches!(error, LoadError::Contract(_)), "{error}");
+    assert!(matches!(error, LoadError::Contract { .. }), "{error}");
     assert!(
         error.to_string().contains(&format!(
             "built for contract 0.2.0; this host speaks {}",
@@ -100,7 +129,7 @@ fn a_component_built_for_another_contract_version_is_refused_with_both_versions(
 fn a_component_without_the_memory_export_is_refused_at_load() {
     let empty = wat::parse_str("(component)").unwrap();
     let error = Policy::from_bytes(&empty, "empty").unwrap_err();
-    assert!(matches!(error, LoadError::Contract(_)), "{error}");
+    assert!(matches!(error, LoadError::Contract { .. }), "{error}");
 }
 
 #[test]

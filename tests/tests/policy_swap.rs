@@ -66,7 +66,7 @@ async fn a_component_that_fails_its_checks_is_refused_and_the_old_policy_keeps_s
     std::fs::write(&bad, wat::parse_str("(component)").unwrap()).unwrap();
     assert!(matches!(
         memory.replace_policy_file(&bad).await,
-        Err(LoadError::Contract(_))
+        Err(LoadError::Contract { .. })
     ));
     // A component that fits the contract but does not keep what it writes fails the
     // self-check.
@@ -145,7 +145,7 @@ async fn a_followed_policy_file_is_swapped_in_when_it_changes_and_a_bad_version_
         refused,
         "a8a79aba8d88c7df8dcc2623d7b21b4815fe2ca50bc5a52d489303563437de31"
     );
-    assert!(matches!(*error, LoadError::Compile(_)), "{error}");
+    assert!(matches!(*error, LoadError::Compile { .. }), "{error}");
     assert!(
         error
             .to_string()

@@ -1,14 +1,14 @@
 //! The behaviour suite: the default policy reproduces the Python original exactly, on every
 //! kind of Redis deployment — one server, TLS, Sentinel, Sentinel over TLS, a cluster, a TLS
-//! cluster — each started for real on loopback ports. One test per deployment runs every check
-//! in turn on it (a cluster takes seconds to form; the checks use their own sessions and
-//! prefixes), and names each check that failed.
+//! cluster — each started for real on loopback ports. Each check on each deployment is a named
+//! trial (`deployment::check`), runnable alone; the trials of one deployment share it (a
+//! cluster takes seconds to form; the checks use their own sessions and prefixes).
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use agent_memory::{
     MemoryError, Message, Policy, Settings, StoreError, WriteOutcome, message::EntryProblem,
@@ -17,38 +17,9 @@ use agent_memory::{
 use agent_memory_tests::{
     Deployment, Kind, RedisServer, expect_stored as stored, texts, tricky_messages,
 };
+use libtest_mimic::{Arguments, Failed, Trial};
 use redis::Commands;
 use serde_json::{Value, json};
-
-#[test]
-fn one_server() {
-    run_suite(Kind::Server);
-}
-
-#[test]
-fn tls() {
-    run_suite(Kind::Tls);
-}
-
-#[test]
-fn sentinel() {
-    run_suite(Kind::Sentinel);
-}
-
-#[test]
-fn tls_sentinel() {
-    run_suite(Kind::TlsSentinel);
-}
-
-#[test]
-fn cluster() {
-    run_suite(Kind::Cluster);
-}
-
-#[test]
-fn tls_cluster() {
-    run_suite(Kind::TlsCluster);
-}
 
 type Check = for<'a> fn(&'a Deployment) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
 
@@ -83,29 +54,78 @@ checks![
     sessions_spread_over_every_master_and_no_request_is_redirected,
 ];
 
-/// Start a deployment of `kind`, run every check on it, and fail naming the checks that
-/// failed (each failure's message is printed as it happens).
-fn run_suite(kind: Kind) {
-    let deployment = Deployment::start(kind);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let mut failed = Vec::new();
-    for (name, check) in CHECKS {
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            runtime.block_on(check(&deployment));
-        }));
-        match outcome {
-            Ok(()) => eprintln!("{kind:?}: {name}: ok"),
-            Err(_) => {
-                eprintln!("{kind:?}: {name}: FAILED");
-                failed.push(*name);
-            }
-        }
+/// The deployments, as trial names spell them.
+const KINDS: &[(&str, Kind)] = &[
+    ("one_server", Kind::Server),
+    ("tls", Kind::Tls),
+    ("sentinel", Kind::Sentinel),
+    ("tls_sentinel", Kind::TlsSentinel),
+    ("cluster", Kind::Cluster),
+    ("tls_cluster", Kind::TlsCluster),
+];
+
+/// One deployment of a kind, started by the first trial that needs it and shared by the
+/// kind's trials, which take turns on it (some checks count the server's commands). A
+/// deployment that failed to start fails every trial of its kind with the same reason.
+#[derive(Default)]
+struct Shared {
+    deployment: Mutex<Option<Result<Arc<Deployment>, String>>>,
+}
+
+impl Shared {
+    /// Run `check` on the kind's deployment, alone on it.
+    fn run(&self, kind: Kind, check: Check) -> Result<(), Failed> {
+        let mut slot = self
+            .deployment
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let deployment = slot
+            .get_or_insert_with(|| {
+                std::panic::catch_unwind(|| Arc::new(Deployment::start(kind)))
+                    .map_err(|panic| format!("{kind:?} did not start: {}", panic_text(&*panic)))
+            })
+            .clone()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|error| format!("a tokio runtime: {error}"))?;
+        // The slot stays locked while the check runs: the kind's trials take turns.
+        std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(check(&deployment))))
+            .map_err(|panic| Failed::from(panic_text(&*panic)))
     }
-    assert!(failed.is_empty(), "{kind:?}: failed checks: {failed:?}");
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_string()))
+        .unwrap_or_else(|| "panicked".to_string())
+}
+
+/// Every check on every deployment, each a trial of its own named `deployment::check`
+/// (`cargo test --test redis_behaviour -- cluster::a_window_of_zero` runs one). Deployments
+/// start only for the trials selected, run side by side, and are stopped once all are done.
+fn main() {
+    let arguments = Arguments::from_args();
+    let shared: Vec<Arc<Shared>> = KINDS.iter().map(|_| Arc::default()).collect();
+    let trials = KINDS
+        .iter()
+        .zip(&shared)
+        .flat_map(|(&(kind_name, kind), shared)| {
+            CHECKS.iter().map(move |&(check_name, check)| {
+                let shared = Arc::clone(shared);
+                Trial::test(format!("{kind_name}::{check_name}"), move || {
+                    shared.run(kind, check)
+                })
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&arguments, trials);
+    // Stop every deployment before exiting (`exit` runs no destructors).
+    drop(shared);
+    conclusion.exit();
 }
 
 fn settings(max_messages: u32) -> Settings {

@@ -408,7 +408,7 @@ async fn swaps_are_counted_accepted_or_refused_by_reason_and_the_serving_version
         .replace_policy_bytes(b"not a component".to_vec(), "junk")
         .await
         .unwrap_err();
-    assert!(matches!(junk, LoadError::Compile(_)), "{junk}");
+    assert!(matches!(junk, LoadError::Compile { .. }), "{junk}");
     assert_eq!(swaps("refused", "compile"), 1);
     let missing = memory
         .replace_policy_file("/nonexistent/policy.wasm")

@@ -13,7 +13,7 @@ use agent_memory::{
     Isolation, Limits, Memory, MemoryError, Message, Policy, PolicyError, PolicyRuntime,
     RuntimeConfig, Settings, StoreSpec, store::RedisOptions,
 };
-use agent_memory_tests::{HOSTILE_POLICY_WASM, RedisServer};
+use agent_memory_tests::{HOSTILE_POLICY_WASM, RedisServer, eventually};
 
 /// A runtime of the test's own, so that no other test shares its idle-instance budget.
 fn runtime(config: RuntimeConfig) -> PolicyRuntime {
@@ -284,8 +284,13 @@ async fn a_call_that_finds_no_free_slot_says_so_rather_than_blame_the_policy() {
     let waiter = handle(Duration::from_millis(300));
     // The one slot is held by a call waiting on a frozen server.
     server.pause();
+    let made = runtime.instantiations();
     let held = tokio::spawn(async move { holder.get_context("held").await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The holder has its slot once the runtime made its instance.
+    eventually("the holder's call started", Duration::from_secs(10), || {
+        runtime.instantiations() > made
+    })
+    .await;
     let waited = waiter.get_context("waiting").await;
     server.resume();
     assert!(
@@ -343,13 +348,11 @@ async fn an_instance_idle_past_the_timeout_is_dropped() {
     let policy = hostile(&runtime);
     let memory = stashed(&policy).await;
     assert_eq!(runtime.idle_instances(), 1);
-    // Well past the timeout, so the reaper (which wakes every timeout) has run at least twice.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(
-        runtime.idle_instances(),
-        0,
-        "the idle instance was not dropped"
-    );
+    // The reaper wakes every half timeout: the instance goes within a few of them.
+    eventually("the idle instance dropped", Duration::from_secs(10), || {
+        runtime.idle_instances() == 0
+    })
+    .await;
     assert!(!peek(&memory).await);
 }
 

@@ -113,7 +113,7 @@ pub(crate) fn policy_failure(error: &PolicyError) -> &'static str {
         PolicyError::CallTimeout(_) => "timeout",
         PolicyError::NoCallSlot { .. } => "no_call_slot",
         PolicyError::Trapped { .. } => "trap",
-        PolicyError::Instantiate(_) => "instantiate",
+        PolicyError::Instantiate { .. } => "instantiate",
         PolicyError::InvalidOutput(_) => "invalid_output",
     }
 }
@@ -144,8 +144,8 @@ pub(crate) fn load_error(error: &LoadError) -> &'static str {
         LoadError::Read { .. } => "read",
         LoadError::NotAFile(_) => "not_a_file",
         LoadError::TooLarge { .. } => "too_large",
-        LoadError::Compile(_) => "compile",
-        LoadError::Contract(_) => "contract",
+        LoadError::Compile { .. } => "compile",
+        LoadError::Contract { .. } => "contract",
         LoadError::ExceedsSandbox { .. } => "exceeds_sandbox",
         LoadError::Trial(_) => "trial",
         LoadError::SelfCheck(_) => "self_check",
