@@ -342,7 +342,7 @@ impl contract::store::Host for CallState {
             .admit(&key)
             .and_then(|()| guard.check_read_request(range.start, range.stop))
         {
-            return Err(error.into());
+            return Err(StoreFault::Refused(error.into()));
         }
         let span = tracing::debug_span!(
             "agent_memory.read_range",
@@ -361,7 +361,7 @@ impl contract::store::Host for CallState {
             let bytes: u64 = entries.iter().map(|entry| entry.len() as u64).sum();
             self.fuel.grant_for(bytes);
         }
-        entries.map_err(Into::into)
+        entries.map_err(|error| StoreFault::Refused(error.into()))
     }
 
     async fn apply(
@@ -377,7 +377,7 @@ impl contract::store::Host for CallState {
             .admit(&key)
             .and_then(|()| guard.check_transaction(&ops))
         {
-            return Err(error.into());
+            return Err(StoreFault::Refused(error.into()));
         }
         let span = tracing::debug_span!("agent_memory.apply", ops = ops.len());
         let started = Instant::now();
@@ -397,7 +397,7 @@ impl contract::store::Host for CallState {
                 });
                 applied.into()
             })
-            .map_err(Into::into)
+            .map_err(|error| StoreFault::Refused(error.into()))
     }
 }
 

@@ -249,7 +249,7 @@ pub enum BuildError {
     /// ([`crate::MemoryBuilder::name`]).
     #[error(
         "invalid handle name {0:?}: a name is 1 to {max} characters of A-Z a-z 0-9 _ - .",
-        max = crate::memory::MAX_HANDLE_NAME_BYTES
+        max = crate::settings::MAX_HANDLE_NAME_BYTES
     )]
     InvalidName(String),
     /// The blocking wrapper could not start its runtime.

@@ -55,7 +55,10 @@
 //! can reach (the host side of the contract); `guard`: what a call may ask of the store;
 //! `compile_cache`: compiled policies on disk, bounded. `sandbox` uses `instances`, which uses
 //! `policy` and `call_state`; `policy` uses `runtime`, `call_state` and `compile_cache`; every
-//! module reaches the generated bindings through `contract`: no cycle.
+//! module reaches the generated bindings through `contract`. No two modules import each other
+//! (`error` and `store` sit below everything that reports through them; a store error's label
+//! is its own `kind()`), except inside `contract`, where the bindings name the `StoreFault`
+//! that `contract::faults` defines, as `trappable_error_type` requires.
 
 #![deny(missing_docs)]
 

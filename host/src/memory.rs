@@ -24,11 +24,9 @@ use crate::swap;
 use crate::telemetry::kinds::{self, Operation, Outcome};
 use crate::telemetry::meter::{Meter, Summarize};
 
-/// The name a handle has unless [`MemoryBuilder::name`] gives it one.
-pub const DEFAULT_HANDLE_NAME: &str = "default";
-
-/// The longest handle name ([`MemoryBuilder::name`]).
-pub const MAX_HANDLE_NAME_BYTES: usize = 64;
+// A handle's name is configuration like its settings, and `error` words its refusal with the
+// limit: both live in `settings`, below `error`, and are public here, beside the builder.
+pub use crate::settings::{DEFAULT_HANDLE_NAME, MAX_HANDLE_NAME_BYTES};
 
 /// Conversation memory for agents: a policy component in its sandbox, over a store.
 ///

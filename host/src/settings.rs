@@ -3,6 +3,12 @@
 
 use std::time::Duration;
 
+/// The name a handle has unless [`crate::MemoryBuilder::name`] gives it one.
+pub const DEFAULT_HANDLE_NAME: &str = "default";
+
+/// The longest handle name ([`crate::MemoryBuilder::name`]).
+pub const MAX_HANDLE_NAME_BYTES: usize = 64;
+
 /// The key prefix of the Python original.
 pub const DEFAULT_KEY_PREFIX: &str = "ai:memory:";
 

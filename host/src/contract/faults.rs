@@ -26,12 +26,6 @@ impl From<wit::StoreError> for StoreFault {
     }
 }
 
-impl From<crate::store::StoreError> for StoreFault {
-    fn from(error: crate::store::StoreError) -> Self {
-        Self::Refused(error.into())
-    }
-}
-
 impl From<wasmtime::Error> for StoreFault {
     fn from(error: wasmtime::Error) -> Self {
         Self::Trap(error)
@@ -52,7 +46,7 @@ mod tests {
 
     #[test]
     fn a_refusal_reaches_the_policy_and_a_host_fault_traps() {
-        let refused = decide(crate::store::StoreError::WrongType.into());
+        let refused = decide(StoreFault::Refused(wit::StoreError::WrongType));
         assert_eq!(refused.unwrap(), wit::StoreError::WrongType);
         let trapped = decide(wasmtime::format_err!("no store in a trial").into());
         assert_eq!(trapped.unwrap_err().to_string(), "no store in a trial");

@@ -89,6 +89,26 @@ impl StoreError {
             Self::Timeout | Self::OutcomeUnknown(_) | Self::NotReplicated { .. }
         )
     }
+
+    /// Its kind as a fixed snake_case word (`unavailable`, `timeout`, `outcome_unknown`, ...):
+    /// the `kind` label of the metrics and the `error.type` of the spans, never its text
+    /// (which may name a server or a key).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "unavailable",
+            Self::Timeout => "timeout",
+            Self::OutcomeUnknown(_) => "outcome_unknown",
+            Self::OutOfMemory => "out_of_memory",
+            Self::DiskFull(_) => "disk_full",
+            Self::Damaged(_) => "damaged",
+            Self::WrongType => "wrong_type",
+            Self::TooLarge { .. } => "too_large",
+            Self::Denied(_) => "denied",
+            Self::Rejected(_) => "rejected",
+            Self::NotReplicated { .. } => "not_replicated",
+            Self::Conflict => "conflict",
+        }
+    }
 }
 
 /// The time to live of a key.

@@ -77,22 +77,11 @@ impl Outcome {
     }
 }
 
-/// A store error's kind.
+/// A store error's kind, as the contract carries it: the library's own words
+/// ([`crate::StoreError::kind`]), so the table is written once. Only failures are labelled,
+/// so the clone costs nothing on the way that succeeds.
 pub(crate) fn store_error(error: &wit::StoreError) -> &'static str {
-    match error {
-        wit::StoreError::Unavailable(_) => "unavailable",
-        wit::StoreError::Timeout => "timeout",
-        wit::StoreError::OutcomeUnknown(_) => "outcome_unknown",
-        wit::StoreError::OutOfMemory => "out_of_memory",
-        wit::StoreError::DiskFull(_) => "disk_full",
-        wit::StoreError::Damaged(_) => "damaged",
-        wit::StoreError::WrongType => "wrong_type",
-        wit::StoreError::TooLarge(_) => "too_large",
-        wit::StoreError::Denied(_) => "denied",
-        wit::StoreError::Rejected(_) => "rejected",
-        wit::StoreError::NotReplicated(_) => "not_replicated",
-        wit::StoreError::Conflict => "conflict",
-    }
+    crate::store::StoreError::from(error.clone()).kind()
 }
 
 /// Why an entry was skipped.

@@ -13,8 +13,6 @@ use tracing::field::Empty;
 use super::classify::Failure;
 use super::commands::KeyOperation;
 use super::node::Node;
-use crate::contract as wit;
-use crate::telemetry::kinds;
 
 /// Run `operation` on `node` (after `ASKING` when `asking`) inside its round-trip span.
 pub(super) async fn run<O: KeyOperation>(
@@ -57,8 +55,7 @@ pub(super) async fn run<O: KeyOperation>(
                 span.record("db.response.status_code", code);
             }
             Failure::Store(error) => {
-                let kind = kinds::store_error(&wit::StoreError::from(error.clone()));
-                span.record("error.type", kind);
+                span.record("error.type", error.kind());
             }
         }
     }
