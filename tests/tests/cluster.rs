@@ -1,6 +1,6 @@
 //! `redis+cluster://` against real clusters on loopback: a master killed and failed over to its
 //! replica, slots migrated with `redis-cli --cluster reshard` under load, and the addresses a
-//! cluster can be given wrong. (The behaviour suite in `redis_behaviour.rs` runs on a cluster
+//! cluster can be given wrong. (The behaviour suite in `redis_behaviour/` runs on a cluster
 //! and a TLS cluster too.)
 
 use std::collections::BTreeMap;

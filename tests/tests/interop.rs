@@ -2,7 +2,7 @@
 //! read and write the same sessions on the same Redis, and every member survives either way.
 //! The two basic directions (what Python writes we read; what we write is what `json.dumps`
 //! writes, byte for byte, and Python reads it) are checks of the behaviour suite
-//! (`redis_behaviour.rs`), which runs them on every kind of deployment, this one server too.
+//! (`redis_behaviour/`), which runs them on every kind of deployment, this one server too.
 
 use agent_memory::{Memory, Message, StoreSpec, message::EntryProblem, report::SkippedEntry};
 use agent_memory_tests::{PythonOriginal, RedisServer, expect_stored, tricky_messages};
