@@ -122,7 +122,12 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 /// (`cargo test --test redis_behaviour -- cluster::a_window_of_zero` runs one). Deployments
 /// start only for the trials selected, run side by side, and are stopped once all are done.
 fn main() {
-    let arguments = Arguments::from_args();
+    let mut arguments = Arguments::from_args();
+    // The trials of one deployment take turns, so at most one runs per deployment: a thread
+    // each (they mostly wait on their servers), unless `--test-threads` says otherwise.
+    if arguments.test_threads.is_none() {
+        arguments.test_threads = Some(KINDS.len());
+    }
     let shared: Vec<Arc<Shared>> = KINDS.iter().map(|_| Arc::default()).collect();
     let trials = KINDS
         .iter()
