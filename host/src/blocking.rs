@@ -66,7 +66,22 @@ impl BlockingMemory {
             // moved to other workers, which `block_in_place` does (and outside a worker, as on
             // a `spawn_blocking` thread, it just runs the closure).
             Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| runtime.block_on(call))
+                // A multi-thread handle entered on a thread that runs a current-thread
+                // runtime is the one case tokio refuses, with a panic before the closure runs:
+                // that is this call refused, not a crash. A panic from inside the call itself
+                // goes on as it would have.
+                let started = std::cell::Cell::new(false);
+                let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    tokio::task::block_in_place(|| {
+                        started.set(true);
+                        runtime.block_on(call)
+                    })
+                }));
+                match served {
+                    Ok(result) => result,
+                    Err(_) if !started.get() => Err(MemoryError::BlockingInAsync),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
             }
             // A current-thread runtime: blocking its one thread stalls every task on it, and
             // tokio's own `block_on` would panic here.
@@ -194,5 +209,25 @@ mod tests {
         );
         // Outside it, the same handle serves.
         assert!(memory.get_context("s").is_ok());
+    }
+
+    #[test]
+    fn a_multi_thread_handle_entered_on_a_current_thread_runtime_is_refused_not_a_panic() {
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let memory = memory();
+        let refused = current.block_on(async {
+            let _entered = multi.handle().enter();
+            memory.get_context("s")
+        });
+        assert!(
+            matches!(refused, Err(MemoryError::BlockingInAsync)),
+            "{refused:?}"
+        );
     }
 }

@@ -13,9 +13,12 @@
 //!   function.
 //! - `declared`: the settings a policy declares, and the check of a handle's against them.
 //!
-//! Leaf types that carry no message of the library's (list operations, ranges, the log level,
-//! replies) are the generated ones; the library keeps its own types where they add something:
-//! messages with exact JSON members, contexts and outcomes with typed errors.
+//! Leaf types are the generated ones where the library adds nothing to them: list operations
+//! and ranges (`store::ListOp`), entry problems (`message::EntryProblem`), skipped entries
+//! (`report::SkippedEntry`), the log level. The library keeps its own types where they add
+//! something: messages with exact JSON members, contexts and outcomes with typed errors; and,
+//! for now, the store's errors and replies (`StoreError` is public with struct-like variants
+//! where the WIT has records, and `Applied` carries it).
 
 pub(crate) mod checks;
 pub(crate) mod convert;
