@@ -6,7 +6,7 @@
 //! `keys_with_prefix`, `eviction_policies`); repairing an embedded file is
 //! [`crate::store::EmbeddedStore::repair`].
 
-use crate::store::{KeyKind, ListOp, Store, StoreError};
+use crate::store::{ListOp, Store, StoreError};
 
 pub use crate::store::copy::{CopyError, CopyProgress, CopyReport, SkipReason, copy_sessions};
 
@@ -19,22 +19,17 @@ pub fn policy_evicts_sessions(policy: &str) -> bool {
 /// Delete the list at `key`, whatever its name (an empty, too long, control-character or
 /// non-UTF-8 session id that agents cannot name), and say how many entries it held (0 when
 /// there was none). Someone else's value under the key is not a list and is never deleted:
-/// [`StoreError::WrongType`].
+/// [`StoreError::WrongType`], as the store's own delete refuses it (no look first: one round
+/// trip, and nothing can change between a look and the delete).
 pub async fn delete_list(store: &Store, key: impl AsRef<[u8]>) -> Result<u64, StoreError> {
-    let key = key.as_ref();
-    match store.kind(key).await? {
-        KeyKind::Missing => return Ok(0),
-        KeyKind::Other(_) => return Err(StoreError::WrongType),
-        KeyKind::List(_) | KeyKind::Damaged(_) => {}
-    }
-    let applied = store.apply(key, vec![ListOp::Delete]).await?;
+    let applied = store.apply(key.as_ref(), vec![ListOp::Delete]).await?;
     Ok(applied.deleted.unwrap_or_default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreSpec;
+    use crate::store::{KeyKind, StoreSpec};
 
     #[test]
     fn only_evicting_policies_put_sessions_at_risk() {

@@ -125,4 +125,13 @@ async fn an_expectation_on_someone_elses_key_is_refused_and_leaves_it_untouched(
         .query(&mut redis)
         .unwrap();
     assert!(ttl > 900, "the foreign key's TTL was changed: {ttl}");
+    // A delete is refused on it too (`operator::delete_list` relies on this), and the value
+    // stays.
+    let refused = store.apply("ai:memory:foreign", vec![ListOp::Delete]).await;
+    assert_eq!(refused, Err(StoreError::WrongType));
+    let value: String = redis::cmd("GET")
+        .arg("ai:memory:foreign")
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(value, "v");
 }
