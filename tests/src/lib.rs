@@ -51,20 +51,49 @@ pub mod language_policies {
 
     use agent_memory::Policy;
 
+    // The components are read from the build script's output when first asked for, not
+    // `include_bytes!`-ed: together they are ~80 MB, which every test binary linking this crate
+    // (and this crate's metadata) would otherwise carry on disk.
+
     /// The original's window in Python (examples/policies/window-python).
-    pub const WINDOW_PYTHON_WASM: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/window_python.wasm"));
+    pub fn window_python_wasm() -> &'static [u8] {
+        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+        built(&BYTES, "window_python.wasm")
+    }
     /// The window with e-mail addresses and secrets redacted before they are stored
     /// (examples/policies/redact-python).
-    pub const REDACT_PYTHON_WASM: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/redact_python.wasm"));
+    pub fn redact_python_wasm() -> &'static [u8] {
+        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+        built(&BYTES, "redact_python.wasm")
+    }
     /// A Python policy that misbehaves on request (examples/policies/hostile-python).
-    pub const HOSTILE_PYTHON_WASM: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/hostile_python.wasm"));
+    pub fn hostile_python_wasm() -> &'static [u8] {
+        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+        built(&BYTES, "hostile_python.wasm")
+    }
     /// The original's window in JavaScript (examples/policies/window-js).
-    pub const WINDOW_JS_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/window_js.wasm"));
+    pub fn window_js_wasm() -> &'static [u8] {
+        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+        built(&BYTES, "window_js.wasm")
+    }
     /// A JavaScript policy that misbehaves on request (examples/policies/hostile-js).
-    pub const HOSTILE_JS_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile_js.wasm"));
+    pub fn hostile_js_wasm() -> &'static [u8] {
+        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+        built(&BYTES, "hostile_js.wasm")
+    }
+
+    /// The component the build script wrote as `file`, read once per process.
+    fn built(cell: &'static OnceLock<Vec<u8>>, file: &str) -> &'static [u8] {
+        cell.get_or_init(|| {
+            let path = std::path::Path::new(env!("OUT_DIR")).join(file);
+            std::fs::read(&path).unwrap_or_else(|error| {
+                panic!(
+                    "reading {} (written by tests/build.rs): {error}",
+                    path.display()
+                )
+            })
+        })
+    }
 
     /// Where compiled policies are kept between test processes: an interpreter's component
     /// compiles for tens of seconds, its cached artifact loads in well under one.
@@ -84,31 +113,31 @@ pub mod language_policies {
     /// The Python window, compiled.
     pub fn window_python() -> Policy {
         static CELL: OnceLock<Policy> = OnceLock::new();
-        cached(&CELL, WINDOW_PYTHON_WASM, "window-python")
+        cached(&CELL, window_python_wasm(), "window-python")
     }
 
     /// The redacting Python window, compiled.
     pub fn redact_python() -> Policy {
         static CELL: OnceLock<Policy> = OnceLock::new();
-        cached(&CELL, REDACT_PYTHON_WASM, "redact-python")
+        cached(&CELL, redact_python_wasm(), "redact-python")
     }
 
     /// The hostile Python policy, compiled.
     pub fn hostile_python() -> Policy {
         static CELL: OnceLock<Policy> = OnceLock::new();
-        cached(&CELL, HOSTILE_PYTHON_WASM, "hostile-python")
+        cached(&CELL, hostile_python_wasm(), "hostile-python")
     }
 
     /// The JavaScript window, compiled.
     pub fn window_js() -> Policy {
         static CELL: OnceLock<Policy> = OnceLock::new();
-        cached(&CELL, WINDOW_JS_WASM, "window-js")
+        cached(&CELL, window_js_wasm(), "window-js")
     }
 
     /// The hostile JavaScript policy, compiled.
     pub fn hostile_js() -> Policy {
         static CELL: OnceLock<Policy> = OnceLock::new();
-        cached(&CELL, HOSTILE_JS_WASM, "hostile-js")
+        cached(&CELL, hostile_js_wasm(), "hostile-js")
     }
 }
 
