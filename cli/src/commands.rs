@@ -49,10 +49,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
-    if let Command::Bench(args) = cli.command {
-        let policy = load_policy(&cli.policy)?;
-        return super::bench::run(args, policy, cli.policy_settings.clone()).await;
-    }
     let memory = open(&cli)?;
     match cli.command {
         Command::Demo { session } => demo(&memory, &session).await,
@@ -74,7 +70,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let this_store = keys::command_for(cli.store.as_deref(), &cli.settings.key_prefix);
             doctor::run(&memory, &this_store).await
         }
-        Command::Policy { .. } | Command::Repair | Command::Copy { .. } | Command::Bench(_) => {
+        Command::Policy { .. } | Command::Repair | Command::Copy { .. } => {
             unreachable!("handled above")
         }
     }
@@ -111,7 +107,10 @@ fn settings(cli: &Cli) -> Settings {
 
 /// The policy `--policy` names (a built-in one, or a component file), compiled through the
 /// cache so a CLI run does not pay for compilation.
-fn load_policy(choice: &str) -> anyhow::Result<Policy> {
+/// The policy `choice` names, as `--policy` takes it: `default`, `tool-safe`, or the path of a
+/// component; compiled with progress on stderr when that takes a while, and kept compiled in
+/// the cache (`$XDG_CACHE_HOME/agent-memory/policies`) for later runs.
+pub fn load_policy(choice: &str) -> anyhow::Result<Policy> {
     let (bytes, origin) = match choice {
         "default" => (DEFAULT_POLICY_WASM.to_vec(), "built-in default".to_string()),
         "tool-safe" => (

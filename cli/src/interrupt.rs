@@ -1,5 +1,5 @@
-//! SIGINT and SIGTERM for the commands that run for more than a moment (`bench`, `copy`,
-//! `doctor`): instead of dying where they stand, they stop the work in progress, report what
+//! SIGINT and SIGTERM for the commands that run for more than a moment (`copy`, `doctor`, and
+//! the benchmark): instead of dying where they stand, they stop the work in progress, report what
 //! was done, stop whatever they started, and exit with the shell's status for the signal
 //! (130 for SIGINT, 143 for SIGTERM).
 //!

@@ -1,24 +1,17 @@
-//! The process's edges: log lines on stderr, panics recorded for `main` to report in one
-//! line, an error chain folded into one line.
+//! The process's edges, the same for `agent-memory` and `agent-memory-bench`: log lines on
+//! stderr, panics recorded for `main` to report in one line, an error chain folded into one
+//! line, and a command run to its exit status.
 
-/// An error chain on one line: `outer: cause: root cause`, newlines folded. A policy refusal
-/// the library explained in its own words ends there: wasmtime's account, which the library
-/// keeps as the refusal's source for programs, would repeat it in the engine's terms.
+use std::process::ExitCode;
+
+/// An error chain on one line (`outer: cause: root cause`, newlines folded), as the library
+/// writes one ([`agent_memory::error::Chain`]: a policy refusal it explained in its own words
+/// ends the line).
 pub fn one_line(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for (at, cause) in error.chain().enumerate() {
-        if at > 0 {
-            line.push_str(": ");
-        }
-        line.push_str(&cause.to_string());
-        if cause
-            .downcast_ref::<agent_memory::LoadError>()
-            .is_some_and(agent_memory::LoadError::names_its_reason)
-        {
-            break;
-        }
-    }
-    line.replace('\n', " ")
+    let error: &(dyn std::error::Error + 'static) = error.as_ref();
+    agent_memory::error::Chain(error)
+        .to_string()
+        .replace('\n', " ")
 }
 
 /// Logs go to stderr; `-v` shows warnings from the policy and store, `-vv` debug detail.
@@ -74,4 +67,36 @@ pub fn last_panic() -> String {
         .ok()
         .and_then(|last| last.clone())
         .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+/// Run `command` on a runtime from `builder` and turn its outcome into the exit status: its own
+/// status, or one `error:` line on stderr and 1 for an error or a panic (reported by the hook
+/// [`install_panic_hook`] installs).
+pub fn run_to_exit(
+    mut builder: tokio::runtime::Builder,
+    command: impl Future<Output = anyhow::Result<ExitCode>>,
+) -> ExitCode {
+    let runtime = match builder.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(command)));
+    // A command stopped by a signal may leave work behind (the benchmark's workers, a store
+    // call on the blocking pool): it is abandoned, not waited for, so the exit stays prompt.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match outcome {
+        Ok(Ok(code)) => code,
+        Ok(Err(error)) => {
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("error: internal error: {}", last_panic());
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -188,39 +188,6 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
 }
 
 #[test]
-fn bench_refuses_settings_that_measure_nothing_before_starting_anything() {
-    let home = agent_memory();
-    for (args, expected) in [
-        (&["--concurrency", "0"][..], "0 sessions measure nothing"),
-        (&["--concurrency", "1,0"], "0 sessions measure nothing"),
-        (&["--seconds", "0"], "0 seconds measure nothing"),
-        (&["--seconds=-1"], "not a number of seconds from 0"),
-        (&["--seconds", "nan"], "not a number of seconds from 0"),
-        (&["--warmup", "inf"], "not a number of seconds from 0"),
-        (&["--message-bytes", "0"], "from 1 to"),
-    ] {
-        let mut all = vec!["bench", "--no-python"];
-        all.extend_from_slice(args);
-        let started = std::time::Instant::now();
-        let output = home.run(&all);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stdout(&output)
-        );
-        assert!(
-            stderr(&output).contains(expected),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-        // Refused while parsing: no server started, no cell measured.
-        assert!(stdout(&output).is_empty(), "{args:?}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
-    }
-}
-
-#[test]
 fn redis_that_is_not_running_is_one_clear_line() {
     let home = agent_memory();
     let port = agent_memory_tests::free_port();

@@ -160,47 +160,6 @@ fn copy_moves_every_session_from_a_file_into_a_cluster_and_back() {
 }
 
 #[test]
-fn bench_measures_a_cluster_of_its_own_beside_one_server() {
-    let home = agent_memory();
-    let json = home.home().join("bench.json");
-    let output = home.run(&[
-        "bench",
-        "--cluster",
-        "--no-python",
-        "--workloads",
-        "add,get",
-        "--concurrency",
-        "2",
-        "--seconds",
-        "0.3",
-        "--warmup",
-        "0.1",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let report = stdout(&output);
-    assert!(report.contains("3 masters vs 1 server"), "{report}");
-    let results: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let rows = results["rows"].as_array().unwrap();
-    for subject in ["ours", "native"] {
-        for workload in ["add", "get"] {
-            let row = rows
-                .iter()
-                .find(|row| {
-                    row["deployment"] == "3 masters"
-                        && row["subject"] == subject
-                        && row["workload"] == workload
-                })
-                .unwrap_or_else(|| panic!("no {subject} {workload} row on the cluster"));
-            assert!(row["ops"].as_u64().unwrap() > 0, "{row}");
-            assert_eq!(row["failures"], 0, "{row}");
-        }
-    }
-}
-
-#[test]
 fn scans_through_an_address_that_names_one_node_of_a_cluster_are_refused_not_partial() {
     let cluster = RedisCluster::start(3, 0);
     let home = agent_memory();

@@ -330,17 +330,36 @@ fn explained(reason: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-/// An error and its sources on one line (`outer: cause: root cause`), for the library's own
-/// log lines: errors keep their causes as sources, and a log line should show them all.
-pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+/// An error and its causes on one line, `outer: cause: root cause`: errors here keep their
+/// causes as [`source`](std::error::Error::source)s, and a line for people (a log line, a CLI's
+/// `error:`) should show them all. A [`LoadError`] that
+/// [names its reason](LoadError::names_its_reason) ends the line: its source, wasmtime's
+/// account, would only repeat it in the engine's terms.
+///
+/// ```
+/// # use agent_memory::error::Chain;
+/// let error = std::io::Error::other("disk full");
+/// assert_eq!(Chain(&error).to_string(), "disk full");
+/// ```
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
+        let mut cause = Some(self.0);
+        let mut first = true;
+        while let Some(error) = cause {
+            if !first {
+                f.write_str(": ")?;
+            }
+            write!(f, "{error}")?;
+            first = false;
+            if error
+                .downcast_ref::<LoadError>()
+                .is_some_and(LoadError::names_its_reason)
+            {
+                break;
+            }
+            cause = error.source();
         }
         Ok(())
     }

@@ -110,15 +110,10 @@ async fn main() -> anyhow::Result<()> {
                         serving,
                     } => {
                         // The refusal and its causes (wasmtime's error is a source).
-                        let mut why = error.to_string();
-                        let mut source = std::error::Error::source(&*error);
-                        while let Some(cause) = source {
-                            why.push_str(&format!(": {cause}"));
-                            source = cause.source();
-                        }
                         eprintln!(
-                            "policy file: version {refused:.12} refused ({why}); {serving:.12} \
-                             keeps serving"
+                            "policy file: version {refused:.12} refused ({}); {serving:.12} \
+                             keeps serving",
+                            agent_memory::error::Chain(&*error)
                         )
                     }
                     FollowStatus::Unreadable { error, serving } => eprintln!(
@@ -190,19 +185,7 @@ async fn main() -> anyhow::Result<()> {
 /// Install a Prometheus recorder for agent-memory's metrics and serve its text at `/metrics`
 /// on `addr`; returns the address bound (the port chosen, for port 0).
 async fn serve_metrics(addr: &str) -> anyhow::Result<std::net::SocketAddr> {
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(agent_memory::telemetry::LATENCY_BUCKETS)?
-        .install_recorder()?;
-    agent_memory::telemetry::describe_metrics();
-    // Fold the histograms' recent values into their buckets between scrapes, as the exporter's
-    // own listener does, so they do not grow while nobody scrapes.
-    let upkeep = handle.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            upkeep.run_upkeep();
-        }
-    });
+    let handle = agent_memory_tests::prometheus::install_recorder()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--metrics-listen {addr}"))?;

@@ -39,6 +39,12 @@ impl RedisCluster {
         Self::start_with_options(masters, 0, None, Some(password))
     }
 
+    /// `masters` masters, each with `replicas` replicas, for a program that reports a cluster
+    /// that cannot start or settle instead of panicking: the benchmark.
+    pub fn try_start(masters: usize, replicas: usize) -> anyhow::Result<Self> {
+        Self::try_start_with_options(masters, replicas, None, None)
+    }
+
     fn start_with(masters: usize, replicas: usize, pki: Option<&TestPki>) -> Self {
         Self::start_with_options(masters, replicas, pki, None)
     }
@@ -49,6 +55,16 @@ impl RedisCluster {
         pki: Option<&TestPki>,
         password: Option<&str>,
     ) -> Self {
+        Self::try_start_with_options(masters, replicas, pki, password)
+            .unwrap_or_else(|error| panic!("{error:#}"))
+    }
+
+    fn try_start_with_options(
+        masters: usize,
+        replicas: usize,
+        pki: Option<&TestPki>,
+        password: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let total = masters * (1 + replicas);
         let mut nodes = Vec::with_capacity(total);
         let mut tls_ports = Vec::new();
@@ -68,7 +84,7 @@ impl RedisCluster {
                 tls_ports.push(port);
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            nodes.push(RedisServer::start_cluster_node(&args));
+            nodes.push(RedisServer::try_start_cluster_node(&args)?);
         }
         let cluster = Self {
             nodes,
@@ -85,10 +101,10 @@ impl RedisCluster {
         }
         create.args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]);
         if let Err(error) = run_within(&mut create, STABLE_DEADLINE) {
-            panic!("redis-cli --cluster create: {error:#}\n{}", cluster.logs());
+            bail!("redis-cli --cluster create: {error:#}\n{}", cluster.logs());
         }
-        cluster.wait_until_stable();
-        cluster
+        cluster.try_wait_until_stable()?;
+        Ok(cluster)
     }
 
     /// The store address: every node a seed.
@@ -278,11 +294,17 @@ impl RedisCluster {
     /// Wait until every running node says the cluster is ok, they all give the same slot map
     /// covering every slot, and every running replica's link to its master is up.
     pub fn wait_until_stable(&self) {
+        self.try_wait_until_stable()
+            .unwrap_or_else(|error| panic!("{error:#}"));
+    }
+
+    /// [`RedisCluster::wait_until_stable`], reporting a cluster that does not settle.
+    fn try_wait_until_stable(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + STABLE_DEADLINE;
         loop {
             match self.unstable_because() {
-                None => return,
-                Some(reason) if Instant::now() > deadline => panic!(
+                None => return Ok(()),
+                Some(reason) if Instant::now() > deadline => bail!(
                     "the cluster did not settle within {STABLE_DEADLINE:?}: {reason}\n{}",
                     self.logs()
                 ),
@@ -369,6 +391,7 @@ impl RedisCluster {
 fn run_within(command: &mut Command, deadline: Duration) -> anyhow::Result<Output> {
     // Files, not pipes: a pipe nobody reads while we wait could fill and stall the child.
     let (mut stdout, mut stderr) = (tempfile::tempfile()?, tempfile::tempfile()?);
+    crate::children::prepare(command);
     let mut child = command
         .stdin(std::process::Stdio::null())
         .stdout(stdout.try_clone()?)

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod children;
 mod circular;
 pub mod cli;
 mod cluster;

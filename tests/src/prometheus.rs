@@ -1,5 +1,7 @@
-//! Prometheus text exposition (format 0.0.4): a small HTTP endpoint that serves it (the example
-//! runtime's `/metrics`), and a strict parser that checks a scrape the way Prometheus reads it.
+//! Prometheus text exposition (format 0.0.4): the recorder an embedder exporting agent-memory's
+//! metrics installs (the benchmark's `--metrics on`, the example runtime), a small HTTP
+//! endpoint that serves its text (the example runtime's `/metrics`), and a strict parser that
+//! checks a scrape the way Prometheus reads it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -12,6 +14,31 @@ const MAX_REQUEST_HEAD: usize = 8 << 10;
 
 /// How long a client gets to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often [`install_recorder`]'s upkeep folds the histograms' recent values into their
+/// buckets: what the exporter's own listener does.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Install a Prometheus recorder for agent-memory's metrics, with its latency buckets and
+/// descriptions, as an embedder exporting them would; a thread keeps the histograms folded
+/// (so they do not grow for the life of the process while nobody scrapes).
+pub fn install_recorder() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
+    use anyhow::Context as _;
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(agent_memory::telemetry::LATENCY_BUCKETS)
+        .context("setting the histogram buckets")?
+        .install_recorder()
+        .context("installing the Prometheus recorder")?;
+    agent_memory::telemetry::describe_metrics();
+    let upkeep = handle.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
 
 /// Serve `render()` at `GET /metrics` on `listener` until the task is dropped: one response per
 /// connection (`Connection: close`), 404 for other paths, 405 for other methods.

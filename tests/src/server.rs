@@ -43,12 +43,23 @@ impl RedisServer {
 
     /// Start a server with extra `redis-server` arguments (such as `["--maxmemory", "1mb"]`).
     pub fn start_with(extra_args: &[&str]) -> Self {
+        Self::try_start_with(extra_args).unwrap_or_else(|error| panic!("{error:#}"))
+    }
+
+    /// [`RedisServer::start_with`], for a program that reports a server that cannot start
+    /// (not installed, say) instead of panicking: the benchmark.
+    pub fn try_start_with(extra_args: &[&str]) -> anyhow::Result<Self> {
         Self::start_on_free_ports(extra_args, false)
     }
 
     /// Start a cluster node (`--cluster-enabled yes`, its `nodes.conf` in its own directory, so
     /// a restart keeps its identity) with extra arguments; it is not part of any cluster yet.
     pub fn start_cluster_node(extra_args: &[&str]) -> Self {
+        Self::try_start_cluster_node(extra_args).unwrap_or_else(|error| panic!("{error:#}"))
+    }
+
+    /// [`RedisServer::start_cluster_node`], reporting a node that cannot start.
+    pub fn try_start_cluster_node(extra_args: &[&str]) -> anyhow::Result<Self> {
         let mut args = vec![
             "--cluster-enabled",
             "yes",
@@ -59,8 +70,8 @@ impl RedisServer {
         Self::start_on_free_ports(&args, true)
     }
 
-    fn start_on_free_ports(extra_args: &[&str], cluster_bus: bool) -> Self {
-        let dir = tempfile::tempdir().expect("a temp dir for redis-server");
+    fn start_on_free_ports(extra_args: &[&str], cluster_bus: bool) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("a temp dir for redis-server")?;
         let mut server = Self {
             child: None,
             port: 0,
@@ -74,19 +85,20 @@ impl RedisServer {
             server.port = free_port();
             server.cluster_bus_port = cluster_bus.then(free_port);
             match server.spawn() {
-                Ok(()) => return server,
+                Ok(()) => return Ok(server),
                 Err(error) => last_error = Some(error),
             }
         }
-        panic!(
-            "cannot start redis-server: {:#}",
-            last_error.expect("an error")
-        );
+        Err(last_error
+            .unwrap_or_else(|| anyhow::anyhow!("no attempt"))
+            .context("cannot start redis-server"))
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         let log = self.dir.path().join("redis.log");
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        crate::children::prepare(&mut command);
+        let child = command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--enable-debug-command", "local"])
@@ -159,6 +171,11 @@ impl RedisServer {
     /// Its port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether its process is running (not killed).

@@ -11,7 +11,7 @@ use super::measure::{Measured, Timing};
 use super::subject::Operation;
 
 const ORIGINAL: &str = include_str!("../../../tests/python/original.py");
-const BENCH: &str = include_str!("../../../tests/python/bench.py");
+const BENCH: &str = include_str!("../../python/bench.py");
 
 /// Which Python implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,7 @@ impl Python {
             Implementation::LangChain => "langchain",
         };
         let mut command = tokio::process::Command::new(&self.interpreter);
-        super::tied::tie_async(&mut command);
+        agent_memory_tests::children::prepare_async(&mut command);
         let output = command
             .kill_on_drop(true)
             .stdin(std::process::Stdio::null())

@@ -1,16 +1,10 @@
-//! `agent-memory bench`: agent-memory against the code it replaces, side by side in one run on
-//! one Redis — native Rust with the `redis` crate doing the Python original's commands, and
-//! the Python original itself (threads, as it was deployed; LangChain's history too with
-//! `--langchain`) — for each workload at each concurrency, plus the embedded store, the policy
-//! alone, and the host's peak memory. Prints a table of ops/s, p50, p99 and ratios; `--json`
-//! keeps every figure for `scripts/plot-bench`.
+//! One run of the benchmark: every part `--workloads` asks for, on the deployments it needs,
+//! each cell's figures kept as they are measured, then the report (and `--json`).
 
 mod measure;
 mod python;
 mod report;
-mod server;
 mod subject;
-mod tied;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -20,12 +14,14 @@ use agent_memory::{
 };
 use anyhow::{Context as _, bail};
 
+use agent_memory_cli::interrupt::{Stop, Stops};
+use agent_memory_tests::{RedisCluster, RedisServer};
+
 use self::measure::{Measured, Timing};
 use self::python::{Implementation, Python};
 use self::report::{machine, report, today};
 use self::subject::{Operation, Subject};
 use super::args::BenchArgs;
-use super::interrupt::{Stop, Stops};
 
 /// The deployment a row was measured on: the single server (`--redis`, or the benchmark's
 /// own) or the benchmark's own cluster (`--cluster`).
@@ -88,26 +84,21 @@ struct Workloads {
 /// The names `--workloads` accepts, as its errors list them.
 const WORKLOAD_NAMES: &str = "add, get, turn, embedded, policy";
 
-/// Run the benchmark.
-/// `policy` and `extra` (its settings beyond the window) are the global `--policy` and
-/// `--policy-setting`: what "ours" runs.
+/// Run the benchmark: "ours" runs `--policy` with `--policy-setting`s.
 ///
 /// SIGINT or SIGTERM stops it within a moment: the cell in progress is abandoned, what was
 /// measured is printed (and written to `--json`, marked incomplete), every server it started
 /// is stopped, and it exits with the signal's status.
-pub async fn run(
-    args: BenchArgs,
-    policy: Policy,
-    extra: Vec<(String, String)>,
-) -> anyhow::Result<ExitCode> {
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let stops = Stops::listen()?;
     let workloads = parse_workloads(&args.workloads)?;
+    let policy = agent_memory_cli::load_policy(&args.policy)?;
     let prometheus = match args.metrics.as_str() {
-        "on" => Some(install_prometheus()?),
+        "on" => Some(agent_memory_tests::prometheus::install_recorder()?),
         _ => None,
     };
     let settings = Settings {
-        extra,
+        extra: args.policy_settings.clone(),
         ..Settings::default()
     };
     let timing = Timing {
@@ -127,8 +118,8 @@ pub async fn run(
         ..Results::default()
     };
     // Servers are started on this (the main) thread and owned by this frame: whatever ends
-    // the run (its end, an error, a signal), they are stopped when it returns (`tied` says
-    // what stops them when the process itself is killed).
+    // the run (its end, an error, a signal), they are stopped when it returns (the fixtures'
+    // `children` module says what stops them when the process itself is killed).
     let mut servers = Vec::new();
     let measured = {
         let everything = measure_everything(
@@ -152,7 +143,7 @@ pub async fn run(
             None => return Err(error),
         },
     };
-    let started: usize = servers.iter().map(server::BenchServer::len).sum();
+    let started: usize = servers.iter().map(Started::processes).sum();
     drop(servers);
     if let Some(stop) = stopped_by {
         results.complete = false;
@@ -192,25 +183,49 @@ pub async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Install a Prometheus recorder for the library's metrics, with the latency buckets, as an
-/// embedder exporting them would.
-fn install_prometheus() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(agent_memory::telemetry::LATENCY_BUCKETS)
-        .context("setting the histogram buckets")?
-        .install_recorder()
-        .context("installing the Prometheus recorder")?;
-    agent_memory::telemetry::describe_metrics();
-    // What the exporter's own listener does every 5 s: fold the histograms' recent values
-    // into their buckets, so they do not grow for the whole run.
-    let upkeep = handle.clone();
-    std::thread::spawn(move || {
-        loop {
-            std::thread::sleep(Duration::from_secs(5));
-            upkeep.run_upkeep();
+/// A deployment the benchmark started for itself, stopped when dropped.
+enum Started {
+    Server(
+        #[expect(
+            dead_code,
+            reason = "held, not read: the server stops when it is dropped"
+        )]
+        RedisServer,
+    ),
+    Cluster(RedisCluster),
+}
+
+impl Started {
+    /// One `redis-server` of its own; says what it started, so that whoever runs the benchmark
+    /// can check that it is gone afterwards.
+    fn server() -> anyhow::Result<(Self, String)> {
+        let server = RedisServer::try_start_with(&[])?;
+        say_started(&server);
+        let url = server.url();
+        Ok((Self::Server(server), url))
+    }
+
+    /// A cluster of `masters` masters without replicas, made with `redis-cli`.
+    fn cluster(masters: usize) -> anyhow::Result<(Self, String)> {
+        let cluster = RedisCluster::try_start(masters, 0)?;
+        (0..cluster.len()).for_each(|index| say_started(cluster.node(index)));
+        let url = cluster.url();
+        Ok((Self::Cluster(cluster), url))
+    }
+
+    /// How many processes it is.
+    fn processes(&self) -> usize {
+        match self {
+            Self::Server(_) => 1,
+            Self::Cluster(cluster) => cluster.len(),
         }
-    });
-    Ok(handle)
+    }
+}
+
+fn say_started(server: &RedisServer) {
+    if let Some(pid) = server.pid() {
+        eprintln!("started redis-server (pid {pid}, port {})", server.port());
+    }
 }
 
 /// A signal arrived while the benchmark was doing something synchronous (starting servers).
@@ -227,9 +242,11 @@ async fn measure_everything(
     (policy, settings): (&Policy, &Settings),
     (timing, text): (Timing, &str),
     stops: &Stops,
-    servers: &mut Vec<server::BenchServer>,
+    servers: &mut Vec<Started>,
     results: &mut Results,
 ) -> anyhow::Result<()> {
+    // Starting servers is synchronous (on this thread: see `run`); a signal that arrived
+    // meanwhile is seen as soon as they are up.
     let stopped = || match stops.received() {
         Some(stop) => Err(anyhow::Error::new(Interrupted(stop))),
         None => Ok(()),
@@ -238,17 +255,18 @@ async fn measure_everything(
         let url = match &args.redis {
             Some(url) => url.clone(),
             None => {
-                let server = server::BenchServer::start(&stopped)?;
-                let url = server.url();
+                let (server, url) = Started::server()?;
                 servers.push(server);
                 url
             }
         };
+        stopped()?;
         let mut deployments = vec![(SINGLE, url)];
         if args.cluster {
-            let cluster = server::BenchServer::start_cluster(CLUSTER_MASTERS, &stopped)?;
-            deployments.push((CLUSTER, cluster.url()));
+            let (cluster, url) = Started::cluster(CLUSTER_MASTERS)?;
             servers.push(cluster);
+            stopped()?;
+            deployments.push((CLUSTER, url));
         }
         let python = if args.no_python {
             None
