@@ -1,8 +1,9 @@
-//! Builds the components the tests run into `OUT_DIR`, which `src/lib.rs` includes: the hostile
-//! policy fixture (tests/fixtures/hostile-policy), the example agent component
-//! (examples/chat-agent), and the example policies in Python and JavaScript
-//! (examples/policies), built with the pinned tools `scripts/setup` installs: componentize-py
-//! in `.venv`, jco and ComponentizeJS in `examples/policies/node_modules`.
+//! Builds the components the tests run into `OUT_DIR`: the hostile policy fixture
+//! (tests/fixtures/hostile-policy) and the example agent component (examples/chat-agent), which
+//! `src/lib.rs` includes; and, with the `language-policies` feature (on by default), the
+//! example policies in Python and JavaScript (examples/policies), which it reads at run time,
+//! built with the pinned tools `scripts/setup` installs: componentize-py in `.venv`, jco and
+//! ComponentizeJS in `examples/policies/node_modules`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +22,9 @@ fn main() -> anyhow::Result<()> {
         "examples/chat-agent",
     )?;
     std::fs::write(out_dir.join("chat_agent.wasm"), agent)?;
+    if std::env::var_os("CARGO_FEATURE_LANGUAGE_POLICIES").is_none() {
+        return Ok(());
+    }
 
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("..");
     let policies = root.join("examples/policies");

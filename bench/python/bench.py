@@ -1,4 +1,4 @@
-"""The Python side of `agent-memory bench`: the original repository class (and, when it is
+"""The Python side of `agent-memory-bench`: the original repository class (and, when it is
 installed, LangChain's RedisChatMessageHistory) driven by threads, as the original was deployed.
 
     bench.py --url URL --impl original|langchain --workload add|get|turn --threads N \\

@@ -18,6 +18,7 @@ use clap::Parser as _;
 fn main() -> ExitCode {
     agent_memory_cli::process::install_panic_hook();
     let args = args::BenchArgs::parse();
+    agent_memory_cli::process::init_logging(args.verbose);
     // Its servers are started on this, the main thread, which lives as long as the process:
     // the parent-death signal that ties them to it follows the thread that started them.
     agent_memory_tests::children::tie_to_this_process();

@@ -4,6 +4,7 @@
 mod measure;
 mod python;
 mod report;
+mod results;
 mod subject;
 
 use std::process::ExitCode;
@@ -15,59 +16,17 @@ use agent_memory::{
 use anyhow::{Context as _, bail};
 
 use agent_memory_cli::interrupt::{Stop, Stops};
-use agent_memory_tests::{RedisCluster, RedisServer};
+use agent_memory_tests::{RedisCluster, RedisServer, children};
 
-use self::measure::{Measured, Timing};
+use self::measure::Timing;
 use self::python::{Implementation, Python};
 use self::report::{machine, report, today};
+use self::results::{CLUSTER, EMBEDDED, Results, SINGLE};
 use self::subject::{Operation, Subject};
 use super::args::BenchArgs;
 
-/// The deployment a row was measured on: the single server (`--redis`, or the benchmark's
-/// own) or the benchmark's own cluster (`--cluster`).
-const SINGLE: &str = "1 server";
-const CLUSTER: &str = "3 masters";
-/// The embedded store's rows.
-const EMBEDDED: &str = "embedded file";
-
 /// Masters of the benchmark's own cluster.
 const CLUSTER_MASTERS: usize = 3;
-
-/// One measured cell, as the report and the JSON file hold it.
-#[derive(Debug, Clone, serde::Serialize)]
-struct Row {
-    deployment: &'static str,
-    workload: &'static str,
-    concurrency: usize,
-    subject: &'static str,
-    #[serde(flatten)]
-    measured: Measured,
-}
-
-/// Everything a run measured.
-#[derive(Debug, Default, serde::Serialize)]
-struct Results {
-    machine: String,
-    date: String,
-    command: String,
-    message_bytes: usize,
-    seconds_per_cell: f64,
-    /// The policy "ours" ran: where it came from, and its digest.
-    policy: String,
-    /// Whether the library's metrics were recorded (`--metrics on`), and then how many
-    /// samples the Prometheus text held at the end (proof that they were).
-    metrics: bool,
-    metrics_samples: Option<usize>,
-    rows: Vec<Row>,
-    /// The policy alone over the in-memory store, microseconds per call (warm, then strict).
-    policy_alone_us: Vec<(&'static str, f64)>,
-    /// Peak resident memory of this process while agent-memory served the highest concurrency.
-    peak_rss_bytes: u64,
-    /// Whether every cell asked for was measured.
-    complete: bool,
-    /// The signal that stopped the run before the end, if one did.
-    interrupted_by: Option<String>,
-}
 
 /// What `--workloads` can ask for: the Redis workloads, measured for every subject at every
 /// concurrency, and the two parts measured on their own.
@@ -91,6 +50,13 @@ const WORKLOAD_NAMES: &str = "add, get, turn, embedded, policy";
 /// is stopped, and it exits with the signal's status.
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let stops = Stops::listen()?;
+    // A signal while a server starts or a cluster settles (this thread is busy with it): the
+    // fixture gives up at its next look instead of finishing first.
+    let abandon = stops.clone();
+    tokio::spawn(async move {
+        abandon.wait().await;
+        children::abandon_starts();
+    });
     let workloads = parse_workloads(&args.workloads)?;
     let policy = agent_memory_cli::load_policy(&args.policy)?;
     let prometheus = match args.metrics.as_str() {
@@ -120,7 +86,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     // Servers are started on this (the main) thread and owned by this frame: whatever ends
     // the run (its end, an error, a signal), they are stopped when it returns (the fixtures'
     // `children` module says what stops them when the process itself is killed).
-    let mut servers = Vec::new();
+    let mut servers = Started::default();
     let measured = {
         let everything = measure_everything(
             &args,
@@ -143,8 +109,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             None => return Err(error),
         },
     };
-    let started: usize = servers.iter().map(Started::processes).sum();
     drop(servers);
+    let started = children::announced();
     if let Some(stop) = stopped_by {
         results.complete = false;
         results.interrupted_by = Some(stop.to_string());
@@ -183,49 +149,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A deployment the benchmark started for itself, stopped when dropped.
-enum Started {
-    Server(
-        #[expect(
-            dead_code,
-            reason = "held, not read: the server stops when it is dropped"
-        )]
-        RedisServer,
-    ),
-    Cluster(RedisCluster),
-}
-
-impl Started {
-    /// One `redis-server` of its own; says what it started, so that whoever runs the benchmark
-    /// can check that it is gone afterwards.
-    fn server() -> anyhow::Result<(Self, String)> {
-        let server = RedisServer::try_start_with(&[])?;
-        say_started(&server);
-        let url = server.url();
-        Ok((Self::Server(server), url))
-    }
-
-    /// A cluster of `masters` masters without replicas, made with `redis-cli`.
-    fn cluster(masters: usize) -> anyhow::Result<(Self, String)> {
-        let cluster = RedisCluster::try_start(masters, 0)?;
-        (0..cluster.len()).for_each(|index| say_started(cluster.node(index)));
-        let url = cluster.url();
-        Ok((Self::Cluster(cluster), url))
-    }
-
-    /// How many processes it is.
-    fn processes(&self) -> usize {
-        match self {
-            Self::Server(_) => 1,
-            Self::Cluster(cluster) => cluster.len(),
-        }
-    }
-}
-
-fn say_started(server: &RedisServer) {
-    if let Some(pid) = server.pid() {
-        eprintln!("started redis-server (pid {pid}, port {})", server.port());
-    }
+/// The servers the benchmark started for itself: held, not read, so that they are stopped
+/// when this is dropped, whatever ends the run.
+#[derive(Default)]
+struct Started {
+    _single: Option<RedisServer>,
+    _cluster: Option<RedisCluster>,
 }
 
 /// A signal arrived while the benchmark was doing something synchronous (starting servers).
@@ -234,7 +163,7 @@ fn say_started(server: &RedisServer) {
 struct Interrupted(Stop);
 
 /// Every part `workloads` asks for, each row pushed to `results` as it is measured (so that
-/// what was measured survives this future being dropped), every server started pushed to
+/// what was measured survives this future being dropped), every server started kept in
 /// `servers` (so that the caller stops them).
 async fn measure_everything(
     args: &BenchArgs,
@@ -242,11 +171,12 @@ async fn measure_everything(
     (policy, settings): (&Policy, &Settings),
     (timing, text): (Timing, &str),
     stops: &Stops,
-    servers: &mut Vec<Started>,
+    servers: &mut Started,
     results: &mut Results,
 ) -> anyhow::Result<()> {
-    // Starting servers is synchronous (on this thread: see `run`); a signal that arrived
-    // meanwhile is seen as soon as they are up.
+    // Starting servers is synchronous (on this thread: see `run`). A signal meanwhile makes
+    // the fixture give up at its next look (`abandon_starts`), and is reported as the stop it
+    // is, before whatever error the abandoned start returned.
     let stopped = || match stops.received() {
         Some(stop) => Err(anyhow::Error::new(Interrupted(stop))),
         None => Ok(()),
@@ -255,18 +185,21 @@ async fn measure_everything(
         let url = match &args.redis {
             Some(url) => url.clone(),
             None => {
-                let (server, url) = Started::server()?;
-                servers.push(server);
+                let started = RedisServer::try_start_with(&[]);
+                stopped()?;
+                let server = started?;
+                let url = server.url();
+                servers._single = Some(server);
                 url
             }
         };
-        stopped()?;
         let mut deployments = vec![(SINGLE, url)];
         if args.cluster {
-            let (cluster, url) = Started::cluster(CLUSTER_MASTERS)?;
-            servers.push(cluster);
+            let started = RedisCluster::try_start_for_load(CLUSTER_MASTERS);
             stopped()?;
-            deployments.push((CLUSTER, url));
+            let cluster = started?;
+            deployments.push((CLUSTER, cluster.url()));
+            servers._cluster = Some(cluster);
         }
         let python = if args.no_python {
             None
@@ -490,56 +423,6 @@ async fn native_subject(url: &str) -> anyhow::Result<Subject> {
             .get_multiplexed_async_connection()
             .await?,
     ))
-}
-
-impl Results {
-    fn push(
-        &mut self,
-        deployment: &'static str,
-        operation: Operation,
-        concurrency: usize,
-        subject: &'static str,
-        measured: Measured,
-    ) {
-        let shown = match operation {
-            Operation::TurnCombined => format!("{subject} (combined)"),
-            _ => subject.to_string(),
-        };
-        eprintln!(
-            "  {shown:<16} {:>9.0} ops/s  p50 {:>6} us  p99 {:>7} us",
-            measured.ops_per_second, measured.p50_us, measured.p99_us
-        );
-        self.rows.push(Row {
-            deployment,
-            workload: operation.name(),
-            concurrency,
-            subject,
-            measured,
-        });
-    }
-
-    /// The single-server cell.
-    fn find(&self, workload: &str, concurrency: usize, subject: &str) -> Option<&Measured> {
-        self.find_on(SINGLE, workload, concurrency, subject)
-    }
-
-    fn find_on(
-        &self,
-        deployment: &str,
-        workload: &str,
-        concurrency: usize,
-        subject: &str,
-    ) -> Option<&Measured> {
-        self.rows
-            .iter()
-            .find(|row| {
-                row.deployment == deployment
-                    && row.workload == workload
-                    && row.concurrency == concurrency
-                    && row.subject == subject
-            })
-            .map(|row| &row.measured)
-    }
 }
 
 fn parse_workloads(names: &[String]) -> anyhow::Result<Workloads> {

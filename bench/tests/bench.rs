@@ -228,3 +228,54 @@ fn the_servers_it_starts_die_with_it_even_after_kill_9() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_signal_while_its_cluster_forms_stops_it_at_once_and_leaves_no_server() {
+    let cli = bench();
+    let mut bench = Running::start(
+        &cli,
+        &[
+            "--cluster",
+            "--no-python",
+            "--workloads",
+            "add",
+            "--concurrency",
+            "1",
+        ],
+    );
+    // The single server is up, and the cluster's first node has started: the cluster is being
+    // made (nodes starting, `redis-cli --cluster create`, slots settling).
+    bench.wait_for("started redis-server", Duration::from_secs(60));
+    bench.wait_for("started redis-server", Duration::from_secs(60));
+    bench.signal("INT");
+    let (status, took, stdout, stderr) = bench.finish();
+    println!("bench during start-up: SIGINT to exit {took:?}");
+    assert_eq!(status.code(), Some(130), "{stdout}\n{stderr}");
+    // Making and settling the cluster takes 2-4 s here; the start is abandoned at its next
+    // look (20-100 ms) instead of finished first.
+    assert!(took < Duration::from_secs(1), "{took:?}\n{stderr}");
+    assert!(stdout.contains("INCOMPLETE: stopped by SIGINT"), "{stdout}");
+    assert!(
+        stderr.contains("bench: stopped by SIGINT after 0 measurements"),
+        "{stderr}"
+    );
+    let servers: Vec<u32> = stderr
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("started redis-server (pid ")?;
+            rest.split(',').next()?.parse().ok()
+        })
+        .collect();
+    assert!(servers.len() >= 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the {} servers it started are stopped",
+            servers.len()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        all_gone_within(&servers, Duration::from_millis(500)),
+        "{stderr}"
+    );
+}

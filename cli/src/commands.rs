@@ -105,8 +105,6 @@ fn settings(cli: &Cli) -> Settings {
     }
 }
 
-/// The policy `--policy` names (a built-in one, or a component file), compiled through the
-/// cache so a CLI run does not pay for compilation.
 /// The policy `choice` names, as `--policy` takes it: `default`, `tool-safe`, or the path of a
 /// component; compiled with progress on stderr when that takes a while, and kept compiled in
 /// the cache (`$XDG_CACHE_HOME/agent-memory/policies`) for later runs.

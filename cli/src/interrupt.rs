@@ -58,7 +58,7 @@ impl fmt::Display for Stop {
 
 /// SIGINT and SIGTERM, caught from the moment [`Stops::listen`] returns: the first one is kept
 /// for async waiters ([`Stops::wait`]) and for synchronous loops that poll
-/// ([`Stops::received`]), such as waiting for a server to start.
+/// ([`Stops::received`]), such as `doctor` between sessions.
 #[derive(Clone)]
 pub struct Stops {
     received: Arc<AtomicU8>,

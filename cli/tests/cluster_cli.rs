@@ -1,5 +1,5 @@
 //! The operator commands on a real Redis Cluster: `sessions`, `ttl`, `doctor` and `copy` see
-//! every master, and `bench --cluster` measures one beside a single server.
+//! every master.
 
 use agent_memory_tests::RedisCluster;
 use agent_memory_tests::cli::{Cli, stderr, stdout};

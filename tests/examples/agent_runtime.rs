@@ -109,7 +109,8 @@ async fn main() -> anyhow::Result<()> {
                         error,
                         serving,
                     } => {
-                        // The refusal and its causes (wasmtime's error is a source).
+                        // The refusal and its causes, up to the host's own reason when it
+                        // names one (wasmtime's account of it is kept as a source).
                         eprintln!(
                             "policy file: version {refused:.12} refused ({}); {serving:.12} \
                              keeps serving",

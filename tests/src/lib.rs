@@ -5,6 +5,10 @@
 //! of its own, keeps nothing on disk, and can be killed, paused and restarted on the same
 //! address. [`RedisCluster`], [`Sentinels`] and [`TestPki`] build real clusters, sentinels and
 //! TLS servers out of them, and [`Deployment`] gives the behaviour suite each kind alike.
+//!
+//! The benchmark (`agent-memory-bench`) runs on the same server fixtures, tied to it
+//! ([`children`]), and shares the Prometheus recorder ([`prometheus::install_recorder`]) and the
+//! runs of a binary ([`cli`]).
 
 #![deny(missing_docs)]
 
@@ -46,7 +50,8 @@ pub const HOSTILE_POLICY_WASM: &[u8] =
 pub const CHAT_AGENT_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chat_agent.wasm"));
 
 /// The example policies in other languages (examples/policies), built by the build script
-/// with componentize-py and ComponentizeJS.
+/// with componentize-py and ComponentizeJS (feature `language-policies`, on by default).
+#[cfg(feature = "language-policies")]
 pub mod language_policies {
     use std::sync::OnceLock;
 

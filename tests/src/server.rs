@@ -82,6 +82,7 @@ impl RedisServer {
         // A free port can be taken between finding it and binding it; try a few.
         let mut last_error = None;
         for _ in 0..5 {
+            crate::children::check_abandoned()?;
             server.port = free_port();
             server.cluster_bus_port = cluster_bus.then(free_port);
             match server.spawn() {
@@ -118,6 +119,7 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .context("spawning redis-server (is it installed? scripts/setup installs it)")?;
+        crate::children::announce("redis-server", child.id(), self.port);
         self.child = Some(child);
         let deadline = Instant::now() + STARTUP_DEADLINE;
         loop {
@@ -131,6 +133,10 @@ impl RedisServer {
             }
             if self.ping().is_ok() {
                 return Ok(());
+            }
+            if let Err(abandoned) = crate::children::check_abandoned() {
+                self.kill();
+                return Err(abandoned);
             }
             if Instant::now() > deadline {
                 self.kill();

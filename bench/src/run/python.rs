@@ -34,7 +34,9 @@ impl Python {
         let scripts = tempfile::tempdir().context("a directory for the Python scripts")?;
         std::fs::write(scripts.path().join("original.py"), ORIGINAL)?;
         std::fs::write(scripts.path().join("bench.py"), BENCH)?;
-        let probe = Command::new(interpreter)
+        let mut probe = Command::new(interpreter);
+        agent_memory_tests::children::prepare(&mut probe);
+        let probe = probe
             .args(["-c", "import redis"])
             .output()
             .with_context(|| format!("running {interpreter}"))?;

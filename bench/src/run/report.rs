@@ -2,7 +2,7 @@
 //! against native and Python; the cluster against the single server; the machine and date.
 
 use super::measure::Measured;
-use super::{CLUSTER, Results, Row, SINGLE};
+use super::results::{CLUSTER, Results, Row, SINGLE};
 
 /// The tables: per workload, a row per concurrency.
 pub(super) fn report(results: &Results) -> String {

@@ -16,9 +16,13 @@
 //! Leaf types are the generated ones where the library adds nothing to them: list operations
 //! and ranges (`store::ListOp`), entry problems (`message::EntryProblem`), skipped entries
 //! (`report::SkippedEntry`), the log level. The library keeps its own types where they add
-//! something: messages with exact JSON members, contexts and outcomes with typed errors; and,
-//! for now, the store's errors and replies (`StoreError` is public with struct-like variants
-//! where the WIT has records, and `Applied` carries it).
+//! something: messages with exact JSON members, contexts and outcomes with typed errors, and
+//! the store's errors. `store-error` is an error type of the contract, so wasmtime's bindgen
+//! gives the generated enum a `Display` that prints its `Debug` form (and an `Error` impl), and
+//! no other can be added; `store::StoreError` carries the words operators and logs read, with
+//! `may_have_applied` and `kind`, and its `size-limit` and `replication` records as named
+//! fields. The two are converted in `convert`, one exhaustive match each way, so a new WIT
+//! case does not compile until both know it.
 
 pub(crate) mod checks;
 pub(crate) mod convert;

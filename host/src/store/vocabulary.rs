@@ -22,7 +22,8 @@ pub(crate) struct Applied {
     pub read: Option<Result<Vec<Vec<u8>>, StoreError>>,
 }
 
-/// Why a store could not do what was asked. Mirrors the WIT `store-error`.
+/// Why a store could not do what was asked. Mirrors the WIT `store-error` case for case (the
+/// contract module says why it is not the generated type: that one's `Display` is its `Debug`).
 ///
 /// The message says what happened; whether a *write* may still have been applied is
 /// [`StoreError::may_have_applied`], which callers add where it matters (a read that timed out

@@ -235,7 +235,7 @@ pub(super) fn open_db(path: &Path) -> Result<Db, OpenError> {
                     path,
                     reason: format!(
                         "{reason}; waited {} s for it to be free (one process at a time: a long \
-                         copy or bench may hold it; try again when it is done)",
+                         copy or doctor may hold it; try again when it is done)",
                         EMBEDDED_LOCK_WAIT.as_secs()
                     ),
                 });
