@@ -20,10 +20,6 @@ pub struct BenchArgs {
         default_value = "default"
     )]
     pub policy: String,
-    /// Show the library's warnings (-v) or debug detail (-vv) on stderr, as `agent-memory -v`
-    /// does (`AGENT_MEMORY_LOG` overrides both).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
     /// A policy setting beyond the window and TTL, as NAME=VALUE; repeatable.
     #[arg(long = "policy-setting", value_name = "NAME=VALUE", value_parser = parse_setting)]
     pub policy_settings: Vec<(String, String)>,
@@ -76,6 +72,10 @@ pub struct BenchArgs {
     /// scripts/bench-metrics alternates the two to measure what recording costs.
     #[arg(long, value_name = "on|off", default_value = "off", value_parser = ["on", "off"])]
     pub metrics: String,
+    /// Show the library's warnings (-v) or debug detail (-vv) on stderr, as `agent-memory -v`
+    /// does (`AGENT_MEMORY_LOG` overrides both).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 /// `NAME=VALUE`, split at the first `=`.

@@ -336,23 +336,41 @@ fn explained(reason: &Option<String>) -> String {
 /// [names its reason](LoadError::names_its_reason) ends the line: its source, wasmtime's
 /// account, would only repeat it in the engine's terms.
 ///
+/// A cause whose words its error already ends with is not said twice.
+///
 /// ```
 /// # use agent_memory::error::Chain;
-/// let error = std::io::Error::other("disk full");
-/// assert_eq!(Chain(&error).to_string(), "disk full");
+/// #[derive(Debug)]
+/// struct Wrapped(std::io::Error);
+/// impl std::fmt::Display for Wrapped {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         write!(f, "writing the file: {}", self.0)
+///     }
+/// }
+/// impl std::error::Error for Wrapped {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+///         Some(&self.0)
+///     }
+/// }
+/// let error = Wrapped(std::io::Error::other("disk full"));
+/// assert_eq!(Chain(&error).to_string(), "writing the file: disk full");
 /// ```
 pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut line = String::new();
         let mut cause = Some(self.0);
-        let mut first = true;
         while let Some(error) = cause {
-            if !first {
-                f.write_str(": ")?;
+            let text = error.to_string();
+            // Many errors say their source's words in their own (redis-rs's I/O errors, for
+            // one): said once.
+            if !line.ends_with(&text) {
+                if !line.is_empty() {
+                    line.push_str(": ");
+                }
+                line.push_str(&text);
             }
-            write!(f, "{error}")?;
-            first = false;
             if error
                 .downcast_ref::<LoadError>()
                 .is_some_and(LoadError::names_its_reason)
@@ -361,6 +379,6 @@ impl std::fmt::Display for Chain<'_> {
             }
             cause = error.source();
         }
-        Ok(())
+        f.write_str(&line)
     }
 }

@@ -25,6 +25,12 @@ pub(crate) struct Applied {
 /// Why a store could not do what was asked. Mirrors the WIT `store-error` case for case (the
 /// contract module says why it is not the generated type: that one's `Display` is its `Debug`).
 ///
+/// What went over a limit (`TooLarge::what`) and why the host refused (`Denied`) are text, not
+/// named cases, because the contract carries them as text (`size-limit.what`,
+/// `denied(string)`) and every error an embedder sees comes back through the policy as a
+/// contract value: cases named here alone would arrive as text all the same. Naming them is a
+/// change of the contract, and of every policy in every language, for its next version.
+///
 /// The message says what happened; whether a *write* may still have been applied is
 /// [`StoreError::may_have_applied`], which callers add where it matters (a read that timed out
 /// applied nothing).
