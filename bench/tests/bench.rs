@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use agent_memory_tests::cli::{
-    Cli, Running, all_gone_within, assert_one_line_failure, gone, stderr, stdout,
+    Cli, Running, all_gone_within, assert_one_line_failure, gone, started_servers, stderr, stdout,
 };
 
 fn bench() -> Cli {
@@ -259,13 +259,7 @@ fn a_signal_while_its_cluster_forms_stops_it_at_once_and_leaves_no_server() {
         stderr.contains("bench: stopped by SIGINT after 0 measurements"),
         "{stderr}"
     );
-    let servers: Vec<u32> = stderr
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("started redis-server (pid ")?;
-            rest.split(',').next()?.parse().ok()
-        })
-        .collect();
+    let servers = started_servers(stderr.lines());
     assert!(servers.len() >= 2, "{stderr}");
     assert!(
         stderr.contains(&format!(

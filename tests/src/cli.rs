@@ -221,16 +221,22 @@ impl Running {
         (stdout, stderr)
     }
 
-    /// The pids of the `redis-server`s it said it started.
+    /// The pids of the `redis-server`s it said it started, in the stderr read so far.
     pub fn servers(&self) -> Vec<u32> {
-        self.stderr
-            .iter()
-            .filter_map(|line| {
-                let rest = line.strip_prefix("started redis-server (pid ")?;
-                rest.split(',').next()?.parse().ok()
-            })
-            .collect()
+        started_servers(self.stderr.iter().map(String::as_str))
     }
+}
+
+/// The pids in `started redis-server (pid N, port P)` lines (as a tied server is named when it
+/// spawns).
+pub fn started_servers<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<u32> {
+    lines
+        .into_iter()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("started redis-server (pid ")?;
+            rest.split(',').next()?.parse().ok()
+        })
+        .collect()
 }
 
 /// Whether a process is gone (or a zombie nobody has reaped yet: it runs nothing and holds no

@@ -57,47 +57,28 @@ pub mod language_policies {
 
     use agent_memory::Policy;
 
-    // The components are read from the build script's output when first asked for, not
+    // The components are read from the build script's output when asked for, not
     // `include_bytes!`-ed: together they are ~80 MB, which every test binary linking this crate
     // (and this crate's metadata) would otherwise carry on disk.
 
     /// The original's window in Python (examples/policies/window-python).
-    pub fn window_python_wasm() -> &'static [u8] {
-        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-        built(&BYTES, "window_python.wasm")
-    }
-    /// The window with e-mail addresses and secrets redacted before they are stored
-    /// (examples/policies/redact-python).
-    pub fn redact_python_wasm() -> &'static [u8] {
-        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-        built(&BYTES, "redact_python.wasm")
-    }
-    /// A Python policy that misbehaves on request (examples/policies/hostile-python).
-    pub fn hostile_python_wasm() -> &'static [u8] {
-        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-        built(&BYTES, "hostile_python.wasm")
-    }
-    /// The original's window in JavaScript (examples/policies/window-js).
-    pub fn window_js_wasm() -> &'static [u8] {
-        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-        built(&BYTES, "window_js.wasm")
-    }
-    /// A JavaScript policy that misbehaves on request (examples/policies/hostile-js).
-    pub fn hostile_js_wasm() -> &'static [u8] {
-        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-        built(&BYTES, "hostile_js.wasm")
+    pub fn window_python_wasm() -> Vec<u8> {
+        built("window_python.wasm")
     }
 
-    /// The component the build script wrote as `file`, read once per process.
-    fn built(cell: &'static OnceLock<Vec<u8>>, file: &str) -> &'static [u8] {
-        cell.get_or_init(|| {
-            let path = std::path::Path::new(env!("OUT_DIR")).join(file);
-            std::fs::read(&path).unwrap_or_else(|error| {
-                panic!(
-                    "reading {} (written by tests/build.rs): {error}",
-                    path.display()
-                )
-            })
+    /// The original's window in JavaScript (examples/policies/window-js).
+    pub fn window_js_wasm() -> Vec<u8> {
+        built("window_js.wasm")
+    }
+
+    /// The component the build script wrote as `file`.
+    fn built(file: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("OUT_DIR")).join(file);
+        std::fs::read(&path).unwrap_or_else(|error| {
+            panic!(
+                "reading {} (written by tests/build.rs): {error}",
+                path.display()
+            )
         })
     }
 
@@ -107,43 +88,46 @@ pub mod language_policies {
         std::path::Path::new(env!("OUT_DIR")).join("compiled-policies")
     }
 
-    /// `bytes` compiled in the shared runtime through [`compile_cache`], once per process.
-    fn cached(cell: &'static OnceLock<Policy>, bytes: &[u8], origin: &str) -> Policy {
+    /// The component `file` compiled in the shared runtime through [`compile_cache`], read and
+    /// loaded once per process.
+    fn cached(cell: &'static OnceLock<Policy>, file: &str, origin: &str) -> Policy {
         cell.get_or_init(|| {
-            Policy::from_bytes_cached(bytes, origin, &compile_cache())
+            Policy::from_bytes_cached(&built(file), origin, &compile_cache())
                 .unwrap_or_else(|error| panic!("{origin} does not load: {error}"))
         })
         .clone()
     }
 
-    /// The Python window, compiled.
+    /// The Python window (examples/policies/window-python), compiled.
     pub fn window_python() -> Policy {
         static CELL: OnceLock<Policy> = OnceLock::new();
-        cached(&CELL, window_python_wasm(), "window-python")
+        cached(&CELL, "window_python.wasm", "window-python")
     }
 
-    /// The redacting Python window, compiled.
+    /// The window with e-mail addresses and secrets redacted before they are stored
+    /// (examples/policies/redact-python), compiled.
     pub fn redact_python() -> Policy {
         static CELL: OnceLock<Policy> = OnceLock::new();
-        cached(&CELL, redact_python_wasm(), "redact-python")
+        cached(&CELL, "redact_python.wasm", "redact-python")
     }
 
-    /// The hostile Python policy, compiled.
+    /// A Python policy that misbehaves on request (examples/policies/hostile-python),
+    /// compiled.
     pub fn hostile_python() -> Policy {
         static CELL: OnceLock<Policy> = OnceLock::new();
-        cached(&CELL, hostile_python_wasm(), "hostile-python")
+        cached(&CELL, "hostile_python.wasm", "hostile-python")
     }
 
-    /// The JavaScript window, compiled.
+    /// The JavaScript window (examples/policies/window-js), compiled.
     pub fn window_js() -> Policy {
         static CELL: OnceLock<Policy> = OnceLock::new();
-        cached(&CELL, window_js_wasm(), "window-js")
+        cached(&CELL, "window_js.wasm", "window-js")
     }
 
-    /// The hostile JavaScript policy, compiled.
+    /// A JavaScript policy that misbehaves on request (examples/policies/hostile-js), compiled.
     pub fn hostile_js() -> Policy {
         static CELL: OnceLock<Policy> = OnceLock::new();
-        cached(&CELL, hostile_js_wasm(), "hostile-js")
+        cached(&CELL, "hostile_js.wasm", "hostile-js")
     }
 }
 

@@ -438,7 +438,7 @@ fn a_sandbox_too_small_for_a_component_names_the_setting_that_raises_it() {
     })
     .unwrap();
     let error = runtime
-        .load(window_python_wasm(), "window-python")
+        .load(&window_python_wasm(), "window-python")
         .expect_err("a 4-instance sandbox cannot hold CPython");
     assert!(
         matches!(
@@ -463,7 +463,7 @@ fn a_compiled_policy_is_loaded_from_the_cache_on_the_next_load() {
     let runtime = small_runtime();
     let started = Instant::now();
     let first = runtime
-        .load_cached(window_python_wasm(), "window-python", cache.path())
+        .load_cached(&window_python_wasm(), "window-python", cache.path())
         .unwrap();
     let compiled_in = started.elapsed();
     let artifact = &only_file(cache.path());
@@ -490,7 +490,7 @@ fn a_compiled_policy_is_loaded_from_the_cache_on_the_next_load() {
     std::fs::copy(only_file(other.path()), artifact).unwrap();
     let started = Instant::now();
     let reused = runtime
-        .load_cached(window_python_wasm(), "window-python", cache.path())
+        .load_cached(&window_python_wasm(), "window-python", cache.path())
         .unwrap();
     println!(
         "compiled in {compiled_in:?}; loaded from the cache in {:?}",
@@ -580,13 +580,13 @@ async fn a_warm_interpreter_instance_serves_many_calls_before_it_is_replaced() {
         .unwrap()
     };
     // CPython's heap settles within the default growth allowance (1 MiB): one instance.
-    let python = instances_for_200_calls(&runtime(1 << 20), "python", window_python_wasm()).await;
+    let python = instances_for_200_calls(&runtime(1 << 20), "python", &window_python_wasm()).await;
     // SpiderMonkey's garbage-collected heap grows past it every few dozen calls, so each
     // instance is replaced after them; an allowance the size of its heap keeps one.
     let js_default =
-        instances_for_200_calls(&runtime(1 << 20), "javascript", window_js_wasm()).await;
+        instances_for_200_calls(&runtime(1 << 20), "javascript", &window_js_wasm()).await;
     let js_roomy =
-        instances_for_200_calls(&runtime(64 << 20), "javascript", window_js_wasm()).await;
+        instances_for_200_calls(&runtime(64 << 20), "javascript", &window_js_wasm()).await;
     println!(
         "200 calls: python {python} instance(s); javascript {js_default} with a 1 MiB growth \
          allowance, {js_roomy} with 64 MiB"
