@@ -82,14 +82,7 @@ pub fn prepare(command: &mut std::process::Command) {
 
 /// The same, for a child started through tokio.
 pub fn prepare_async(command: &mut tokio::process::Command) {
-    if TIED.load(Ordering::SeqCst) {
-        command.process_group(0);
-        let parent = std::process::id();
-        // SAFETY: as in [`tie`].
-        unsafe {
-            command.pre_exec(move || die_with(parent));
-        }
-    }
+    prepare(command.as_std_mut());
 }
 
 /// Make `command`'s child die with this process and keep it out of the terminal's signals.
